@@ -1,0 +1,434 @@
+/* fs.c — filesystem work relative to a root fd: every path that comes from an image is resolved
+ * here with chroot semantics, so nothing outside the root is ever named (STYLE.md §5). */
+#include "common/common.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+/* -1 unknown, 0 absent (ENOSYS), 1 present. */
+static int openat2_state = -1;
+
+static int sys_openat2(int dirfd, const char *path, struct open_how *how)
+{
+    return (int)syscall(SYS_openat2, dirfd, path, how, sizeof(*how));
+}
+
+bool rbx_openat2_available(void)
+{
+    if (openat2_state < 0) {
+        struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
+        int fd = sys_openat2(AT_FDCWD, "/", &how);
+        if (fd >= 0)
+            close(fd);
+        openat2_state = (fd >= 0 || errno != ENOSYS) ? 1 : 0;
+    }
+    return openat2_state == 1;
+}
+
+/* Test hook: force the component walker (used by unit tests to cover both paths). */
+void rbx_fs_force_walker(bool on);
+void rbx_fs_force_walker(bool on) { openat2_state = on ? 0 : -1; }
+
+static bool is_probe_errno(int e) { return e == ENOENT || e == ENOTDIR; }
+
+struct walk_stack {
+    int *fds;
+    size_t n, cap;
+};
+
+static void stack_clear(struct walk_stack *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        close(s->fds[i]);
+    free(s->fds);
+    s->fds = NULL;
+    s->n = s->cap = 0;
+}
+
+static void stack_push(struct walk_stack *s, int fd)
+{
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 16;
+        s->fds = rbx_xrealloc(s->fds, s->cap * sizeof(int));
+    }
+    s->fds[s->n++] = fd;
+}
+
+/* The component walker: resolves one component at a time with O_PATH|O_NOFOLLOW, expands
+ * symlinks itself (an absolute target restarts at the root, ".." never climbs above it) and
+ * keeps the fds of the directories it went through so ".." is a pop, not a lookup. */
+static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool nofollow,
+                     struct rbx_error **err)
+{
+    struct walk_stack st = {0};
+    _cleanup_free_ char *rest = rbx_xstrdup(path);
+    char link[RBX_PATH_MAX + 1];
+    int hops = 0, ret;
+
+    for (;;) {
+        /* Take the next component off `rest`. */
+        char *p = rest;
+        while (*p == '/')
+            p++;
+        if (*p == '\0') {
+            /* Path ends at a directory: open it (or the root) with the caller's flags. */
+            int cur = st.n ? st.fds[st.n - 1] : rootfd;
+            ret = openat(cur, ".", (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC);
+            ret = ret < 0 ? -errno : ret;
+            goto out;
+        }
+        char *slash = strchr(p, '/');
+        size_t clen = slash ? (size_t)(slash - p) : strlen(p);
+        char comp[RBX_NAME_MAX + 1];
+        if (clen > RBX_NAME_MAX) {
+            ret = rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG, "path component over %d bytes",
+                                RBX_NAME_MAX);
+            goto out;
+        }
+        memcpy(comp, p, clen);
+        comp[clen] = '\0';
+        char *after = p + clen;
+        while (*after == '/')
+            after++;
+        bool last = *after == '\0';
+        memmove(rest, after, strlen(after) + 1);
+
+        if (strcmp(comp, ".") == 0) {
+            if (last) {
+                int cur = st.n ? st.fds[st.n - 1] : rootfd;
+                ret = openat(cur, ".", (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC);
+                ret = ret < 0 ? -errno : ret;
+                goto out;
+            }
+            continue;
+        }
+        if (strcmp(comp, "..") == 0) {
+            if (st.n)
+                close(st.fds[--st.n]);
+            if (last) {
+                int cur = st.n ? st.fds[st.n - 1] : rootfd;
+                ret = openat(cur, ".", (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC);
+                ret = ret < 0 ? -errno : ret;
+                goto out;
+            }
+            continue;
+        }
+
+        int cur = st.n ? st.fds[st.n - 1] : rootfd;
+        struct stat sb;
+        int fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT && last && (flags & O_CREAT)) {
+                ret = openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC, mode);
+                ret = ret < 0 ? -errno : ret;
+                goto out;
+            }
+            ret = -errno;
+            goto out;
+        }
+        if (fstat(fd, &sb) < 0) {
+            ret = -errno;
+            close(fd);
+            goto out;
+        }
+        if (S_ISLNK(sb.st_mode) && !(last && (nofollow || (flags & O_CREAT)))) {
+            if (++hops > RBX_SYMLINK_HOPS) {
+                close(fd);
+                ret = -ELOOP;
+                goto out;
+            }
+            ssize_t n = readlinkat(fd, "", link, sizeof(link) - 1);
+            close(fd);
+            if (n < 0) {
+                ret = -errno;
+                goto out;
+            }
+            link[n] = '\0';
+            if (link[0] == '/') {
+                while (st.n)
+                    close(st.fds[--st.n]);
+            }
+            char *joined = rbx_xasprintf("%s%s%s", link, *rest ? "/" : "", rest);
+            if (strlen(joined) > RBX_PATH_MAX * 2) {
+                free(joined);
+                ret = -ENAMETOOLONG;
+                goto out;
+            }
+            free(rest);
+            rest = joined;
+            continue;
+        }
+        if (last) {
+            if ((flags & O_PATH) && (nofollow || !S_ISLNK(sb.st_mode)) &&
+                !(flags & O_DIRECTORY && !S_ISDIR(sb.st_mode))) {
+                ret = fd;
+                goto out;
+            }
+            close(fd);
+            if ((flags & O_DIRECTORY) && !S_ISDIR(sb.st_mode)) {
+                ret = -ENOTDIR;
+                goto out;
+            }
+            ret = openat(cur, comp, (flags & ~O_CREAT) | O_NOFOLLOW | O_CLOEXEC, mode);
+            ret = ret < 0 ? -errno : ret;
+            goto out;
+        }
+        if (!S_ISDIR(sb.st_mode)) {
+            close(fd);
+            ret = -ENOTDIR;
+            goto out;
+        }
+        stack_push(&st, fd);
+    }
+out:
+    stack_clear(&st);
+    return ret;
+}
+
+int rbx_open_in_root(int rootfd, const char *path, int flags, mode_t mode, unsigned rflags,
+                     struct rbx_error **err)
+{
+    bool nofollow = (rflags & RBX_RESOLVE_NOFOLLOW) || (flags & O_CREAT);
+    int ret;
+
+    if (strlen(path) > RBX_PATH_MAX)
+        return rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG, "path over %d bytes", RBX_PATH_MAX);
+    if (rbx_openat2_available()) {
+        struct open_how how = {
+            .flags = (uint64_t)(flags | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0)),
+            .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+        };
+        const char *p = *path ? path : ".";
+        for (int tries = 0; tries < 32; tries++) {
+            ret = sys_openat2(rootfd, p, &how);
+            if (ret >= 0 || errno != EAGAIN)
+                break;
+        }
+        ret = ret < 0 ? -errno : ret;
+    } else {
+        ret = walk_open(rootfd, path, flags, mode, nofollow, err);
+    }
+    if (ret < 0 && !is_probe_errno(-ret) && err && !*err)
+        rbx_error_set_errno(err, -ret == ELOOP ? RBX_ERR_LIMIT : RBX_ERR_IO, -ret, "\"%s\"", path);
+    return ret;
+}
+
+int rbx_path_clean(const char *in, char **out, struct rbx_error **err)
+{
+    size_t len = strlen(in);
+    if (len > RBX_PATH_MAX)
+        return rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG, "path of %zu bytes (limit %d)", len,
+                             RBX_PATH_MAX);
+    _cleanup_free_ char *res = rbx_xmalloc(len + 1);
+    size_t n = 0;
+    const char *p = in;
+    while (*p) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        const char *e = strchr(p, '/');
+        size_t clen = e ? (size_t)(e - p) : strlen(p);
+        if (clen > RBX_NAME_MAX)
+            return rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG,
+                                 "path component of %zu bytes (limit %d)", clen, RBX_NAME_MAX);
+        if (clen == 1 && p[0] == '.') {
+            /* skip */
+        } else if (clen == 2 && p[0] == '.' && p[1] == '.') {
+            if (n == 0)
+                return rbx_error_set(err, RBX_ERR_ESCAPE, EXDEV, "\"%s\" escapes the rootfs", in);
+            while (n > 0 && res[n - 1] != '/')
+                n--;
+            if (n > 0)
+                n--; /* drop the separator */
+        } else {
+            if (n)
+                res[n++] = '/';
+            memcpy(res + n, p, clen);
+            n += clen;
+        }
+        p += clen;
+    }
+    res[n] = '\0';
+    *out = TAKE_PTR(res);
+    return 0;
+}
+
+int rbx_open_parent_in_root(int rootfd, const char *path, bool create, char *name,
+                            struct rbx_error **err)
+{
+    _cleanup_free_ char *clean = NULL;
+    int r = rbx_path_clean(path, &clean, err);
+    if (r < 0)
+        return r;
+    if (!*clean)
+        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "\"%s\" names the root itself", path);
+    char *slash = strrchr(clean, '/');
+    const char *base = slash ? slash + 1 : clean;
+    strcpy(name, base); /* rbx_path_clean bounded it to RBX_NAME_MAX */
+    if (!slash) {
+        int fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+        return fd < 0 ? rbx_error_set_errno(err, RBX_ERR_IO, errno, "dup") : fd;
+    }
+    *slash = '\0';
+    if (create)
+        return rbx_mkdir_p_in_root(rootfd, clean, 0755, NULL, err);
+    return rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, 0, err);
+}
+
+int rbx_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *created,
+                        struct rbx_error **err)
+{
+    _cleanup_free_ char *clean = NULL;
+    int r = rbx_path_clean(path, &clean, err);
+    if (r < 0)
+        return r;
+    if (created)
+        *created = false;
+    int fd = rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, 0, err);
+    if (fd >= 0 || (fd != -ENOENT))
+        return fd == -ENOTDIR ? rbx_error_set(err, RBX_ERR_IO, ENOTDIR, "\"%s\": Not a directory", path)
+                              : fd;
+
+    /* Slow path: create each missing component, always resolving the parent from the root so a
+     * symlink met on the way is followed inside it. */
+    _cleanup_close_ int parent = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+    if (parent < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "dup");
+    char *p = clean;
+    for (;;) {
+        char *slash = strchr(p, '/');
+        if (slash)
+            *slash = '\0';
+        int next = rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, 0, err);
+        if (next == -ENOENT) {
+            if (mkdirat(parent, p, mode) < 0 && errno != EEXIST)
+                return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mkdir \"%s\"", clean);
+            if (!slash && created)
+                *created = true;
+            next = rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, 0, err);
+        }
+        if (next < 0)
+            return next == -ENOENT || next == -ENOTDIR
+                       ? rbx_error_set_errno(err, RBX_ERR_IO, -next, "\"%s\"", clean)
+                       : next;
+        close(parent);
+        parent = next;
+        if (!slash)
+            return TAKE_FD(parent);
+        *slash = '/';
+        p = slash + 1;
+    }
+}
+
+int rbx_rm_rf_at(int parentfd, const char *name, struct rbx_error **err)
+{
+    if (unlinkat(parentfd, name, 0) == 0 || errno == ENOENT)
+        return 0;
+    if (errno != EISDIR && errno != EPERM)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "unlink \"%s\"", name);
+
+    int fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == EACCES) {
+        /* A directory without read/search permission for us (an image's 0000 dir): fix, retry. */
+        if (fchmodat(parentfd, name, 0700, 0) == 0)
+            fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0)
+        return errno == ENOENT ? 0 : rbx_error_set_errno(err, RBX_ERR_IO, errno, "open \"%s\"", name);
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && (sb.st_mode & 0700) != 0700)
+        (void)fchmod(fd, sb.st_mode | 0700);
+    _cleanup_closedir_ DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "opendir \"%s\"", name);
+    }
+    struct dirent *de;
+    while ((errno = 0, de = readdir(d))) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        int r = rbx_rm_rf_at(dirfd(d), de->d_name, err);
+        if (r < 0)
+            return rbx_error_wrap(err, "%s", name);
+    }
+    if (unlinkat(parentfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "rmdir \"%s\"", name);
+    return 0;
+}
+
+int rbx_read_fd(int fd, size_t max, const char *what, char **out, size_t *len, struct rbx_error **err)
+{
+    size_t cap = 4096, n = 0;
+    _cleanup_free_ char *buf = rbx_xmalloc(cap + 1);
+    for (;;) {
+        if (n == cap) {
+            if (cap > max)
+                break;
+            cap *= 2;
+            buf = rbx_xrealloc(buf, cap + 1);
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return rbx_error_set_errno(err, RBX_ERR_IO, errno, "read %s", what);
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n > max)
+            break;
+    }
+    if (n > max)
+        return rbx_error_set(err, RBX_ERR_LIMIT, EFBIG, "%s is larger than %zu bytes", what, max);
+    buf[n] = '\0';
+    if (len)
+        *len = n;
+    *out = TAKE_PTR(buf);
+    return 0;
+}
+
+int rbx_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t *len,
+                     struct rbx_error **err)
+{
+    _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return errno == ENOENT ? rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT, "%s: not found", path)
+                               : rbx_error_set_errno(err, RBX_ERR_IO, errno, "open %s", path);
+    return rbx_read_fd(fd, max, path, out, len, err);
+}
+
+int rbx_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                             struct rbx_error **err)
+{
+    char rnd[13];
+    rbx_random_hex(rnd, 12);
+    _cleanup_free_ char *tmp = rbx_xasprintf("%s.tmp-%s", path, rnd);
+    _cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "create %s", tmp);
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = errno;
+            unlinkat(dirfd, tmp, 0);
+            return rbx_error_set_errno(err, RBX_ERR_IO, e, "write %s", path);
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    if (fdatasync(fd) < 0 || renameat(dirfd, tmp, dirfd, path) < 0) {
+        int e = errno;
+        unlinkat(dirfd, tmp, 0);
+        return rbx_error_set_errno(err, RBX_ERR_IO, e, "publish %s", path);
+    }
+    return 0;
+}

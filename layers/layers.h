@@ -1,0 +1,140 @@
+/* layers.h — the one public header of layers/: image references and transports, digest-verified
+ * reading of OCI layouts and docker archives, the content-addressed layer cache, and the scratch
+ * space of a run. Nothing here runs code from an image or prints. */
+#pragma once
+
+#include "common/common.h"
+
+/* ---- references (the transports skopeo users know) --------------------------------------- */
+
+enum rbx_transport {
+    RBX_TRANSPORT_OCI,            /* oci:DIR[:TAG] */
+    RBX_TRANSPORT_OCI_ARCHIVE,    /* oci-archive:FILE[:TAG] */
+    RBX_TRANSPORT_DOCKER_ARCHIVE, /* docker-archive:FILE[:REPO:TAG] */
+    RBX_TRANSPORT_DOCKER,         /* docker://HOST/NAME[:TAG|@DIGEST] (registry issue) */
+};
+
+struct rbx_ref {
+    enum rbx_transport transport;
+    char *path; /* the layout dir or archive file (local transports) */
+    char *tag;  /* oci: tag (default "latest"); docker-archive: "repo:tag" or NULL */
+    /* docker:// only */
+    char *registry, *repository, *digest;
+};
+
+/* Parse "transport:rest". The user's string is named in errors. */
+int rbx_ref_parse(const char *s, struct rbx_ref *out, struct rbx_error **err);
+void rbx_ref_clear(struct rbx_ref *ref);
+
+/* ---- platforms ---------------------------------------------------------------------------- */
+
+struct rbx_platform {
+    char os[32];
+    char architecture[32];
+    char variant[32]; /* "" when none */
+};
+
+/* linux/<GOARCH of this machine>: linux/amd64 here. */
+void rbx_platform_host(struct rbx_platform *p);
+/* "os/arch[/variant]". */
+int rbx_platform_parse(const char *s, struct rbx_platform *p, struct rbx_error **err);
+
+/* ---- the store: $XDG_CACHE_HOME/reprobox, /var/lib/reprobox or --root ---------------------- */
+
+struct rbx_store;
+
+/* The default location for this user (malloc'd). */
+char *rbx_store_default_dir(bool rootless);
+/* Open (creating, mode 0700) the store; sweeps runs left by a killed reprobox. */
+int rbx_store_open(const char *dir, struct rbx_store **out, struct rbx_error **err);
+struct rbx_store *rbx_store_free(struct rbx_store *s);
+RBX_DEFINE_CLEANUP(struct rbx_store, rbx_store_free)
+const char *rbx_store_dir(const struct rbx_store *s);
+
+/* ---- images ------------------------------------------------------------------------------- */
+
+struct rbx_layer {
+    char *digest;     /* blob digest, as in the manifest */
+    char *media_type; /* OCI or Docker v2 layer type: tar, tar+gzip, tar+zstd */
+    int64_t size;     /* blob size from the descriptor */
+    char *diff_id;    /* digest of the uncompressed tar, from the config */
+};
+
+/* The parts of the OCI image config a run uses (the whole JSON is kept too). */
+struct rbx_image_config {
+    char **env;        /* "K=V" */
+    char **entrypoint; /* NULL when unset */
+    char **cmd;        /* NULL when unset */
+    char *working_dir; /* NULL when unset */
+    char *user;        /* NULL when unset */
+    char *stop_signal;
+    char **exposed_ports; /* "4000/tcp", sorted */
+    char *os, *architecture, *variant;
+};
+
+struct rbx_image {
+    char *reference;       /* as the user wrote it */
+    char *manifest_digest; /* NULL for docker-archive (it has no manifest) */
+    char *config_digest;
+    struct rbx_layer *layers; /* lowest first */
+    size_t n_layers;
+    struct rbx_image_config config;
+    json_t *config_json;   /* the whole config */
+    json_t *manifest_json; /* NULL for docker-archive */
+    /* private to layers/: where the blobs are read from */
+    int blob_dirfd;        /* dir holding sha256/<hex> blobs, or -1 */
+    char **blob_paths;     /* docker-archive: per-layer file inside the import, or NULL */
+};
+
+struct rbx_open_opts {
+    const struct rbx_platform *platform; /* NULL: the host's */
+};
+
+/* Resolve a reference to one image: read and verify its index, manifest and config (sizes and
+ * digests), select the platform. Layers are not read yet. Archives are imported into the store. */
+int rbx_image_open(struct rbx_store *store, const char *reference, const struct rbx_open_opts *opts,
+                   struct rbx_image **out, struct rbx_error **err);
+struct rbx_image *rbx_image_free(struct rbx_image *img);
+RBX_DEFINE_CLEANUP(struct rbx_image, rbx_image_free)
+
+/* Parsers, exposed for unit tests and fuzzing. `what` names the input in errors. */
+int rbx_config_parse(const char *buf, size_t len, const char *what, struct rbx_image_config *cfg,
+                     char ***diff_ids, json_t **json, struct rbx_error **err);
+void rbx_config_clear(struct rbx_image_config *cfg);
+
+/* ---- unpack into the cache ---------------------------------------------------------------- */
+
+struct rbx_unpack_opts {
+    rbx_progress_fn progress; /* may be NULL */
+    void *progress_data;
+    unsigned jobs;            /* layers extracted at once; 0: one per CPU */
+    uint64_t max_layer_bytes; /* cap on one layer's expanded size; 0: 32 GiB */
+};
+
+struct rbx_unpack_stats {
+    unsigned layers_extracted; /* extracted by this call */
+    unsigned layers_cached;    /* already in the cache */
+    uint64_t bytes_read;       /* compressed bytes read */
+};
+
+/* Make sure every layer of the image is unpacked in the cache (whiteouts in overlayfs form),
+ * each verified against its digest and diff_id and published by an atomic rename. */
+int rbx_image_unpack(struct rbx_store *store, const struct rbx_image *img,
+                     const struct rbx_unpack_opts *opts, struct rbx_unpack_stats *stats,
+                     struct rbx_error **err);
+/* The unpacked layer dirs (absolute paths), lowest first; after rbx_image_unpack. */
+int rbx_image_layer_dirs(struct rbx_store *store, const struct rbx_image *img, char ***dirs,
+                         struct rbx_error **err);
+
+/* ---- a run's scratch space: <store>/runs/<id>/{upper,work} ---------------------------------- */
+
+struct rbx_run_dir;
+
+/* Create a fresh run dir, locked (flock) for as long as it is open so a sweep at the next start
+ * removes it only when its owner is gone. */
+int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct rbx_error **err);
+const char *rbx_run_dir_path(const struct rbx_run_dir *rd);
+const char *rbx_run_dir_upper(const struct rbx_run_dir *rd);
+const char *rbx_run_dir_work(const struct rbx_run_dir *rd);
+/* Close: the dir is removed unless `keep` (then it stays, unlocked, for the user to inspect). */
+struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep);
