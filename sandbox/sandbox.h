@@ -97,7 +97,9 @@ struct rbx_user {
 };
 int rbx_user_resolve(int rootfd, const char *spec, struct rbx_user *out, struct rbx_error **err);
 
-/* Find argv0 as execvp would with the given PATH, inside the rootfs. On success `out` holds the
- * absolute path inside the rootfs. Fails with RBX_ERR_EXEC_NOT_FOUND or RBX_ERR_EXEC_DENIED. */
-int rbx_exec_lookup(int rootfd, const char *argv0, const char *path_env, char *out, size_t outlen,
-                    struct rbx_error **err);
+/* Find argv0 as execvp would inside the rootfs: a name without '/' is searched in path_env (the
+ * command's PATH), a relative path with '/' is taken from cwd. On success `out` holds the
+ * absolute path inside the rootfs. Fails with RBX_ERR_EXEC_NOT_FOUND or RBX_ERR_EXEC_DENIED,
+ * naming the command and the PATH searched. */
+int rbx_exec_lookup(int rootfd, const char *cwd, const char *argv0, const char *path_env, char *out,
+                    size_t outlen, struct rbx_error **err);
