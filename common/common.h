@@ -245,3 +245,8 @@ struct rbx_progress_bar *rbx_progress_bar_new(int fd);
 void rbx_progress_bar_update(void *bar, const struct rbx_progress_event *ev); /* an rbx_progress_fn */
 /* Erase the line (or leave a summary line when `summary` is non-NULL). */
 struct rbx_progress_bar *rbx_progress_bar_free(struct rbx_progress_bar *bar, const char *summary);
+static inline void rbx_progress_bar_freep(struct rbx_progress_bar **b)
+{
+    if (*b)
+        rbx_progress_bar_free(*b, NULL);
+}

@@ -280,22 +280,16 @@ int rbx_open_parent_in_root(int rootfd, const char *path, bool create, char *nam
     return rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, 0, err);
 }
 
-int rbx_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *created,
-                        struct rbx_error **err)
+/* Create what is missing of a cleaned relative path. A dangling symlink met on the way is
+ * followed the way the kernel would inside the root: its target is created instead. */
+static int mkdir_p_clean(int rootfd, char *clean, mode_t mode, bool *created, int hops,
+                         struct rbx_error **err)
 {
-    _cleanup_free_ char *clean = NULL;
-    int r = rbx_path_clean(path, &clean, err);
-    if (r < 0)
-        return r;
-    if (created)
-        *created = false;
     int fd = rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, 0, err);
-    if (fd >= 0 || (fd != -ENOENT))
-        return fd == -ENOTDIR ? rbx_error_set(err, RBX_ERR_IO, ENOTDIR, "\"%s\": Not a directory", path)
+    if (fd >= 0 || fd != -ENOENT)
+        return fd == -ENOTDIR ? rbx_error_set(err, RBX_ERR_IO, ENOTDIR, "\"%s\": Not a directory", clean)
                               : fd;
 
-    /* Slow path: create each missing component, always resolving the parent from the root so a
-     * symlink met on the way is followed inside it. */
     _cleanup_close_ int parent = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
     if (parent < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "dup");
@@ -304,12 +298,37 @@ int rbx_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *created
         char *slash = strchr(p, '/');
         if (slash)
             *slash = '\0';
+        /* Always resolve from the root, so a symlink met on the way is followed inside it. */
         int next = rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, 0, err);
         if (next == -ENOENT) {
-            if (mkdirat(parent, p, mode) < 0 && errno != EEXIST)
+            if (mkdirat(parent, p, mode) == 0) {
+                if (!slash && created)
+                    *created = true;
+            } else if (errno == EEXIST) {
+                char target[RBX_PATH_MAX + 1];
+                ssize_t n = readlinkat(parent, p, target, sizeof(target) - 1);
+                if (n < 0)
+                    return rbx_error_set_errno(err, RBX_ERR_IO, ENOTDIR, "\"%s\"", clean);
+                if (++hops > RBX_SYMLINK_HOPS)
+                    return rbx_error_set_errno(err, RBX_ERR_LIMIT, ELOOP, "\"%s\"", clean);
+                target[n] = '\0';
+                /* Rebuild the path with the link replaced by its target and start again. */
+                _cleanup_free_ char *joined = NULL;
+                const char *rest = slash ? slash + 1 : "";
+                if (target[0] == '/') {
+                    joined = rbx_xasprintf("%s/%s", target, rest);
+                } else {
+                    *p = '\0';
+                    joined = rbx_xasprintf("%s%s/%s", clean, target, rest);
+                }
+                _cleanup_free_ char *again = NULL;
+                int r = rbx_path_clean(joined, &again, err);
+                if (r < 0)
+                    return r == -EXDEV ? rbx_error_set(err, RBX_ERR_ESCAPE, EXDEV, "symlink escapes") : r;
+                return mkdir_p_clean(rootfd, again, mode, created, hops, err);
+            } else {
                 return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mkdir \"%s\"", clean);
-            if (!slash && created)
-                *created = true;
+            }
             next = rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, 0, err);
         }
         if (next < 0)
@@ -323,6 +342,18 @@ int rbx_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *created
         *slash = '/';
         p = slash + 1;
     }
+}
+
+int rbx_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *created,
+                        struct rbx_error **err)
+{
+    _cleanup_free_ char *clean = NULL;
+    int r = rbx_path_clean(path, &clean, err);
+    if (r < 0)
+        return r;
+    if (created)
+        *created = false;
+    return mkdir_p_clean(rootfd, clean, mode, created, 0, err);
 }
 
 int rbx_rm_rf_at(int parentfd, const char *name, struct rbx_error **err)

@@ -59,6 +59,12 @@ const char *rbx_tail_text(struct rbx_tail *t)
             }
         }
     }
+    if (!cut && t->total > t->len) {
+        /* Bytes were dropped: the first line is a fragment; drop it when a whole one follows. */
+        char *nl = memchr(t->text, '\n', n);
+        if (nl && (size_t)(nl - t->text) + 1 < n)
+            cut = (size_t)(nl - t->text) + 1;
+    }
     if (cut)
         memmove(t->text, t->text + cut, n - cut + 1);
     return t->text;
