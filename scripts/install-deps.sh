@@ -20,6 +20,7 @@ if ((${#missing[@]} == 0)); then
     exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || { echo "install-deps: run as root to install: ${missing[*]}" >&2; exit 1; }
     exec sudo "$0" "$@"
 fi
 echo "install-deps: installing ${missing[*]}"
