@@ -306,8 +306,13 @@ int rbx_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *created
             *slash = '\0';
         int next = rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, 0, err);
         if (next == -ENOENT) {
-            if (mkdirat(parent, p, mode) < 0 && errno != EEXIST)
-                return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mkdir \"%s\"", clean);
+            if (mkdirat(parent, p, mode) < 0) {
+                if (errno != EEXIST)
+                    return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mkdir \"%s\"", clean);
+            } else if (fchmodat(parent, p, mode, 0) < 0) {
+                /* Exactly `mode`, whatever the umask: a layer's implied parents are 0755. */
+                return rbx_error_set_errno(err, RBX_ERR_IO, errno, "chmod \"%s\"", clean);
+            }
             if (!slash && created)
                 *created = true;
             next = rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, 0, err);

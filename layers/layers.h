@@ -136,5 +136,7 @@ int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct
 const char *rbx_run_dir_path(const struct rbx_run_dir *rd);
 const char *rbx_run_dir_upper(const struct rbx_run_dir *rd);
 const char *rbx_run_dir_work(const struct rbx_run_dir *rd);
+/* An empty dir to mount the overlay on, when the caller wants one inside the store. */
+const char *rbx_run_dir_merged(const struct rbx_run_dir *rd);
 /* Close: the dir is removed unless `keep` (then it stays, unlocked, for the user to inspect). */
 struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep);
