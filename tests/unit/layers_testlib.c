@@ -75,6 +75,39 @@ void tl_tar_file_ex(struct tl_tar *t, const char *path, const char *content, uns
     put(t, e, content);
 }
 
+void tl_tar_file_bin(struct tl_tar *t, const char *path, const char *data, size_t len)
+{
+    struct archive_entry *e = entry(path, AE_IFREG, 0644);
+    archive_entry_set_size(e, (la_int64_t)len);
+    if (archive_write_header(t->a, e) != ARCHIVE_OK)
+        abort();
+    if (len)
+        archive_write_data(t->a, data, len);
+    archive_entry_free(e);
+}
+
+static struct tl_tar *tree_tar;
+static size_t tree_prefix;
+static int tree_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    if (flag != FTW_F || strlen(p) <= tree_prefix)
+        return 0;
+    char *buf = NULL;
+    size_t len = 0;
+    if (rbx_read_file_at(AT_FDCWD, p, 1 << 26, &buf, &len, NULL) < 0)
+        abort();
+    tl_tar_file_bin(tree_tar, p + tree_prefix + 1, buf, len);
+    free(buf);
+    return 0;
+}
+
+void tl_tar_add_tree(struct tl_tar *t, const char *dir)
+{
+    tree_tar = t;
+    tree_prefix = strlen(dir);
+    nftw(dir, tree_cb, 16, FTW_PHYS);
+}
+
 void tl_tar_file(struct tl_tar *t, const char *path, const char *content, unsigned mode)
 {
     tl_tar_file_ex(t, path, content, mode, 0, 0, 1000000000, NULL);

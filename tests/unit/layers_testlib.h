@@ -19,6 +19,10 @@ void tl_tar_chardev(struct tl_tar *t, const char *path, unsigned major, unsigned
 void tl_tar_file_ex(struct tl_tar *t, const char *path, const char *content, unsigned mode,
                     unsigned uid, unsigned gid, long mtime, const char *const *xattrs);
 void tl_tar_dir_ex(struct tl_tar *t, const char *path, unsigned mode, long mtime);
+/* A regular file with binary content. */
+void tl_tar_file_bin(struct tl_tar *t, const char *path, const char *data, size_t len);
+/* Every file below dir, named relative to it (an OCI layout into an oci-archive). */
+void tl_tar_add_tree(struct tl_tar *t, const char *dir);
 /* Finish: the tar bytes (malloc'd) and their length. Frees t. */
 char *tl_tar_finish(struct tl_tar *t, size_t *len);
 
