@@ -70,7 +70,8 @@ static char *docker_archive(const char *const *tags, size_t n, bool bad_diff_id,
         tl_tar_file_bin(t, lpath, lt, llen);
         _cleanup_free_ char *alias = rbx_xasprintf("alias%zu/layer.tar", i);
         tl_tar_symlink(t, alias, "../base/layer.tar");
-        char *ids[] = {base_id, bad_diff_id ? base_id : lid, NULL};
+        char bogus[] = "sha256:00000000000000000000000000000000000000000000000000000000000000ff";
+        char *ids[] = {base_id, bad_diff_id ? bogus : lid, NULL};
         _cleanup_free_ char *cfg = tl_config_json(ids);
         char cdg[RBX_DIGEST_LEN + 1];
         rbx_sha256_buf(cfg, strlen(cfg), cdg);
