@@ -22,9 +22,9 @@ int rbx_blob_open(int dirfd, const char *digest, struct rbx_error **err)
     /* O_NONBLOCK: a FIFO planted as a blob must not hang us; the type is checked next. */
     _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
-        return errno == ENOENT ? rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT,
-                                               "blob %s: not found", digest)
-                               : rbx_error_set_errno(err, RBX_ERR_IO, errno, "blob %s", digest);
+        return errno == ENOENT
+                   ? rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT, "blob %s: not found", digest)
+                   : rbx_error_set_errno(err, RBX_ERR_IO, errno, "blob %s", digest);
     struct stat st;
     if (fstat(fd, &st) < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "blob %s", digest);
@@ -41,9 +41,9 @@ int rbx_blob_open(int dirfd, const char *digest, struct rbx_error **err)
 struct rbx_stream {
     int fd;
     enum rbx_compression compression;
-    char *what; /* "blob sha256:..": names the compressed object in errors */
+    char *what;                      /* "blob sha256:..": names the compressed object in errors */
     char digest[RBX_DIGEST_LEN + 1]; /* expected, "" when not checked */
-    int64_t size;                     /* expected, -1 when not checked */
+    int64_t size;                    /* expected, -1 when not checked */
     uint64_t max_out;
 
     struct rbx_sha256 *raw_hash, *out_hash;
@@ -120,8 +120,14 @@ struct rbx_stream *rbx_stream_free(struct rbx_stream *s)
     return NULL;
 }
 
-uint64_t rbx_stream_raw_bytes(const struct rbx_stream *s) { return s->raw_bytes; }
-uint64_t rbx_stream_out_bytes(const struct rbx_stream *s) { return s->out_bytes; }
+uint64_t rbx_stream_raw_bytes(const struct rbx_stream *s)
+{
+    return s->raw_bytes;
+}
+uint64_t rbx_stream_out_bytes(const struct rbx_stream *s)
+{
+    return s->out_bytes;
+}
 
 /* At the end of the compressed bytes: they must be exactly the descriptor's. */
 static int raw_verify(struct rbx_stream *s, struct rbx_error **err)

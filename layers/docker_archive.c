@@ -6,7 +6,10 @@
 #include <fcntl.h>
 #include <string.h>
 
-static void import_clearp(struct rbx_import *imp) { rbx_import_clear(imp); }
+static void import_clearp(struct rbx_import *imp)
+{
+    rbx_import_clear(imp);
+}
 
 /* "docker.io/library/busybox:1" and "busybox:1" name the same image. */
 static const char *short_name(const char *t)
@@ -23,8 +26,7 @@ static char *all_tags(const json_t *root)
     size_t i, k;
     json_t *img, *t;
     char *s = rbx_xstrdup("");
-    json_array_foreach(root, i, img)
-    {
+    json_array_foreach (root, i, img) {
         json_t *tags = json_object_get(img, "RepoTags");
         if (!json_is_array(tags) || json_array_size(tags) == 0) {
             char *n = rbx_xasprintf("%s%s(untagged)", s, *s ? ", " : "");
@@ -32,8 +34,7 @@ static char *all_tags(const json_t *root)
             s = n;
             continue;
         }
-        json_array_foreach(tags, k, t)
-        {
+        json_array_foreach (tags, k, t) {
             char *n = rbx_xasprintf("%s%s%s", s, *s ? ", " : "", json_string_value(t));
             free(s);
             s = n;
@@ -45,7 +46,8 @@ static char *all_tags(const json_t *root)
 static int check_image(const json_t *img, size_t i, struct rbx_error **err)
 {
     if (!json_is_object(img))
-        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "manifest.json: [%zu]: expected an object", i);
+        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
+                             "manifest.json: [%zu]: expected an object", i);
     if (!json_is_string(json_object_get(img, "Config")))
         return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
                              "manifest.json: [%zu].Config: expected a string", i);
@@ -57,15 +59,18 @@ static int check_image(const json_t *img, size_t i, struct rbx_error **err)
     if (json_array_size(layers) > RBX_LAYERS_MAX)
         return rbx_error_set(err, RBX_ERR_LIMIT, E2BIG, "manifest.json: [%zu]: more than %d layers",
                              i, RBX_LAYERS_MAX);
-    json_array_foreach(layers, k, v) if (!json_is_string(v)) return rbx_error_set(
-        err, RBX_ERR_MALFORMED, EINVAL, "manifest.json: [%zu].Layers[%zu]: expected a string", i, k);
+    json_array_foreach (layers, k, v)
+        if (!json_is_string(v))
+            return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
+                                 "manifest.json: [%zu].Layers[%zu]: expected a string", i, k);
     if (tags && !json_is_null(tags)) {
         if (!json_is_array(tags))
             return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
                                  "manifest.json: [%zu].RepoTags: expected an array", i);
-        json_array_foreach(tags, k, v) if (!json_is_string(v)) return rbx_error_set(
-            err, RBX_ERR_MALFORMED, EINVAL, "manifest.json: [%zu].RepoTags[%zu]: expected a string",
-            i, k);
+        json_array_foreach (tags, k, v)
+            if (!json_is_string(v))
+                return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
+                                     "manifest.json: [%zu].RepoTags[%zu]: expected a string", i, k);
     }
     return 0;
 }
@@ -90,8 +95,8 @@ int rbx_docker_archive_open(struct rbx_store *store, struct rbx_image *img, cons
                              "no manifest.json in the archive (not a docker save archive)");
     _cleanup_free_ char *buf = NULL;
     size_t len = 0;
-    if ((r = rbx_blob_read(store->blobs_fd, mf->digest, mf->size, RBX_MANIFEST_MAX,
-                           "manifest.json", &buf, &len, err)) < 0)
+    if ((r = rbx_blob_read(store->blobs_fd, mf->digest, mf->size, RBX_MANIFEST_MAX, "manifest.json",
+                           &buf, &len, err)) < 0)
         return r;
     _cleanup_json_ json_t *root = rbx_json_loadb(buf, len, "manifest.json", err);
     if (!root)
@@ -100,7 +105,9 @@ int rbx_docker_archive_open(struct rbx_store *store, struct rbx_image *img, cons
         return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "manifest.json: expected an array");
     size_t i;
     json_t *it, *chosen = NULL;
-    json_array_foreach(root, i, it) if ((r = check_image(it, i, err)) < 0) return r;
+    json_array_foreach (root, i, it)
+        if ((r = check_image(it, i, err)) < 0)
+            return r;
     if (json_array_size(root) == 0)
         return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT, "manifest.json: no image");
 
@@ -114,15 +121,14 @@ int rbx_docker_archive_open(struct rbx_store *store, struct rbx_image *img, cons
         }
         chosen = json_array_get(root, 0);
     } else {
-        json_array_foreach(root, i, it)
-        {
+        json_array_foreach (root, i, it) {
             json_t *tags = json_object_get(it, "RepoTags"), *t;
             size_t k;
             if (!json_is_array(tags))
                 continue;
-            json_array_foreach(tags, k, t) if (!chosen &&
-                                               strcmp(short_name(json_string_value(t)),
-                                                      short_name(tag)) == 0) chosen = it;
+            json_array_foreach (tags, k, t)
+                if (!chosen && strcmp(short_name(json_string_value(t)), short_name(tag)) == 0)
+                    chosen = it;
         }
         if (!chosen) {
             _cleanup_free_ char *tags = all_tags(root);
@@ -138,8 +144,7 @@ int rbx_docker_archive_open(struct rbx_store *store, struct rbx_image *img, cons
                              config_name);
     json_t *layers = json_object_get(chosen, "Layers"), *l;
     img->layers = rbx_xcalloc(json_array_size(layers) + 1, sizeof(struct rbx_layer));
-    json_array_foreach(layers, i, l)
-    {
+    json_array_foreach (layers, i, l) {
         const struct rbx_import_entry *le = rbx_import_find(&imp, json_string_value(l));
         if (!le)
             return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT, "layer \"%s\": not in the archive",

@@ -19,7 +19,10 @@ void rbx_config_clear(struct rbx_image_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
 }
 
-static void config_clearp(struct rbx_image_config *cfg) { rbx_config_clear(cfg); }
+static void config_clearp(struct rbx_image_config *cfg)
+{
+    rbx_config_clear(cfg);
+}
 
 static int dup_string(const json_t *obj, const char *key, const char *what, char **dst,
                       struct rbx_error **err)
@@ -74,7 +77,8 @@ int rbx_config_parse(const char *buf, size_t len, const char *what, struct rbx_i
             const char *k;
             json_t *v;
             cfg.exposed_ports = rbx_xcalloc(1, sizeof(char *));
-            json_object_foreach(ports, k, v) rbx_strv_push(&cfg.exposed_ports, k);
+            json_object_foreach (ports, k, v)
+                rbx_strv_push(&cfg.exposed_ports, k);
             qsort(cfg.exposed_ports, rbx_strv_len(cfg.exposed_ports), sizeof(char *), cmp_str);
         }
     }
@@ -85,8 +89,8 @@ int rbx_config_parse(const char *buf, size_t len, const char *what, struct rbx_i
                              what);
     json_t *type = json_object_get(rootfs, "type");
     if (!json_is_string(type) || strcmp(json_string_value(type), "layers") != 0)
-        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
-                             "%s: rootfs.type: expected \"layers\"", what);
+        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "%s: rootfs.type: expected \"layers\"",
+                             what);
     json_t *ids = json_object_get(rootfs, "diff_ids");
     if (!json_is_array(ids))
         return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
@@ -97,8 +101,7 @@ int rbx_config_parse(const char *buf, size_t len, const char *what, struct rbx_i
     _cleanup_strv_ char **dv = rbx_xcalloc(json_array_size(ids) + 1, sizeof(char *));
     size_t i;
     json_t *id;
-    json_array_foreach(ids, i, id)
-    {
+    json_array_foreach (ids, i, id) {
         if (!json_is_string(id) || !rbx_digest_valid(json_string_value(id)))
             return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
                                  "%s: rootfs.diff_ids[%zu]: expected a sha256 digest", what, i);
@@ -119,8 +122,8 @@ int rbx_image_load_config(struct rbx_image *img, const char *config_digest, int6
     _cleanup_free_ char *buf = NULL;
     size_t len = 0;
     _cleanup_free_ char *what = rbx_xasprintf("blob %s", config_digest);
-    int r = rbx_blob_read(img->blob_dirfd, config_digest, size, RBX_CONFIG_MAX, what, &buf, &len,
-                          err);
+    int r =
+        rbx_blob_read(img->blob_dirfd, config_digest, size, RBX_CONFIG_MAX, what, &buf, &len, err);
     if (r < 0)
         return r;
     _cleanup_free_ char *cwhat = rbx_xasprintf("config %s", config_digest);
@@ -129,9 +132,8 @@ int rbx_image_load_config(struct rbx_image *img, const char *config_digest, int6
     if (r < 0)
         return r;
     if (rbx_strv_len(diff_ids) != img->n_layers)
-        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
-                             "%s: %zu diff_ids for %zu layers", cwhat, rbx_strv_len(diff_ids),
-                             img->n_layers);
+        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "%s: %zu diff_ids for %zu layers",
+                             cwhat, rbx_strv_len(diff_ids), img->n_layers);
     for (size_t i = 0; i < img->n_layers; i++)
         img->layers[i].diff_id = TAKE_PTR(diff_ids[i]);
     img->config_digest = rbx_xstrdup(config_digest);
@@ -161,7 +163,10 @@ struct rbx_image *rbx_image_free(struct rbx_image *img)
     return NULL;
 }
 
-static void ref_clearp(struct rbx_ref *r) { rbx_ref_clear(r); }
+static void ref_clearp(struct rbx_ref *r)
+{
+    rbx_ref_clear(r);
+}
 
 int rbx_image_open(struct rbx_store *store, const char *reference, const struct rbx_open_opts *opts,
                    struct rbx_image **out, struct rbx_error **err)
@@ -184,8 +189,7 @@ int rbx_image_open(struct rbx_store *store, const char *reference, const struct 
     img->reference = rbx_xstrdup(reference);
     img->blob_dirfd = -1;
     if (!store && ref.transport != RBX_TRANSPORT_OCI)
-        return rbx_error_set(err, RBX_ERR_INTERNAL, EINVAL, "%s: archives need a store",
-                             reference);
+        return rbx_error_set(err, RBX_ERR_INTERNAL, EINVAL, "%s: archives need a store", reference);
 
     switch (ref.transport) {
     case RBX_TRANSPORT_OCI:
@@ -197,9 +201,7 @@ int rbx_image_open(struct rbx_store *store, const char *reference, const struct 
     case RBX_TRANSPORT_DOCKER_ARCHIVE:
         r = rbx_docker_archive_open(store, img, ref.path, ref.tag, err);
         break;
-    default:
-        r = rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP, "transport not supported");
-        break;
+    default: r = rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP, "transport not supported"); break;
     }
     if (r < 0)
         return rbx_error_wrap(err, "%s", reference);

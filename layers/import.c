@@ -20,7 +20,10 @@ void rbx_import_clear(struct rbx_import *imp)
     memset(imp, 0, sizeof(*imp));
 }
 
-static void import_clearp(struct rbx_import *imp) { rbx_import_clear(imp); }
+static void import_clearp(struct rbx_import *imp)
+{
+    rbx_import_clear(imp);
+}
 
 const struct rbx_import_entry *rbx_import_find(const struct rbx_import *imp, const char *name)
 {
@@ -182,8 +185,8 @@ int rbx_store_import_archive(struct rbx_store *s, const char *path, bool verify_
         const char *raw = archive_entry_pathname(e);
         _cleanup_free_ char *name = NULL;
         if (!raw || (r = rbx_path_clean(raw, &name, err)) < 0) {
-            r = raw ? rbx_error_wrap(err, "entry") : rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
-                                                                    "an entry without a name");
+            r = raw ? rbx_error_wrap(err, "entry")
+                    : rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "an entry without a name");
             break;
         }
         const char *hardlink = archive_entry_hardlink(e);
@@ -224,8 +227,8 @@ int rbx_store_import_archive(struct rbx_store *s, const char *path, bool verify_
         }
         const char *hex = named_digest(name);
         if (verify_names && hex && strcmp(hex, rbx_digest_hex(ent->digest)) != 0) {
-            r = rbx_error_set(err, RBX_ERR_DIGEST, EBADMSG, "blob sha256:%s: digest mismatch (got %s)",
-                              hex, ent->digest);
+            r = rbx_error_set(err, RBX_ERR_DIGEST, EBADMSG,
+                              "blob sha256:%s: digest mismatch (got %s)", hex, ent->digest);
             break;
         }
     }

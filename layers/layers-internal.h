@@ -8,15 +8,15 @@
 
 /* ---- bounds on what an image controls -------------------------------------------------- */
 
-#define RBX_MANIFEST_MAX ((size_t)4 << 20)  /* an index or a manifest */
-#define RBX_CONFIG_MAX ((size_t)20 << 20)   /* an image config */
-#define RBX_SMALL_FILE_MAX ((size_t)4096)   /* oci-layout */
-#define RBX_INDEX_DEPTH_MAX 8               /* index -> index -> ... */
-#define RBX_INDEX_ENTRIES_MAX 4096          /* descriptors in one index */
-#define RBX_LAYERS_MAX 512                  /* layers in one manifest */
+#define RBX_MANIFEST_MAX ((size_t)4 << 20) /* an index or a manifest */
+#define RBX_CONFIG_MAX ((size_t)20 << 20)  /* an image config */
+#define RBX_SMALL_FILE_MAX ((size_t)4096)  /* oci-layout */
+#define RBX_INDEX_DEPTH_MAX 8              /* index -> index -> ... */
+#define RBX_INDEX_ENTRIES_MAX 4096         /* descriptors in one index */
+#define RBX_LAYERS_MAX 512                 /* layers in one manifest */
 #define RBX_LAYER_BYTES_DEFAULT ((uint64_t)32 << 30)
-#define RBX_LAYER_ENTRIES_MAX 4000000u      /* tar entries in one layer */
-#define RBX_ARCHIVE_ENTRIES_MAX 100000u     /* files in an image archive */
+#define RBX_LAYER_ENTRIES_MAX 4000000u  /* tar entries in one layer */
+#define RBX_ARCHIVE_ENTRIES_MAX 100000u /* files in an image archive */
 
 /* Hand an error held in a local slot to the caller's (dropped when the caller passed none). */
 static inline int rbx_error_move(struct rbx_error **dst, struct rbx_error **src)
@@ -212,7 +212,8 @@ int rbx_store_import_archive(struct rbx_store *s, const char *path, bool verify_
 const struct rbx_import_entry *rbx_import_find(const struct rbx_import *imp, const char *name);
 void rbx_import_clear(struct rbx_import *imp);
 
-/* ---- images (image.c, oci.c, oci_archive.c, docker_archive.c) ---------------------------------- */
+/* ---- images (image.c, oci.c, oci_archive.c, docker_archive.c) ----------------------------------
+ */
 
 /* Resolve, inside a layout whose index.json is `index`, the tag and platform to a manifest;
  * read and verify it and its config, and fill img (manifest, config, layers). */

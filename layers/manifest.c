@@ -63,8 +63,8 @@ bool rbx_platform_matches(const struct rbx_platform *have, const struct rbx_plat
 
 void rbx_platform_format(const struct rbx_platform *p, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/%s%s%s", p->os[0] ? p->os : "?", p->architecture[0] ? p->architecture : "?",
-             p->variant[0] ? "/" : "", p->variant);
+    snprintf(buf, len, "%s/%s%s%s", p->os[0] ? p->os : "?",
+             p->architecture[0] ? p->architecture : "?", p->variant[0] ? "/" : "", p->variant);
 }
 
 void rbx_descriptor_clear(struct rbx_descriptor *d)
@@ -115,8 +115,8 @@ static int descriptor_parse(const json_t *j, const char *what, const char *field
                                  "%s: %s.digest: unsupported digest algorithm in \"%.80s\"", what,
                                  field, json_string_value(dg));
         return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
-                             "%s: %s.digest: expected \"sha256:\" and 64 lowercase hex digits", what,
-                             field);
+                             "%s: %s.digest: expected \"sha256:\" and 64 lowercase hex digits",
+                             what, field);
     }
     if (!json_is_integer(sz) || json_integer_value(sz) < 0)
         return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
@@ -133,8 +133,7 @@ static int descriptor_parse(const json_t *j, const char *what, const char *field
                                  "%s: %s.annotations: expected an object", what, field);
         const char *k;
         json_t *v;
-        json_object_foreach(ann, k, v)
-        {
+        json_object_foreach (ann, k, v) {
             if (!json_is_string(v))
                 return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
                                      "%s: %s.annotations.%s: expected a string", what, field, k);
@@ -186,7 +185,10 @@ void rbx_index_clear(struct rbx_index *idx)
     memset(idx, 0, sizeof(*idx));
 }
 
-static void index_clearp(struct rbx_index *idx) { rbx_index_clear(idx); }
+static void index_clearp(struct rbx_index *idx)
+{
+    rbx_index_clear(idx);
+}
 
 int rbx_index_parse(const char *buf, size_t len, const char *what, struct rbx_index *out,
                     struct rbx_error **err)
@@ -213,12 +215,11 @@ int rbx_index_parse(const char *buf, size_t len, const char *what, struct rbx_in
     if (json_array_size(ms) > RBX_INDEX_ENTRIES_MAX)
         return rbx_error_set(err, RBX_ERR_LIMIT, E2BIG, "%s: more than %d manifests", what,
                              RBX_INDEX_ENTRIES_MAX);
-    _cleanup_(index_clearp) struct rbx_index idx = {.manifests = rbx_xcalloc(json_array_size(ms) + 1,
-                                                     sizeof(struct rbx_descriptor))};
+    _cleanup_(index_clearp) struct rbx_index idx = {
+        .manifests = rbx_xcalloc(json_array_size(ms) + 1, sizeof(struct rbx_descriptor))};
     size_t i;
     json_t *d;
-    json_array_foreach(ms, i, d)
-    {
+    json_array_foreach (ms, i, d) {
         char field[32];
         snprintf(field, sizeof(field), "manifests[%zu]", i);
         r = descriptor_parse(d, what, field, &idx.manifests[i], err);
@@ -241,7 +242,10 @@ void rbx_manifest_clear(struct rbx_manifest *m)
     memset(m, 0, sizeof(*m));
 }
 
-static void manifest_clearp(struct rbx_manifest *m) { rbx_manifest_clear(m); }
+static void manifest_clearp(struct rbx_manifest *m)
+{
+    rbx_manifest_clear(m);
+}
 
 int rbx_manifest_parse(const char *buf, size_t len, const char *what, enum rbx_media expect,
                        struct rbx_manifest *out, struct rbx_error **err)
@@ -290,8 +294,7 @@ int rbx_manifest_parse(const char *buf, size_t len, const char *what, enum rbx_m
     m.layers = rbx_xcalloc(json_array_size(layers) + 1, sizeof(struct rbx_descriptor));
     size_t i;
     json_t *d;
-    json_array_foreach(layers, i, d)
-    {
+    json_array_foreach (layers, i, d) {
         char field[32];
         snprintf(field, sizeof(field), "layers[%zu]", i);
         r = descriptor_parse(d, what, field, &m.layers[i], err);

@@ -37,8 +37,9 @@ int rbx_oci_open_layout(struct rbx_image *img, const char *dir, const char *tag,
     if (dirfd < 0 && errno != ENOENT && errno != ENOTDIR)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "open %s", dir);
     _cleanup_free_ char *marker = NULL;
-    int r = dirfd < 0 ? -ENOENT
-                      : read_layout_file(dirfd, "oci-layout", RBX_SMALL_FILE_MAX, &marker, NULL, err);
+    int r = dirfd < 0
+                ? -ENOENT
+                : read_layout_file(dirfd, "oci-layout", RBX_SMALL_FILE_MAX, &marker, NULL, err);
     if (r == -ENOENT)
         return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT,
                              "no such image layout (no oci-layout file)");
@@ -136,8 +137,8 @@ static int select_manifest(int blob_dirfd, struct rbx_descriptor *const *cands, 
         _cleanup_free_ char *buf = NULL, *bwhat = rbx_xasprintf("blob %s", c->digest),
                             *iwhat = rbx_xasprintf("index %s", c->digest);
         size_t len = 0;
-        int r = rbx_blob_read(blob_dirfd, c->digest, c->size, RBX_MANIFEST_MAX, bwhat, &buf, &len,
-                              err);
+        int r =
+            rbx_blob_read(blob_dirfd, c->digest, c->size, RBX_MANIFEST_MAX, bwhat, &buf, &len, err);
         if (r < 0)
             return r;
         struct rbx_index sub;
@@ -204,8 +205,8 @@ int rbx_oci_resolve(struct rbx_image *img, const char *index, size_t index_len, 
             qsort(tags, rbx_strv_len(tags), sizeof(char *), cmp_str);
         _cleanup_free_ char *list = join(tags, ", ");
         rbx_index_clear(&idx);
-        return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT, "no tag \"%s\" in index.json (tags: %s)",
-                             tag, tags ? list : "none");
+        return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT,
+                             "no tag \"%s\" in index.json (tags: %s)", tag, tags ? list : "none");
     }
 
     _cleanup_strv_ char **seen = NULL;

@@ -5,7 +5,10 @@
 #include <fcntl.h>
 #include <string.h>
 
-static void import_clearp(struct rbx_import *imp) { rbx_import_clear(imp); }
+static void import_clearp(struct rbx_import *imp)
+{
+    rbx_import_clear(imp);
+}
 
 int rbx_oci_archive_open(struct rbx_store *store, struct rbx_image *img, const char *file,
                          const char *tag, bool tag_explicit, const struct rbx_platform *platform,

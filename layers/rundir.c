@@ -17,10 +17,22 @@ struct rbx_run_dir {
     char *path, *upper, *work, *merged;
 };
 
-const char *rbx_run_dir_path(const struct rbx_run_dir *rd) { return rd->path; }
-const char *rbx_run_dir_upper(const struct rbx_run_dir *rd) { return rd->upper; }
-const char *rbx_run_dir_work(const struct rbx_run_dir *rd) { return rd->work; }
-const char *rbx_run_dir_merged(const struct rbx_run_dir *rd) { return rd->merged; }
+const char *rbx_run_dir_path(const struct rbx_run_dir *rd)
+{
+    return rd->path;
+}
+const char *rbx_run_dir_upper(const struct rbx_run_dir *rd)
+{
+    return rd->upper;
+}
+const char *rbx_run_dir_work(const struct rbx_run_dir *rd)
+{
+    return rd->work;
+}
+const char *rbx_run_dir_merged(const struct rbx_run_dir *rd)
+{
+    return rd->merged;
+}
 
 static bool same_file(int fd, int dirfd, const char *name)
 {
@@ -74,7 +86,8 @@ int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct
         rd->upper = rbx_xasprintf("%s/upper", rd->path);
         rd->work = rbx_xasprintf("%s/work", rd->path);
         rd->merged = rbx_xasprintf("%s/merged", rd->path);
-        _cleanup_close_ int dfd = openat(store->runs_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int dfd =
+            openat(store->runs_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         /* upper/ is the container's "/" once merged: its mode is what the command sees. */
         static const struct {
             const char *name;
@@ -139,7 +152,8 @@ int rbx_run_dir_sweep(struct rbx_store *s, struct rbx_error **err)
         if (faccessat(s->runs_fd, kept, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
             continue;
         _cleanup_close_ int lock = openat(s->runs_fd, lockname, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-        if (lock >= 0 && (flock(lock, LOCK_EX | LOCK_NB) < 0 || !same_file(lock, s->runs_fd, lockname)))
+        if (lock >= 0 &&
+            (flock(lock, LOCK_EX | LOCK_NB) < 0 || !same_file(lock, s->runs_fd, lockname)))
             continue; /* in use */
         if (lock < 0 && errno != ENOENT)
             continue;

@@ -29,7 +29,10 @@ char *rbx_store_default_dir(bool rootless)
     return rbx_xasprintf("/tmp/reprobox-%u", (unsigned)getuid());
 }
 
-const char *rbx_store_dir(const struct rbx_store *s) { return s->dir; }
+const char *rbx_store_dir(const struct rbx_store *s)
+{
+    return s->dir;
+}
 
 struct rbx_store *rbx_store_free(struct rbx_store *s)
 {
@@ -117,7 +120,10 @@ int rbx_store_mktemp(struct rbx_store *s, const char *key, char **name, struct r
     return rbx_error_set(err, RBX_ERR_IO, EEXIST, "tmp: no free name");
 }
 
-static bool is_ephemeral_key(const char *key) { return strncmp(key, "import-", 7) == 0; }
+static bool is_ephemeral_key(const char *key)
+{
+    return strncmp(key, "import-", 7) == 0;
+}
 
 /* tmp/<key>.<random> belongs to whoever holds locks/<key>: free lock, dead owner. */
 static int sweep_tmp(struct rbx_store *s, struct rbx_error **err)
@@ -272,8 +278,8 @@ static int write_meta(int dirfd, const struct rbx_layer *l, const struct rbx_unp
         "digest", l->digest, "media_type", l->media_type, "size", (json_int_t)l->size,
         "unpacked_bytes", (json_int_t)bytes, "entries", (json_int_t)c->entries, "skipped",
         "devices", (json_int_t)c->skipped_devices, "owners", (json_int_t)c->skipped_owners,
-        "xattrs", (json_int_t)c->skipped_xattrs, "other", (json_int_t)c->skipped_other,
-        "whiteouts", (json_int_t)c->whiteouts, "opaques", (json_int_t)c->opaques);
+        "xattrs", (json_int_t)c->skipped_xattrs, "other", (json_int_t)c->skipped_other, "whiteouts",
+        (json_int_t)c->whiteouts, "opaques", (json_int_t)c->opaques);
     if (!j)
         abort();
     _cleanup_free_ char *text = rbx_json_dump_canonical(j);
@@ -285,7 +291,8 @@ static int unpack_layer(struct unpack_job *j, const struct rbx_layer *l, struct 
 {
     struct rbx_store *s = j->store;
     if (!l->diff_id || !rbx_digest_valid(l->diff_id))
-        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "layer %s: no valid diff_id", l->digest);
+        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "layer %s: no valid diff_id",
+                             l->digest);
     enum rbx_media media = rbx_media_parse(l->media_type);
     if (!rbx_media_is_layer(media))
         return rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP,
@@ -313,8 +320,8 @@ static int unpack_layer(struct unpack_job *j, const struct rbx_layer *l, struct 
     if (blobfd < 0)
         return rbx_error_wrap(err, "layer %s", l->digest);
     _cleanup_free_ char *what = rbx_xasprintf("blob %s", l->digest);
-    _cleanup_(rbx_stream_freep) struct rbx_stream *st =
-        rbx_stream_new(blobfd, rbx_media_compression(media), l->digest, l->size, j->max_bytes, what);
+    _cleanup_(rbx_stream_freep) struct rbx_stream *st = rbx_stream_new(
+        blobfd, rbx_media_compression(media), l->digest, l->size, j->max_bytes, what);
     rbx_stream_set_progress(st, job_progress, j);
 
     struct rbx_unpack_counts counts = {0};

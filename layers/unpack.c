@@ -100,7 +100,10 @@ static void unpack_clear(struct unpack *u)
     free(u->fixups);
 }
 
-static bool refused(int e) { return e == EPERM || e == EACCES || e == ENOTSUP; }
+static bool refused(int e)
+{
+    return e == EPERM || e == EACCES || e == ENOTSUP;
+}
 
 /* Remove what is at parentfd/name. Returns 1 (and leaves it) when it is a directory and
  * keep_dir is set, 0 when the name is free now. */
@@ -152,7 +155,8 @@ static int apply_xattrs(struct unpack *u, struct archive_entry *e, int fd, int p
     while (archive_entry_xattr_next(e, &key, &value, &size) == ARCHIVE_OK) {
         bool trusted = strncmp(key, "trusted.", 8) == 0;
         if (rbx_xattr_forbidden(key) || (trusted && u->trusted_refused) ||
-            !(strncmp(key, "user.", 5) == 0 || strcmp(key, "security.capability") == 0 || trusted)) {
+            !(strncmp(key, "user.", 5) == 0 || strcmp(key, "security.capability") == 0 ||
+              trusted)) {
             u->counts->skipped_xattrs++;
             continue;
         }
@@ -284,7 +288,8 @@ static int make_dir(struct unpack *u, struct archive_entry *e, int parentfd, con
     /* An existing dir stays (entries merge into it); its metadata is the later entry's. */
     if (r == 0 && mkdirat(parentfd, name, 0700) < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mkdir");
-    _cleanup_close_ int fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int fd =
+        openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "open");
     if (strmap_slot(&u->whiteouts, path, false)) {
@@ -293,7 +298,8 @@ static int make_dir(struct unpack *u, struct archive_entry *e, int parentfd, con
             return r;
         u->counts->opaques++;
     }
-    if ((r = apply_owner(u, e, fd, -1, NULL, err)) < 0 || (r = apply_xattrs(u, e, fd, -1, NULL, err)) < 0)
+    if ((r = apply_owner(u, e, fd, -1, NULL, err)) < 0 ||
+        (r = apply_xattrs(u, e, fd, -1, NULL, err)) < 0)
         return r;
     add_fixup(u, path, e);
     return 0;
@@ -443,8 +449,8 @@ static int replace_parents(struct unpack *u, const char *path, struct rbx_error 
     _cleanup_free_ char *prefix = rbx_xstrdup(path);
     for (char *p = strchr(prefix, '/'); p; p = strchr(p + 1, '/')) {
         *p = '\0';
-        _cleanup_close_ int fd = rbx_open_in_root(u->rootfd, prefix, O_PATH, 0,
-                                                  RBX_RESOLVE_NOFOLLOW, NULL);
+        _cleanup_close_ int fd =
+            rbx_open_in_root(u->rootfd, prefix, O_PATH, 0, RBX_RESOLVE_NOFOLLOW, NULL);
         struct stat st;
         if (fd < 0 || fstat(fd, &st) < 0)
             return 0;
@@ -479,7 +485,8 @@ static int apply_entry(struct unpack *u, struct archive_entry *e, struct rbx_err
     _cleanup_error_ struct rbx_error *perr = NULL;
     if (rbx_path_clean(raw, &path, &perr) < 0) {
         if (perr->kind == RBX_ERR_ESCAPE)
-            return rbx_error_set(err, RBX_ERR_ESCAPE, EXDEV, "entry \"%s\" escapes the rootfs", raw);
+            return rbx_error_set(err, RBX_ERR_ESCAPE, EXDEV, "entry \"%s\" escapes the rootfs",
+                                 raw);
         rbx_error_move(err, &perr);
         return rbx_error_wrap(err, "entry \"%.200s\"", raw);
     }
@@ -490,7 +497,8 @@ static int apply_entry(struct unpack *u, struct archive_entry *e, struct rbx_err
     if (!*path) {
         /* "./": the layer root's own metadata. */
         if (link || type != AE_IFDIR)
-            return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "entry \"%s\" names the root", raw);
+            return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "entry \"%s\" names the root",
+                                 raw);
         if ((r = apply_owner(u, e, u->rootfd, -1, NULL, err)) < 0 ||
             (r = apply_xattrs(u, e, u->rootfd, -1, NULL, err)) < 0)
             return rbx_error_wrap(err, "entry \"%s\"", raw);
@@ -605,8 +613,10 @@ int rbx_layer_apply(struct rbx_stream *s, int rootfd, const char *layer, atomic_
         r = rbx_stream_drain(s, err);
     archive_read_free(u.a);
     unpack_clear(&u);
-    /* Unparseable data in a blob that is not the promised one: say that, it is the cause. */
-    if (r < 0 && err && *err && (*err)->kind == RBX_ERR_MALFORMED)
+    /* Bad data in a blob that is not the promised one: say that, it is the cause. */
+    if (r < 0 && err && *err &&
+        ((*err)->kind == RBX_ERR_MALFORMED || (*err)->kind == RBX_ERR_ESCAPE ||
+         (*err)->kind == RBX_ERR_UNSUPPORTED))
         rbx_stream_blame_blob(s, err);
     if (r < 0 && err && *err)
         return rbx_error_wrap(err, "layer %s", layer);

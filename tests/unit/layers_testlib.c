@@ -241,10 +241,10 @@ char *tl_config_json(char *const *diff_ids)
     json_t *ids = json_array();
     for (size_t i = 0; diff_ids && diff_ids[i]; i++)
         json_array_append_new(ids, json_string(diff_ids[i]));
-    json_t *j = json_pack("{s:s, s:s, s:{s:[s], s:[s], s:s}, s:{s:s, s:o}}", "architecture",
-                          "amd64", "os", "linux", "config", "Env", "PATH=/usr/bin:/bin", "Cmd",
-                          "/bin/sh", "WorkingDir", "/work", "rootfs", "type", "layers", "diff_ids",
-                          ids);
+    json_t *j =
+        json_pack("{s:s, s:s, s:{s:[s], s:[s], s:s}, s:{s:s, s:o}}", "architecture", "amd64", "os",
+                  "linux", "config", "Env", "PATH=/usr/bin:/bin", "Cmd", "/bin/sh", "WorkingDir",
+                  "/work", "rootfs", "type", "layers", "diff_ids", ids);
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     return s;
@@ -259,7 +259,8 @@ static const char *default_media(enum rbx_compression c)
 
 static json_t *descriptor(const char *mt, const char *digest, size_t size)
 {
-    return json_pack("{s:s, s:s, s:I}", "mediaType", mt, "digest", digest, "size", (json_int_t)size);
+    return json_pack("{s:s, s:s, s:I}", "mediaType", mt, "digest", digest, "size",
+                     (json_int_t)size);
 }
 
 const char *tl_image(const char *layout, const char *tag, const struct tl_layer *layers, size_t n,
@@ -272,8 +273,11 @@ const char *tl_image(const char *layout, const char *tag, const struct tl_layer 
         const struct tl_layer *l = &layers[i];
         char diff[RBX_DIGEST_LEN + 1], dg[RBX_DIGEST_LEN + 1];
         rbx_sha256_buf(l->tar, l->len, diff);
-        diff_ids[i] = l->bad_diff_id ? rbx_xstrdup("sha256:0000000000000000000000000000000000000000000000000000000000000000")
-                                     : rbx_xstrdup(diff);
+        diff_ids[i] =
+            l->bad_diff_id
+                ? rbx_xstrdup(
+                      "sha256:0000000000000000000000000000000000000000000000000000000000000000")
+                : rbx_xstrdup(diff);
         size_t blen = 0;
         _cleanup_free_ char *blob = NULL;
         if (l->blob) {
@@ -296,9 +300,9 @@ const char *tl_image(const char *layout, const char *tag, const struct tl_layer 
             blob[blen / 2] ^= 0x55;
         _cleanup_free_ char *name = rbx_xasprintf("blobs/sha256/%s", rbx_digest_hex(dg));
         tl_write(layout, name, blob, blen);
-        json_array_append_new(ldescs, descriptor(l->media_type ? l->media_type
-                                                               : default_media(l->compression),
-                                                 dg, blen));
+        json_array_append_new(
+            ldescs,
+            descriptor(l->media_type ? l->media_type : default_media(l->compression), dg, blen));
     }
     _cleanup_free_ char *cfg = tl_config_json(diff_ids);
     char cdg[RBX_DIGEST_LEN + 1];
@@ -316,13 +320,14 @@ const char *tl_image(const char *layout, const char *tag, const struct tl_layer 
     json_t *index = json_load_file(ipath, 0, NULL);
     if (!index)
         index = json_pack("{s:i, s:[]}", "schemaVersion", 2, "manifests");
-    json_t *d = descriptor("application/vnd.oci.image.manifest.v1+json", manifest_digest,
-                           strlen(mtext));
+    json_t *d =
+        descriptor("application/vnd.oci.image.manifest.v1+json", manifest_digest, strlen(mtext));
     if (tag)
         json_object_set_new(d, "annotations", json_pack("{s:s}", RBX_ANNOTATION_REF_NAME, tag));
     if (platform_os)
-        json_object_set_new(d, "platform", json_pack("{s:s, s:s}", "os", platform_os,
-                                                     "architecture", platform_arch));
+        json_object_set_new(
+            d, "platform",
+            json_pack("{s:s, s:s}", "os", platform_os, "architecture", platform_arch));
     json_array_append_new(json_object_get(index, "manifests"), d);
     _cleanup_free_ char *itext = json_dumps(index, JSON_COMPACT);
     json_decref(index);

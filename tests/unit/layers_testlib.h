@@ -44,9 +44,9 @@ struct tl_layer {
     const char *blob;       /* when set: the blob as stored, already compressed */
     size_t blob_len;
     /* Sabotage, for the tests of verification: */
-    bool bad_diff_id;     /* config says another diff_id */
-    bool truncate_blob;   /* the blob (as described) is cut in half */
-    bool corrupt_blob;    /* the stored blob differs from its digest */
+    bool bad_diff_id;   /* config says another diff_id */
+    bool truncate_blob; /* the blob (as described) is cut in half */
+    bool corrupt_blob;  /* the stored blob differs from its digest */
 };
 
 /* Write oci-layout and a layout with one image tagged `tag`, made of these layers. Returns the

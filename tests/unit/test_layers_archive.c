@@ -119,11 +119,13 @@ START_TEST(test_docker_archive_single_image)
     ck_assert_msg(open_unpack(ref, &img, &err) == 0, "%s", err ? err->message : "");
     ck_assert_ptr_null(img->manifest_digest);
     ck_assert_uint_eq(img->n_layers, 2);
-    ck_assert_str_eq(img->layers[0].media_type, "application/vnd.docker.image.rootfs.diff.tar.gzip");
+    ck_assert_str_eq(img->layers[0].media_type,
+                     "application/vnd.docker.image.rootfs.diff.tar.gzip");
     ck_assert_str_eq(img->layers[1].media_type, "application/vnd.oci.image.layer.v1.tar");
     _cleanup_strv_ char **dirs = NULL;
     ck_assert_int_eq(rbx_image_layer_dirs(store, img, &dirs, &err), 0);
-    _cleanup_free_ char *b = rbx_xasprintf("%s/base", dirs[0]), *o = rbx_xasprintf("%s/own0", dirs[1]);
+    _cleanup_free_ char *b = rbx_xasprintf("%s/base", dirs[0]),
+                        *o = rbx_xasprintf("%s/own0", dirs[1]);
     ck_assert_int_eq(access(b, F_OK), 0);
     ck_assert_int_eq(access(o, F_OK), 0);
     ck_assert_uint_eq(count_dir("tmp"), 0);
@@ -153,7 +155,9 @@ START_TEST(test_docker_archive_tags)
     _cleanup_free_ char *r3 = rbx_xasprintf("docker-archive:%s:nope:3", path);
     _cleanup_error_ struct rbx_error *e3 = NULL;
     ck_assert_int_lt(rbx_image_open(store, r3, NULL, &img, &e3), 0);
-    ck_assert_error(e3, RBX_ERR_NOT_FOUND, "no image tagged \"nope:3\" in the archive (tags: app:1, docker.io/library/tool:2)");
+    ck_assert_error(
+        e3, RBX_ERR_NOT_FOUND,
+        "no image tagged \"nope:3\" in the archive (tags: app:1, docker.io/library/tool:2)");
 }
 END_TEST
 
@@ -239,8 +243,8 @@ START_TEST(test_oci_archive_open_and_unpack)
     _cleanup_free_ char *f = rbx_xasprintf("%s/inside", dirs[0]);
     ck_assert_int_eq(access(f, F_OK), 0);
     /* Imported blobs are in the store under their digests. */
-    _cleanup_free_ char *blob = rbx_xasprintf("%s/blobs/sha256/%s", storedir,
-                                              rbx_digest_hex(img->manifest_digest));
+    _cleanup_free_ char *blob =
+        rbx_xasprintf("%s/blobs/sha256/%s", storedir, rbx_digest_hex(img->manifest_digest));
     ck_assert_int_eq(access(blob, F_OK), 0);
     ck_assert_uint_eq(count_dir("tmp"), 0);
 }

@@ -25,8 +25,8 @@ static void manifest_bad(const char *json, enum rbx_error_kind kind, const char 
 {
     struct rbx_manifest m;
     _cleanup_error_ struct rbx_error *err = NULL;
-    ck_assert_msg(rbx_manifest_parse(json, strlen(json), "manifest " D1, RBX_MEDIA_OCI_MANIFEST,
-                                     &m, &err) < 0,
+    ck_assert_msg(rbx_manifest_parse(json, strlen(json), "manifest " D1, RBX_MEDIA_OCI_MANIFEST, &m,
+                                     &err) < 0,
                   "parsed: %s", json);
     ck_assert_error(err, kind, needle);
 }
@@ -42,13 +42,14 @@ static void config_bad(const char *json, enum rbx_error_kind kind, const char *n
 
 START_TEST(test_index_valid)
 {
-    const char *j = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
-                    "\"manifests\":[{\"mediaType\":\"" OCI_MANIFEST "\",\"digest\":\"" D1
-                    "\",\"size\":10,\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"},"
-                    "\"platform\":{\"os\":\"linux\",\"architecture\":\"arm\",\"variant\":\"v7\"},"
-                    "\"future\":true},"
-                    "{\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"digest\":\"" D2
-                    "\",\"size\":0}]}";
+    const char *j =
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
+        "\"manifests\":[{\"mediaType\":\"" OCI_MANIFEST "\",\"digest\":\"" D1
+        "\",\"size\":10,\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"},"
+        "\"platform\":{\"os\":\"linux\",\"architecture\":\"arm\",\"variant\":\"v7\"},"
+        "\"future\":true},"
+        "{\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"digest\":\"" D2
+        "\",\"size\":0}]}";
     struct rbx_index idx;
     struct rbx_error *err = NULL;
     ck_assert_int_eq(rbx_index_parse(j, strlen(j), "index.json", &idx, &err), 0);
@@ -65,7 +66,8 @@ END_TEST
 
 START_TEST(test_index_malformed)
 {
-    index_bad("{\"schemaVersion\":2}", RBX_ERR_MALFORMED, "index.json: manifests: expected an array");
+    index_bad("{\"schemaVersion\":2}", RBX_ERR_MALFORMED,
+              "index.json: manifests: expected an array");
     index_bad("{\"manifests\":[]}", RBX_ERR_MALFORMED, "schemaVersion: expected an integer");
     index_bad("{\"schemaVersion\":1,\"manifests\":[]}", RBX_ERR_UNSUPPORTED, "schemaVersion 1");
     index_bad("{\"schemaVersion\":2,\"schemaVersion\":2,\"manifests\":[]}", RBX_ERR_MALFORMED,
@@ -114,8 +116,9 @@ START_TEST(test_json_depth_capped)
 END_TEST
 
 #define MANIFEST(config_mt, layer_mt)                                                              \
-    "{\"schemaVersion\":2,\"mediaType\":\"" OCI_MANIFEST "\",\"config\":{\"mediaType\":\"" config_mt \
-    "\",\"digest\":\"" D1 "\",\"size\":5},\"layers\":[{\"mediaType\":\"" layer_mt "\",\"digest\":\"" D2 \
+    "{\"schemaVersion\":2,\"mediaType\":\"" OCI_MANIFEST                                           \
+    "\",\"config\":{\"mediaType\":\"" config_mt "\",\"digest\":\"" D1                              \
+    "\",\"size\":5},\"layers\":[{\"mediaType\":\"" layer_mt "\",\"digest\":\"" D2                  \
     "\",\"size\":7}]}"
 
 START_TEST(test_manifest_valid)
@@ -123,18 +126,19 @@ START_TEST(test_manifest_valid)
     const char *j = MANIFEST(OCI_CONFIG, OCI_GZIP);
     struct rbx_manifest m;
     struct rbx_error *err = NULL;
-    ck_assert_int_eq(rbx_manifest_parse(j, strlen(j), "manifest", RBX_MEDIA_OCI_MANIFEST, &m, &err), 0);
+    ck_assert_int_eq(rbx_manifest_parse(j, strlen(j), "manifest", RBX_MEDIA_OCI_MANIFEST, &m, &err),
+                     0);
     ck_assert_str_eq(m.config.digest, D1);
     ck_assert_uint_eq(m.n_layers, 1);
     ck_assert_int_eq(m.layers[0].size, 7);
     ck_assert_int_eq(rbx_media_compression(m.layers[0].media), RBX_COMPRESSION_GZIP);
     rbx_manifest_clear(&m);
     /* Docker v2 media types are read the same way. */
-    const char *d = "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution."
-                    "manifest.v2+json\",\"config\":{\"mediaType\":\"application/vnd.docker.container."
-                    "image.v1+json\",\"digest\":\"" D1 "\",\"size\":5},\"layers\":[{\"mediaType\":"
-                    "\"application/vnd.docker.image.rootfs.diff.tar.gzip\",\"digest\":\"" D2
-                    "\",\"size\":7}]}";
+    const char *d =
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution."
+        "manifest.v2+json\",\"config\":{\"mediaType\":\"application/vnd.docker.container."
+        "image.v1+json\",\"digest\":\"" D1 "\",\"size\":5},\"layers\":[{\"mediaType\":"
+        "\"application/vnd.docker.image.rootfs.diff.tar.gzip\",\"digest\":\"" D2 "\",\"size\":7}]}";
     ck_assert_int_eq(rbx_manifest_parse(d, strlen(d), "manifest", RBX_MEDIA_UNKNOWN, &m, &err), 0);
     ck_assert_int_eq(m.media, RBX_MEDIA_DOCKER_MANIFEST);
     rbx_manifest_clear(&m);
@@ -149,12 +153,13 @@ START_TEST(test_manifest_malformed)
                  RBX_ERR_UNSUPPORTED, "not a container image config");
     manifest_bad("{\"schemaVersion\":2,\"layers\":[]}", RBX_ERR_MALFORMED,
                  "manifest " D1 ": config: expected an object");
-    manifest_bad("{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" OCI_CONFIG "\",\"digest\":\"" D1
-                 "\",\"size\":5}}",
+    manifest_bad("{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" OCI_CONFIG
+                 "\",\"digest\":\"" D1 "\",\"size\":5}}",
                  RBX_ERR_MALFORMED, "layers: expected an array");
-    manifest_bad("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest."
-                 "v2+json\",\"config\":{},\"layers\":[]}",
-                 RBX_ERR_MALFORMED, "differs from its descriptor's");
+    manifest_bad(
+        "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest."
+        "v2+json\",\"config\":{},\"layers\":[]}",
+        RBX_ERR_MALFORMED, "differs from its descriptor's");
     manifest_bad("{\n\"schemaVersion\": 2,\n\"config\": {\"a\": 1, \"a\": 2}}", RBX_ERR_MALFORMED,
                  "manifest " D1 ":3:");
 }
@@ -162,11 +167,12 @@ END_TEST
 
 START_TEST(test_config_valid)
 {
-    const char *j = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"A=1\","
-                    "\"PATH=/bin\"],\"Entrypoint\":null,\"Cmd\":[\"sh\",\"-c\",\"x\"],\"WorkingDir\":"
-                    "\"/app\",\"User\":\"1000:1000\",\"ExposedPorts\":{\"8080/tcp\":{},\"443/tcp\":{}}},"
-                    "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D1 "\",\"" D2 "\"]},"
-                    "\"history\":[]}";
+    const char *j =
+        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"Env\":[\"A=1\","
+        "\"PATH=/bin\"],\"Entrypoint\":null,\"Cmd\":[\"sh\",\"-c\",\"x\"],\"WorkingDir\":"
+        "\"/app\",\"User\":\"1000:1000\",\"ExposedPorts\":{\"8080/tcp\":{},\"443/tcp\":{}}},"
+        "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" D1 "\",\"" D2 "\"]},"
+        "\"history\":[]}";
     struct rbx_image_config cfg;
     char **ids = NULL;
     json_t *json = NULL;
@@ -192,7 +198,8 @@ START_TEST(test_config_malformed)
 {
     config_bad("{\"config\":{}}", RBX_ERR_MALFORMED, "config " D2 ": rootfs: expected an object");
     config_bad("{\"rootfs\":{\"type\":\"layers\"}}", RBX_ERR_MALFORMED, "rootfs.diff_ids");
-    config_bad("{\"rootfs\":{\"type\":\"nope\",\"diff_ids\":[]}}", RBX_ERR_MALFORMED, "rootfs.type");
+    config_bad("{\"rootfs\":{\"type\":\"nope\",\"diff_ids\":[]}}", RBX_ERR_MALFORMED,
+               "rootfs.type");
     config_bad("{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"md5:x\"]}}", RBX_ERR_MALFORMED,
                "rootfs.diff_ids[0]");
     config_bad("{\"config\":{\"Env\":\"A=1\"},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}",
@@ -207,8 +214,9 @@ END_TEST
 
 START_TEST(test_media_types_and_sniff)
 {
-    ck_assert_int_eq(rbx_media_parse("application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"),
-                     RBX_MEDIA_LAYER_ZSTD);
+    ck_assert_int_eq(
+        rbx_media_parse("application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"),
+        RBX_MEDIA_LAYER_ZSTD);
     ck_assert_int_eq(rbx_media_parse("application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"),
                      RBX_MEDIA_LAYER_GZIP);
     ck_assert_int_eq(rbx_media_parse("application/vnd.docker.distribution.manifest.list.v2+json"),

@@ -146,12 +146,11 @@ static void nest_index(const char *tag, int levels)
         json_decref(index);
         char dg[RBX_DIGEST_LEN + 1];
         tl_blob(layout, text, strlen(text), dg);
-        json_t *d = json_pack("{s:s, s:s, s:I}", "mediaType",
-                              "application/vnd.oci.image.index.v1+json", "digest", dg, "size",
-                              (json_int_t)strlen(text));
+        json_t *d =
+            json_pack("{s:s, s:s, s:I}", "mediaType", "application/vnd.oci.image.index.v1+json",
+                      "digest", dg, "size", (json_int_t)strlen(text));
         if (i == levels - 1)
-            json_object_set_new(d, "annotations",
-                                json_pack("{s:s}", RBX_ANNOTATION_REF_NAME, tag));
+            json_object_set_new(d, "annotations", json_pack("{s:s}", RBX_ANNOTATION_REF_NAME, tag));
         index = json_pack("{s:i, s:[o]}", "schemaVersion", 2, "manifests", d);
     }
     _cleanup_free_ char *text = json_dumps(index, JSON_COMPACT);
@@ -228,7 +227,8 @@ START_TEST(test_oci_unknown_layer_media_type_refused)
     _cleanup_error_ struct rbx_error *err = NULL;
     struct rbx_image *img = NULL;
     ck_assert_int_lt(open_ref("", NULL, &img, &err), 0);
-    ck_assert_error(err, RBX_ERR_UNSUPPORTED, "unsupported layer media type \"application/vnd.example.tar+lz4\"");
+    ck_assert_error(err, RBX_ERR_UNSUPPORTED,
+                    "unsupported layer media type \"application/vnd.example.tar+lz4\"");
 }
 END_TEST
 
@@ -258,7 +258,8 @@ START_TEST(test_oci_diff_ids_count_mismatch)
     char cdg[RBX_DIGEST_LEN + 1], mdg[RBX_DIGEST_LEN + 1];
     tl_blob(layout, cfg, strlen(cfg), cdg);
     _cleanup_free_ char *m = rbx_xasprintf(
-        "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
+        "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"application/"
+        "vnd.oci.image.config.v1+json\","
         "\"digest\":\"%s\",\"size\":%zu},\"layers\":[{\"mediaType\":\"application/vnd.oci.image."
         "layer.v1.tar\",\"digest\":\"%s\",\"size\":1}]}",
         cdg, strlen(cfg), cdg);

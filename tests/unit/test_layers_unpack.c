@@ -124,7 +124,8 @@ START_TEST(test_unpack_regular_dir_symlink_hardlink_device)
     _cleanup_strv_ char **dirs = NULL;
     struct rbx_unpack_stats stats;
     struct rbx_error *err = NULL;
-    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, &stats, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, &stats, &err) == 0, "%s",
+                  err ? err->message : "");
     ck_assert_uint_eq(stats.layers_extracted, 1);
     const char *d = dirs[0];
     _cleanup_free_ char *conf = slurp(d, "etc/conf");
@@ -162,6 +163,50 @@ START_TEST(test_unpack_regular_dir_symlink_hardlink_device)
 }
 END_TEST
 
+START_TEST(test_unpack_implied_parents_0755_whatever_the_umask)
+{
+    umask(077);
+    struct fx f = fx_new();
+    struct tl_tar *t = tl_tar_new();
+    tl_tar_file(t, "usr/local/bin/tool", "x", 0755);
+    _cleanup_free_ char *tar = NULL;
+    struct tl_layer l = layer_of(t, RBX_COMPRESSION_GZIP, &tar);
+    tl_image(f.layout, "latest", &l, 1, NULL, NULL);
+    _cleanup_strv_ char **dirs = NULL;
+    struct rbx_error *err = NULL;
+    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s",
+                  err ? err->message : "");
+    ck_assert_uint_eq(lst(dirs[0], "usr").st_mode & 07777, 0755);
+    ck_assert_uint_eq(lst(dirs[0], "usr/local/bin").st_mode & 07777, 0755);
+    ck_assert_uint_eq(lst(dirs[0], "usr/local/bin/tool").st_mode & 07777, 0755);
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(test_unpack_forged_blob_reported_as_digest_mismatch)
+{
+    /* A blob altered to carry "../x": the entry is refused, and the error names the cause. */
+    struct fx f = fx_new();
+    struct tl_tar *t = tl_tar_new();
+    tl_tar_file(t, "AAAAAAAAAAAAAAAAAAAAAAAAAAA", "x", 0644);
+    _cleanup_free_ char *tar = NULL;
+    struct tl_layer l = layer_of(t, RBX_COMPRESSION_NONE, &tar);
+    tl_image(f.layout, "latest", &l, 1, NULL, NULL);
+    char dg[RBX_DIGEST_LEN + 1];
+    rbx_sha256_buf(tar, l.len, dg);
+    char *hit = memmem(tar, l.len, "AAAAAAAAAAAAAAAAAAAAAAAAAAA", 27);
+    ck_assert_ptr_nonnull(hit);
+    memcpy(hit, "../../../../../../../../../", 27);
+    _cleanup_free_ char *name = rbx_xasprintf("blobs/sha256/%s", rbx_digest_hex(dg));
+    tl_write(f.layout, name, tar, l.len);
+    _cleanup_error_ struct rbx_error *err = NULL;
+    ck_assert_int_lt(open_unpack(&f, "latest", NULL, NULL, NULL, &err), 0);
+    ck_assert_error(err, RBX_ERR_DIGEST, "digest mismatch");
+    assert_store_has_no_layers_or_tmp(&f);
+    fx_free(&f);
+}
+END_TEST
+
 START_TEST(test_unpack_zstd_plain_and_multimember_gzip)
 {
     struct fx f = fx_new();
@@ -189,7 +234,8 @@ START_TEST(test_unpack_zstd_plain_and_multimember_gzip)
 
     _cleanup_strv_ char **dirs = NULL;
     struct rbx_error *err = NULL;
-    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s",
+                  err ? err->message : "");
     ck_assert(exists(dirs[0], "zstd.txt"));
     ck_assert(exists(dirs[1], "plain.txt"));
     ck_assert(exists(dirs[2], "multi.txt"));
@@ -218,7 +264,8 @@ START_TEST(test_unpack_whiteout_and_opaque_in_overlay_form)
 
     _cleanup_strv_ char **dirs = NULL;
     struct rbx_error *err = NULL;
-    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s",
+                  err ? err->message : "");
     struct stat wh = lst(dirs[1], "gone");
     ck_assert(S_ISCHR(wh.st_mode));
     ck_assert_uint_eq(wh.st_rdev, makedev(0, 0));
@@ -254,7 +301,8 @@ START_TEST(test_unpack_duplicate_entries_later_wins)
     tl_image(f.layout, "latest", &l, 1, NULL, NULL);
     _cleanup_strv_ char **dirs = NULL;
     struct rbx_error *err = NULL;
-    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s",
+                  err ? err->message : "");
     _cleanup_free_ char *x = slurp(dirs[0], "x"), *d = slurp(dirs[0], "d");
     ck_assert_str_eq(x, "two");
     ck_assert_uint_eq(lst(dirs[0], "x").st_mode & 07777, 0600);
@@ -280,7 +328,8 @@ START_TEST(test_unpack_deferred_dir_mode_read_only_dir)
     tl_image(f.layout, "latest", &l, 1, NULL, NULL);
     _cleanup_strv_ char **dirs = NULL;
     struct rbx_error *err = NULL;
-    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s",
+                  err ? err->message : "");
     ck_assert_uint_eq(lst(dirs[0], "ro").st_mode & 07777, 0555);
     ck_assert_int_eq(lst(dirs[0], "ro").st_mtime, 1300000000);
     ck_assert_uint_eq(lst(dirs[0], "ro/sub").st_mode & 07777, 0500);
@@ -302,7 +351,8 @@ START_TEST(test_unpack_trailing_bytes_count_in_diff_id)
     struct tl_layer l = {.tar = tar, .len = len + 100, .compression = RBX_COMPRESSION_GZIP};
     tl_image(f.layout, "latest", &l, 1, NULL, NULL);
     struct rbx_error *err = NULL;
-    ck_assert_msg(open_unpack(&f, "latest", NULL, NULL, NULL, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_msg(open_unpack(&f, "latest", NULL, NULL, NULL, &err) == 0, "%s",
+                  err ? err->message : "");
     fx_free(&f);
 }
 END_TEST
@@ -414,7 +464,8 @@ START_TEST(test_unpack_dotdot_entry_escape_refused)
     tl_image(f.layout, "latest", &l, 1, NULL, NULL);
     _cleanup_error_ struct rbx_error *err = NULL;
     ck_assert_int_lt(open_unpack(&f, "latest", NULL, NULL, NULL, &err), 0);
-    ck_assert_error(err, RBX_ERR_ESCAPE, "entry \"../../../../../../../sentinel/x\" escapes the rootfs");
+    ck_assert_error(err, RBX_ERR_ESCAPE,
+                    "entry \"../../../../../../../sentinel/x\" escapes the rootfs");
     ck_assert_ptr_nonnull(strstr(err->message, "layer sha256:"));
     assert_store_has_no_layers_or_tmp(&f);
     fx_free(&f);
@@ -433,7 +484,8 @@ START_TEST(test_unpack_absolute_names_contained)
     tl_image(f.layout, "latest", &l, 1, NULL, NULL);
     _cleanup_strv_ char **dirs = NULL;
     struct rbx_error *err = NULL;
-    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s",
+                  err ? err->message : "");
     ck_assert(exists(dirs[0], abs + 1));
     ck_assert(exists(dirs[0], "b"));
     ck_assert_uint_eq(count_entries(f.sentinel), 0);
@@ -456,7 +508,8 @@ START_TEST(test_unpack_symlink_escape_through_link_contained)
     tl_image(f.layout, "latest", &l, 1, NULL, NULL);
     _cleanup_strv_ char **dirs = NULL;
     struct rbx_error *err = NULL;
-    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s",
+                  err ? err->message : "");
     /* Both landed inside the layer root, none in the real sentinel. */
     _cleanup_free_ char *in = rbx_xasprintf("%s/x", f.sentinel + 1);
     _cleanup_free_ char *in2 = rbx_xasprintf("%s/y", f.sentinel + 1);
@@ -482,7 +535,8 @@ START_TEST(test_unpack_symlink_escape_with_walker_contained)
     tl_image(f.layout, "latest", &l, 1, NULL, NULL);
     _cleanup_strv_ char **dirs = NULL;
     struct rbx_error *err = NULL;
-    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s",
+                  err ? err->message : "");
     ck_assert_uint_eq(count_entries(f.sentinel), 0);
     fx_free(&f);
     rbx_fs_force_walker(false);
@@ -541,7 +595,8 @@ START_TEST(test_unpack_overlay_xattrs_from_tar_dropped)
     tl_image(f.layout, "latest", &l, 1, NULL, NULL);
     _cleanup_strv_ char **dirs = NULL;
     struct rbx_error *err = NULL;
-    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_msg(open_unpack(&f, "latest", NULL, &dirs, NULL, &err) == 0, "%s",
+                  err ? err->message : "");
     _cleanup_free_ char *p = rbx_xasprintf("%s/f", dirs[0]);
     char v[8];
     ck_assert_int_eq(getxattr(p, "user.keep", v, sizeof(v)), 1);
@@ -576,6 +631,8 @@ static Suite *suite(void)
     TCase *tc = tcase_create("unpack");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_unpack_regular_dir_symlink_hardlink_device);
+    tcase_add_test(tc, test_unpack_implied_parents_0755_whatever_the_umask);
+    tcase_add_test(tc, test_unpack_forged_blob_reported_as_digest_mismatch);
     tcase_add_test(tc, test_unpack_zstd_plain_and_multimember_gzip);
     tcase_add_test(tc, test_unpack_whiteout_and_opaque_in_overlay_form);
     tcase_add_test(tc, test_unpack_duplicate_entries_later_wins);

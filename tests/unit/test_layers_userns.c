@@ -73,7 +73,8 @@ START_TEST(test_unpack_rootless_refusals_are_skipped_and_counted)
         struct rbx_error *err = NULL;
         _cleanup_free_ char *ref = rbx_xasprintf("oci:%s", layout);
         char **dirs = NULL;
-        if (rbx_store_open(storedir, &s, &err) < 0 || rbx_image_open(s, ref, NULL, &img, &err) < 0 ||
+        if (rbx_store_open(storedir, &s, &err) < 0 ||
+            rbx_image_open(s, ref, NULL, &img, &err) < 0 ||
             rbx_image_unpack(s, img, NULL, NULL, &err) < 0 ||
             rbx_image_layer_dirs(s, img, &dirs, &err) < 0) {
             fprintf(stderr, "unpack in user namespace: %s\n", err ? err->message : "?");
