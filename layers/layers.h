@@ -105,7 +105,7 @@ void rbx_config_clear(struct rbx_image_config *cfg);
 /* ---- unpack into the cache ---------------------------------------------------------------- */
 
 struct rbx_unpack_opts {
-    rbx_progress_fn progress; /* may be NULL */
+    rbx_progress_fn progress; /* may be NULL; called from the worker threads, one call at a time */
     void *progress_data;
     unsigned jobs;            /* layers extracted at once; 0: one per CPU */
     uint64_t max_layer_bytes; /* cap on one layer's expanded size; 0: 32 GiB */
