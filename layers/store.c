@@ -319,9 +319,9 @@ static int unpack_layer(struct unpack_job *j, const struct rbx_layer *l, struct 
     int blobfd = rbx_blob_open(j->img->blob_dirfd, l->digest, err);
     if (blobfd < 0)
         return rbx_error_wrap(err, "layer %s", l->digest);
-    _cleanup_free_ char *what = rbx_xasprintf("blob %s", l->digest);
+    /* Errors read "layer sha256:..: blob: digest mismatch": the layer names the blob already. */
     _cleanup_(rbx_stream_freep) struct rbx_stream *st = rbx_stream_new(
-        blobfd, rbx_media_compression(media), l->digest, l->size, j->max_bytes, what);
+        blobfd, rbx_media_compression(media), l->digest, l->size, j->max_bytes, "blob");
     rbx_stream_set_progress(st, job_progress, j);
 
     struct rbx_unpack_counts counts = {0};
