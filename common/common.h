@@ -155,8 +155,8 @@ enum {
  * last component is never followed. */
 int rbx_open_in_root(int rootfd, const char *path, int flags, mode_t mode, unsigned rflags,
                      struct rbx_error **err);
-/* Create every missing directory of `path` inside the root (mode for the new ones) and return an
- * O_PATH|O_DIRECTORY fd of the last. *created (optional) tells whether the last one was made. */
+/* Create every missing directory of `path` inside the root (exactly `mode` for the new ones,
+ * whatever the umask) and return an O_PATH|O_DIRECTORY fd of the last. *created (optional) tells whether the last one was made. */
 int rbx_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *created, struct rbx_error **err);
 /* Split "a/b/c" into the parent dir fd (resolved in root, created when `create` is set) and the
  * last component, copied to `name` (RBX_NAME_MAX + 1 bytes). Refuses "", ".", "..". */

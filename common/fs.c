@@ -18,19 +18,22 @@ static int sys_openat2(int dirfd, const char *path, struct open_how *how)
 
 bool rbx_openat2_available(void)
 {
-    if (openat2_state < 0) {
+    /* Atomic: layers are unpacked by several threads at once; each may probe, all agree. */
+    int state = __atomic_load_n(&openat2_state, __ATOMIC_RELAXED);
+    if (state < 0) {
         struct open_how how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT};
         int fd = sys_openat2(AT_FDCWD, "/", &how);
         if (fd >= 0)
             close(fd);
-        openat2_state = (fd >= 0 || errno != ENOSYS) ? 1 : 0;
+        state = (fd >= 0 || errno != ENOSYS) ? 1 : 0;
+        __atomic_store_n(&openat2_state, state, __ATOMIC_RELAXED);
     }
-    return openat2_state == 1;
+    return state == 1;
 }
 
 /* Test hook: force the component walker (used by unit tests to cover both paths). */
 void rbx_fs_force_walker(bool on);
-void rbx_fs_force_walker(bool on) { openat2_state = on ? 0 : -1; }
+void rbx_fs_force_walker(bool on) { __atomic_store_n(&openat2_state, on ? 0 : -1, __ATOMIC_RELAXED); }
 
 static bool is_probe_errno(int e) { return e == ENOENT || e == ENOTDIR; }
 
@@ -302,6 +305,9 @@ static int mkdir_p_clean(int rootfd, char *clean, mode_t mode, bool *created, in
         int next = rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, 0, err);
         if (next == -ENOENT) {
             if (mkdirat(parent, p, mode) == 0) {
+                /* Exactly `mode`, whatever the umask: a layer's implied parents are 0755. */
+                if (fchmodat(parent, p, mode, 0) < 0)
+                    return rbx_error_set_errno(err, RBX_ERR_IO, errno, "chmod \"%s\"", clean);
                 if (!slash && created)
                     *created = true;
             } else if (errno == EEXIST) {

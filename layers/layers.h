@@ -105,7 +105,7 @@ void rbx_config_clear(struct rbx_image_config *cfg);
 /* ---- unpack into the cache ---------------------------------------------------------------- */
 
 struct rbx_unpack_opts {
-    rbx_progress_fn progress; /* may be NULL */
+    rbx_progress_fn progress; /* may be NULL; called from the worker threads, one call at a time */
     void *progress_data;
     unsigned jobs;            /* layers extracted at once; 0: one per CPU */
     uint64_t max_layer_bytes; /* cap on one layer's expanded size; 0: 32 GiB */
@@ -136,5 +136,7 @@ int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct
 const char *rbx_run_dir_path(const struct rbx_run_dir *rd);
 const char *rbx_run_dir_upper(const struct rbx_run_dir *rd);
 const char *rbx_run_dir_work(const struct rbx_run_dir *rd);
+/* An empty dir to mount the overlay on, when the caller wants one inside the store. */
+const char *rbx_run_dir_merged(const struct rbx_run_dir *rd);
 /* Close: the dir is removed unless `keep` (then it stays, unlocked, for the user to inspect). */
 struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep);

@@ -1,0 +1,166 @@
+/* rundir.c — a run's scratch space, <store>/runs/<id>/{upper,work,merged}, owned through an
+ * flock on runs/<id>.lock for as long as it is open; runs whose owner died are swept at the next
+ * store open, runs kept for inspection are marked runs/<id>.kept and left alone. */
+#include "layers/layers-internal.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#define RUN_ID_LEN 16
+
+struct rbx_run_dir {
+    int runs_fd;
+    int lock_fd;
+    char id[RUN_ID_LEN + 1];
+    char *path, *upper, *work, *merged;
+};
+
+const char *rbx_run_dir_path(const struct rbx_run_dir *rd)
+{
+    return rd->path;
+}
+const char *rbx_run_dir_upper(const struct rbx_run_dir *rd)
+{
+    return rd->upper;
+}
+const char *rbx_run_dir_work(const struct rbx_run_dir *rd)
+{
+    return rd->work;
+}
+const char *rbx_run_dir_merged(const struct rbx_run_dir *rd)
+{
+    return rd->merged;
+}
+
+static bool same_file(int fd, int dirfd, const char *name)
+{
+    struct stat a, b;
+    return fstat(fd, &a) == 0 && fstatat(dirfd, name, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+           a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+static void run_dir_release(struct rbx_run_dir *rd)
+{
+    free(rd->path);
+    free(rd->upper);
+    free(rd->work);
+    free(rd->merged);
+    if (rd->lock_fd >= 0)
+        close(rd->lock_fd);
+    if (rd->runs_fd >= 0)
+        close(rd->runs_fd);
+    free(rd);
+}
+
+int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct rbx_error **err)
+{
+    for (int tries = 0; tries < 32; tries++) {
+        char id[RUN_ID_LEN + 1], lockname[RUN_ID_LEN + 8];
+        rbx_random_hex(id, RUN_ID_LEN);
+        snprintf(lockname, sizeof(lockname), "%s.lock", id);
+        /* The lock exists and is held before the dir does: a sweep never sees an unowned run
+         * that is still being set up. */
+        _cleanup_close_ int lock = openat(store->runs_fd, lockname,
+                                          O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (lock < 0) {
+            if (errno == EEXIST)
+                continue;
+            return rbx_error_set_errno(err, RBX_ERR_IO, errno, "runs/%s", lockname);
+        }
+        if (flock(lock, LOCK_EX | LOCK_NB) < 0 || !same_file(lock, store->runs_fd, lockname))
+            continue; /* a sweep took it for a stale one in between: pick another id */
+        if (mkdirat(store->runs_fd, id, 0700) < 0) {
+            int e = errno;
+            unlinkat(store->runs_fd, lockname, 0);
+            if (e == EEXIST)
+                continue;
+            return rbx_error_set_errno(err, RBX_ERR_IO, e, "runs/%s", id);
+        }
+        struct rbx_run_dir *rd = rbx_xcalloc(1, sizeof(*rd));
+        rd->lock_fd = TAKE_FD(lock);
+        rd->runs_fd = fcntl(store->runs_fd, F_DUPFD_CLOEXEC, 3);
+        memcpy(rd->id, id, sizeof(id));
+        rd->path = rbx_xasprintf("%s/runs/%s", store->dir, id);
+        rd->upper = rbx_xasprintf("%s/upper", rd->path);
+        rd->work = rbx_xasprintf("%s/work", rd->path);
+        rd->merged = rbx_xasprintf("%s/merged", rd->path);
+        _cleanup_close_ int dfd =
+            openat(store->runs_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        /* upper/ is the container's "/" once merged: its mode is what the command sees. */
+        static const struct {
+            const char *name;
+            mode_t mode;
+        } subdirs[] = {{"upper", 0755}, {"work", 0700}, {"merged", 0755}};
+        for (size_t i = 0; i < RBX_ARRAY_SIZE(subdirs); i++) {
+            if (rd->runs_fd < 0 || dfd < 0 || mkdirat(dfd, subdirs[i].name, 0700) < 0 ||
+                fchmodat(dfd, subdirs[i].name, subdirs[i].mode, 0) < 0) {
+                int e = errno;
+                rbx_run_dir_close(rd, false);
+                return rbx_error_set_errno(err, RBX_ERR_IO, e, "runs/%s/%s", id, subdirs[i].name);
+            }
+        }
+        *out = rd;
+        return 0;
+    }
+    return rbx_error_set(err, RBX_ERR_IO, EEXIST, "runs: no free id");
+}
+
+struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep)
+{
+    if (!rd)
+        return NULL;
+    char name[RUN_ID_LEN + 8];
+    if (keep) {
+        snprintf(name, sizeof(name), "%s.kept", rd->id);
+        int fd = openat(rd->runs_fd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close(fd);
+    } else {
+        (void)rbx_rm_rf_at(rd->runs_fd, rd->id, NULL);
+    }
+    /* Unlinked while still held, so nobody can lock the old file and take it for free. */
+    snprintf(name, sizeof(name), "%s.lock", rd->id);
+    unlinkat(rd->runs_fd, name, 0);
+    run_dir_release(rd);
+    return NULL;
+}
+
+int rbx_run_dir_sweep(struct rbx_store *s, struct rbx_error **err)
+{
+    int fd = openat(s->runs_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "open runs");
+    _cleanup_closedir_ DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "open runs");
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *n = de->d_name;
+        if (n[0] == '.')
+            continue;
+        const char *dot = strchr(n, '.');
+        _cleanup_free_ char *id = rbx_xstrndup(n, dot ? (size_t)(dot - n) : strlen(n));
+        if (dot && strcmp(dot, ".lock") != 0)
+            continue; /* .kept markers stay with their run */
+        char lockname[RBX_NAME_MAX + 1], kept[RBX_NAME_MAX + 1];
+        snprintf(lockname, sizeof(lockname), "%.240s.lock", id);
+        snprintf(kept, sizeof(kept), "%.240s.kept", id);
+        if (faccessat(s->runs_fd, kept, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+            continue;
+        _cleanup_close_ int lock = openat(s->runs_fd, lockname, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        if (lock >= 0 &&
+            (flock(lock, LOCK_EX | LOCK_NB) < 0 || !same_file(lock, s->runs_fd, lockname)))
+            continue; /* in use */
+        if (lock < 0 && errno != ENOENT)
+            continue;
+        if (rbx_rm_rf_at(s->runs_fd, id, err) < 0)
+            return rbx_error_wrap(err, "sweep runs");
+        if (lock >= 0)
+            unlinkat(s->runs_fd, lockname, 0);
+    }
+    return 0;
+}

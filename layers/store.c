@@ -1,0 +1,437 @@
+/* store.c — the content-addressed cache: blobs/sha256/<hex>, layers/<diff_id hex>/rootfs, and
+ * the tmp/ and locks/ that keep it whole. A layer is extracted under its lock into tmp/, verified,
+ * synced and renamed into layers/: the cache is never seen half-written, even after kill -9. */
+#include "layers/layers-internal.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+/* ---- location and opening ------------------------------------------------------------------ */
+
+char *rbx_store_default_dir(bool rootless)
+{
+    if (!rootless)
+        return rbx_xstrdup("/var/lib/reprobox");
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    if (xdg && xdg[0] == '/')
+        return rbx_xasprintf("%s/reprobox", xdg);
+    const char *home = getenv("HOME");
+    if (home && home[0] == '/')
+        return rbx_xasprintf("%s/.cache/reprobox", home);
+    struct passwd pw, *res = NULL;
+    char buf[4096];
+    if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &res) == 0 && res && res->pw_dir[0] == '/')
+        return rbx_xasprintf("%s/.cache/reprobox", res->pw_dir);
+    return rbx_xasprintf("/tmp/reprobox-%u", (unsigned)getuid());
+}
+
+const char *rbx_store_dir(const struct rbx_store *s)
+{
+    return s->dir;
+}
+
+struct rbx_store *rbx_store_free(struct rbx_store *s)
+{
+    if (!s)
+        return NULL;
+    int *fds[] = {&s->dirfd, &s->blobs_fd, &s->layers_fd, &s->tmp_fd, &s->locks_fd, &s->runs_fd};
+    for (size_t i = 0; i < RBX_ARRAY_SIZE(fds); i++)
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+    free(s->dir);
+    free(s);
+    return NULL;
+}
+
+static int mkdir_parents(const char *dir, struct rbx_error **err)
+{
+    _cleanup_free_ char *p = rbx_xstrdup(dir);
+    for (char *slash = strchr(p + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+            return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mkdir %s", p);
+        *slash = '/';
+    }
+    if (mkdir(p, 0700) < 0 && errno != EEXIST)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mkdir %s", p);
+    return 0;
+}
+
+static int open_subdir(int dirfd, const char *name, struct rbx_error **err)
+{
+    if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mkdir %s", name);
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "open %s", name);
+    return fd;
+}
+
+int rbx_store_lock(struct rbx_store *s, const char *key, bool wait, struct rbx_error **err)
+{
+    for (int tries = 0; tries < 64; tries++) {
+        _cleanup_close_ int fd =
+            openat(s->locks_fd, key, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return rbx_error_set_errno(err, RBX_ERR_IO, errno, "lock %s", key);
+        int r;
+        do
+            r = flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB));
+        while (r < 0 && errno == EINTR);
+        if (r < 0) {
+            if (errno == EWOULDBLOCK)
+                return -EAGAIN;
+            return rbx_error_set_errno(err, RBX_ERR_IO, errno, "lock %s", key);
+        }
+        /* Ephemeral lock files are unlinked by their holder; a lock taken on a file that is no
+         * longer the one at the name guards nothing: take the current one. */
+        struct stat a, b;
+        if (fstat(fd, &a) == 0 && fstatat(s->locks_fd, key, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+            a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+            return TAKE_FD(fd);
+    }
+    return rbx_error_set(err, RBX_ERR_IO, EAGAIN, "lock %s: keeps being replaced", key);
+}
+
+int rbx_store_mktemp(struct rbx_store *s, const char *key, char **name, struct rbx_error **err)
+{
+    for (int tries = 0; tries < 16; tries++) {
+        char rnd[13];
+        rbx_random_hex(rnd, 12);
+        _cleanup_free_ char *n = rbx_xasprintf("%s.%s", key, rnd);
+        if (mkdirat(s->tmp_fd, n, 0700) < 0) {
+            if (errno == EEXIST)
+                continue;
+            return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mkdir tmp/%s", n);
+        }
+        int fd = openat(s->tmp_fd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            unlinkat(s->tmp_fd, n, AT_REMOVEDIR);
+            return rbx_error_set_errno(err, RBX_ERR_IO, e, "open tmp/%s", n);
+        }
+        *name = TAKE_PTR(n);
+        return fd;
+    }
+    return rbx_error_set(err, RBX_ERR_IO, EEXIST, "tmp: no free name");
+}
+
+static bool is_ephemeral_key(const char *key)
+{
+    return strncmp(key, "import-", 7) == 0;
+}
+
+/* tmp/<key>.<random> belongs to whoever holds locks/<key>: free lock, dead owner. */
+static int sweep_tmp(struct rbx_store *s, struct rbx_error **err)
+{
+    int fd = openat(s->tmp_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "open tmp");
+    _cleanup_closedir_ DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "open tmp");
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *dot = strchr(de->d_name, '.');
+        if (de->d_name[0] == '.' || !dot)
+            continue;
+        _cleanup_free_ char *key = rbx_xstrndup(de->d_name, (size_t)(dot - de->d_name));
+        _cleanup_close_ int lock = rbx_store_lock(s, key, false, NULL);
+        if (lock < 0)
+            continue;
+        int r = rbx_rm_rf_at(s->tmp_fd, de->d_name, err);
+        if (r < 0)
+            return rbx_error_wrap(err, "sweep tmp");
+        if (is_ephemeral_key(key))
+            unlinkat(s->locks_fd, key, 0);
+    }
+    return 0;
+}
+
+static void sweep_locks(struct rbx_store *s)
+{
+    int fd = openat(s->locks_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    _cleanup_closedir_ DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!is_ephemeral_key(de->d_name))
+            continue;
+        _cleanup_close_ int lock = rbx_store_lock(s, de->d_name, false, NULL);
+        if (lock >= 0)
+            unlinkat(s->locks_fd, de->d_name, 0);
+    }
+}
+
+int rbx_store_open(const char *dir, struct rbx_store **out, struct rbx_error **err)
+{
+    if (!dir || !*dir)
+        return rbx_error_set(err, RBX_ERR_USAGE, EINVAL, "no store directory");
+    int r = mkdir_parents(dir, err);
+    if (r < 0)
+        return rbx_error_wrap(err, "store");
+    _cleanup_(rbx_store_freep) struct rbx_store *s = rbx_xcalloc(1, sizeof(*s));
+    s->dirfd = s->blobs_fd = s->layers_fd = s->tmp_fd = s->locks_fd = s->runs_fd = -1;
+    s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->dirfd < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "store %s", dir);
+    struct stat st;
+    /* The cache holds other users' image contents with their modes: only we may walk it. */
+    if (fstat(s->dirfd, &st) == 0 && (st.st_mode & 07777) != 0700 && fchmod(s->dirfd, 0700) < 0)
+        return rbx_error_set_errno(err, RBX_ERR_PERMISSION, errno, "store %s: chmod 0700", dir);
+    char *real = realpath(dir, NULL);
+    if (!real)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "store %s", dir);
+    s->dir = real;
+    int blobs;
+    if ((blobs = open_subdir(s->dirfd, "blobs", err)) < 0)
+        return rbx_error_wrap(err, "store %s", dir);
+    s->blobs_fd = blobs;
+    _cleanup_close_ int sha = open_subdir(s->blobs_fd, "sha256", err);
+    if (sha < 0 || (s->layers_fd = open_subdir(s->dirfd, "layers", err)) < 0 ||
+        (s->tmp_fd = open_subdir(s->dirfd, "tmp", err)) < 0 ||
+        (s->locks_fd = open_subdir(s->dirfd, "locks", err)) < 0 ||
+        (s->runs_fd = open_subdir(s->dirfd, "runs", err)) < 0)
+        return rbx_error_wrap(err, "store %s", dir);
+    /* Best effort: what a dead reprobox left must not stop this one (a run's files may belong
+     * to ids only its user namespace can remove). */
+    (void)sweep_tmp(s, NULL);
+    (void)rbx_run_dir_sweep(s, NULL);
+    sweep_locks(s);
+    *out = TAKE_PTR(s);
+    return 0;
+}
+
+/* ---- unpacking an image's layers ---------------------------------------------------------- */
+
+/* A tmp/ entry removed on every exit unless published (name taken). */
+struct tmp_entry {
+    int tmp_fd;
+    char *name;
+};
+static void tmp_entry_cleanup(struct tmp_entry *t)
+{
+    if (t->name)
+        (void)rbx_rm_rf_at(t->tmp_fd, t->name, NULL);
+    free(t->name);
+}
+
+struct unpack_job {
+    struct rbx_store *store;
+    const struct rbx_image *img;
+    const struct rbx_unpack_opts *opts;
+    uint64_t max_bytes;
+    atomic_size_t next;
+    atomic_bool cancel;
+    pthread_mutex_t mu;
+    struct rbx_error *err; /* the first failure */
+    struct rbx_unpack_stats stats;
+    struct rbx_progress_event ev;
+};
+
+static void job_progress(void *ud, uint64_t raw)
+{
+    struct unpack_job *j = ud;
+    pthread_mutex_lock(&j->mu);
+    j->ev.bytes_done += raw;
+    j->stats.bytes_read += raw;
+    if (j->opts && j->opts->progress)
+        j->opts->progress(j->opts->progress_data, &j->ev);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void job_layer_done(struct unpack_job *j, bool extracted)
+{
+    pthread_mutex_lock(&j->mu);
+    j->ev.items_done++;
+    if (extracted)
+        j->stats.layers_extracted++;
+    else
+        j->stats.layers_cached++;
+    if (j->opts && j->opts->progress)
+        j->opts->progress(j->opts->progress_data, &j->ev);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static bool layer_published(struct rbx_store *s, const char *hex)
+{
+    struct stat st;
+    return fstatat(s->layers_fd, hex, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int write_meta(int dirfd, const struct rbx_layer *l, const struct rbx_unpack_counts *c,
+                      uint64_t bytes, struct rbx_error **err)
+{
+    _cleanup_json_ json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:I}", "diff_id", l->diff_id,
+        "digest", l->digest, "media_type", l->media_type, "size", (json_int_t)l->size,
+        "unpacked_bytes", (json_int_t)bytes, "entries", (json_int_t)c->entries, "skipped",
+        "devices", (json_int_t)c->skipped_devices, "owners", (json_int_t)c->skipped_owners,
+        "xattrs", (json_int_t)c->skipped_xattrs, "other", (json_int_t)c->skipped_other, "whiteouts",
+        (json_int_t)c->whiteouts, "opaques", (json_int_t)c->opaques);
+    if (!j)
+        abort();
+    _cleanup_free_ char *text = rbx_json_dump_canonical(j);
+    return rbx_write_file_atomic_at(dirfd, "meta.json", text, strlen(text), 0600, err);
+}
+
+/* Returns 1 when extracted, 0 when found in the cache. */
+static int unpack_layer(struct unpack_job *j, const struct rbx_layer *l, struct rbx_error **err)
+{
+    struct rbx_store *s = j->store;
+    if (!l->diff_id || !rbx_digest_valid(l->diff_id))
+        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "layer %s: no valid diff_id",
+                             l->digest);
+    enum rbx_media media = rbx_media_parse(l->media_type);
+    if (!rbx_media_is_layer(media))
+        return rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP,
+                             "layer %s: unsupported layer media type \"%s\"", l->digest,
+                             l->media_type);
+    const char *hex = rbx_digest_hex(l->diff_id);
+    if (layer_published(s, hex))
+        return 0;
+    _cleanup_close_ int lock = rbx_store_lock(s, hex, true, err);
+    if (lock < 0)
+        return lock;
+    if (layer_published(s, hex))
+        return 0; /* another process or thread did it while we waited */
+
+    _cleanup_(tmp_entry_cleanup) struct tmp_entry tmp = {.tmp_fd = s->tmp_fd};
+    _cleanup_close_ int tmpfd = rbx_store_mktemp(s, hex, &tmp.name, err);
+    if (tmpfd < 0)
+        return tmpfd;
+    if (mkdirat(tmpfd, "rootfs", 0755) < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mkdir rootfs");
+    _cleanup_close_ int rootfd = openat(tmpfd, "rootfs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "open rootfs");
+    int blobfd = rbx_blob_open(j->img->blob_dirfd, l->digest, err);
+    if (blobfd < 0)
+        return rbx_error_wrap(err, "layer %s", l->digest);
+    /* Errors read "layer sha256:..: blob: digest mismatch": the layer names the blob already. */
+    _cleanup_(rbx_stream_freep) struct rbx_stream *st = rbx_stream_new(
+        blobfd, rbx_media_compression(media), l->digest, l->size, j->max_bytes, "blob");
+    rbx_stream_set_progress(st, job_progress, j);
+
+    struct rbx_unpack_counts counts = {0};
+    int r = rbx_layer_apply(st, rootfd, l->digest, &j->cancel, &counts, err);
+    if (r < 0)
+        return r;
+    char got[RBX_DIGEST_LEN + 1];
+    rbx_stream_diff_id(st, got);
+    if (strcmp(got, l->diff_id) != 0)
+        return rbx_error_set(err, RBX_ERR_DIGEST, EBADMSG,
+                             "layer %s: diff_id mismatch (got %s, the config says %s)", l->digest,
+                             got, l->diff_id);
+    if ((r = write_meta(tmpfd, l, &counts, rbx_stream_out_bytes(st), err)) < 0)
+        return rbx_error_wrap(err, "layer %s", l->digest);
+    /* One sync for the whole tree before it becomes visible: after a crash the published name
+     * never points at files whose data was not written. */
+    if (syncfs(rootfd) < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "layer %s: syncfs", l->digest);
+    if (renameat(s->tmp_fd, tmp.name, s->layers_fd, hex) < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "layer %s: publish", l->digest);
+    free(TAKE_PTR(tmp.name));
+    (void)fsync(s->layers_fd);
+    return 1;
+}
+
+static void *unpack_worker(void *arg)
+{
+    struct unpack_job *j = arg;
+    for (;;) {
+        size_t i = atomic_fetch_add(&j->next, 1);
+        if (i >= j->img->n_layers || atomic_load(&j->cancel))
+            break;
+        struct rbx_error *e = NULL;
+        int r = unpack_layer(j, &j->img->layers[i], &e);
+        if (r < 0) {
+            pthread_mutex_lock(&j->mu);
+            if (!j->err && !(e && e->errnum == ECANCELED))
+                j->err = TAKE_PTR(e);
+            atomic_store(&j->cancel, true);
+            pthread_mutex_unlock(&j->mu);
+            rbx_error_free(e);
+            break;
+        }
+        job_layer_done(j, r == 1);
+    }
+    return NULL;
+}
+
+int rbx_image_unpack(struct rbx_store *store, const struct rbx_image *img,
+                     const struct rbx_unpack_opts *opts, struct rbx_unpack_stats *stats,
+                     struct rbx_error **err)
+{
+    struct unpack_job j = {.store = store, .img = img, .opts = opts};
+    j.max_bytes = opts && opts->max_layer_bytes ? opts->max_layer_bytes : RBX_LAYER_BYTES_DEFAULT;
+    atomic_init(&j.next, 0);
+    atomic_init(&j.cancel, false);
+    pthread_mutex_init(&j.mu, NULL);
+    j.ev.phase = "unpack";
+    j.ev.items_total = (unsigned)img->n_layers;
+    for (size_t i = 0; i < img->n_layers; i++)
+        if (!img->layers[i].diff_id || !rbx_digest_valid(img->layers[i].diff_id) ||
+            !layer_published(store, rbx_digest_hex(img->layers[i].diff_id)))
+            j.ev.bytes_total += img->layers[i].size > 0 ? (uint64_t)img->layers[i].size : 0;
+
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    size_t jobs = opts && opts->jobs ? opts->jobs : (ncpu > 0 ? (size_t)ncpu : 1);
+    if (jobs > img->n_layers)
+        jobs = img->n_layers;
+    if (jobs <= 1) {
+        unpack_worker(&j);
+    } else {
+        pthread_t *th = rbx_xcalloc(jobs, sizeof(pthread_t));
+        size_t started = 0;
+        for (; started < jobs; started++)
+            if (pthread_create(&th[started], NULL, unpack_worker, &j) != 0)
+                break;
+        if (started == 0)
+            unpack_worker(&j);
+        for (size_t i = 0; i < started; i++)
+            pthread_join(th[i], NULL);
+        free(th);
+    }
+    pthread_mutex_destroy(&j.mu);
+    if (stats)
+        *stats = j.stats;
+    if (j.err) {
+        int r = -j.err->errnum;
+        rbx_error_move(err, &j.err);
+        return r ? r : -EIO;
+    }
+    return 0;
+}
+
+int rbx_image_layer_dirs(struct rbx_store *store, const struct rbx_image *img, char ***dirs,
+                         struct rbx_error **err)
+{
+    _cleanup_strv_ char **v = rbx_xcalloc(img->n_layers + 1, sizeof(char *));
+    for (size_t i = 0; i < img->n_layers; i++) {
+        const char *id = img->layers[i].diff_id;
+        if (!id || !rbx_digest_valid(id))
+            return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "layer %s: no valid diff_id",
+                                 img->layers[i].digest);
+        char rel[RBX_DIGEST_HEX_LEN + 8];
+        snprintf(rel, sizeof(rel), "%s/rootfs", rbx_digest_hex(id));
+        struct stat st;
+        if (fstatat(store->layers_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+            return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT, "layer %s is not unpacked",
+                                 img->layers[i].digest);
+        v[i] = rbx_xasprintf("%s/layers/%s", store->dir, rel);
+    }
+    *dirs = TAKE_PTR(v);
+    return 0;
+}
