@@ -27,9 +27,8 @@ START_TEST(test_byte_bound_and_total)
     for (int i = 0; i < 1000; i++)
         rbx_tail_feed(t, big, sizeof(big));
     rbx_tail_feed(t, "\nend", 4);
-    const char *s = rbx_tail_text(t);
-    ck_assert_uint_eq(strlen(s), 16);
-    ck_assert_str_eq(s + 11, "x\nend");
+    /* The kept bytes start inside a line: that fragment is dropped, the whole line after it stays. */
+    ck_assert_str_eq(rbx_tail_text(t), "end");
     ck_assert_uint_eq(rbx_tail_total(t), 1000 * 1000 + 4);
     rbx_tail_free(t);
 }
