@@ -107,12 +107,7 @@ rootless_setup() {
     fi
     grep -q "^$RBX_TEST_USER:" /etc/subuid 2>/dev/null || echo "$RBX_TEST_USER:200000:65536" >>/etc/subuid
     grep -q "^$RBX_TEST_USER:" /etc/subgid 2>/dev/null || echo "$RBX_TEST_USER:200000:65536" >>/etc/subgid
-    RBX_RL_DIR="$RBX_TMP/rootless"
-    mkdir -p "$RBX_RL_DIR/bin"
-    cp "$REPROBOX" "$RBX_RL_DIR/bin/reprobox"
-    chmod 755 "$RBX_RL_DIR" "$RBX_RL_DIR/bin" "$RBX_RL_DIR/bin/reprobox"
-    RBX_RL_HOME=$(getent passwd "$RBX_TEST_USER" | cut -d: -f6)
-    RBX_RL_ROOT="$RBX_RL_DIR/store"
+XX
     RBX_CLEANUPS+=("as_user_raw '$RBX_RL_DIR/bin/reprobox' --root '$RBX_RL_ROOT' cache prune --all >/dev/null 2>&1")
 }
 
@@ -131,7 +126,7 @@ rootless_fixture() { # NAME
 as_user_raw() {
     local q="" a
     for a in "$@"; do q+=" $(printf '%q' "$a")"; done
-    su -s /bin/sh "$RBX_TEST_USER" -c "cd /tmp && env -i HOME='$RBX_RL_HOME' PATH=/usr/bin:/bin XDG_CACHE_HOME='$RBX_RL_DIR/xdg' $q"
+    su -s /bin/sh "$RBX_TEST_USER" -c "cd /tmp && env -i HOME='$RBX_RL_HOME' PATH=/usr/bin:/bin XDG_CACHE_HOME='$RBX_RL_DIR/user/xdg' $q"
 }
 # rbx_rootless ARGS...: the test user's reprobox with its own store.
 rbx_rootless() { as_user_raw "$RBX_RL_DIR/bin/reprobox" --root "$RBX_RL_ROOT" "$@"; }
