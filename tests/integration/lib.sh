@@ -107,7 +107,14 @@ rootless_setup() {
     fi
     grep -q "^$RBX_TEST_USER:" /etc/subuid 2>/dev/null || echo "$RBX_TEST_USER:200000:65536" >>/etc/subuid
     grep -q "^$RBX_TEST_USER:" /etc/subgid 2>/dev/null || echo "$RBX_TEST_USER:200000:65536" >>/etc/subgid
-XX
+    RBX_RL_DIR="$RBX_TMP/rootless"
+    mkdir -p "$RBX_RL_DIR/bin"
+    cp "$REPROBOX" "$RBX_RL_DIR/bin/reprobox"
+    chmod 755 "$RBX_RL_DIR" "$RBX_RL_DIR/bin" "$RBX_RL_DIR/bin/reprobox"
+    # What the test user owns: its store and its XDG dirs.
+    install -d -o "$RBX_TEST_USER" -m 755 "$RBX_RL_DIR/user"
+    RBX_RL_HOME=$(getent passwd "$RBX_TEST_USER" | cut -d: -f6)
+    RBX_RL_ROOT="$RBX_RL_DIR/user/store"
     RBX_CLEANUPS+=("as_user_raw '$RBX_RL_DIR/bin/reprobox' --root '$RBX_RL_ROOT' cache prune --all >/dev/null 2>&1")
 }
 
