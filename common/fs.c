@@ -280,8 +280,8 @@ int rbx_open_parent_in_root(int rootfd, const char *path, bool create, char *nam
     return rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, 0, err);
 }
 
-int rbx_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *created,
-                        struct rbx_error **err)
+static int mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *created, int hops,
+                           struct rbx_error **err)
 {
     _cleanup_free_ char *clean = NULL;
     int r = rbx_path_clean(path, &clean, err);
@@ -306,11 +306,31 @@ int rbx_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *created
             *slash = '\0';
         int next = rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, 0, err);
         if (next == -ENOENT) {
-            if (mkdirat(parent, p, mode) < 0 && errno != EEXIST)
+            if (mkdirat(parent, p, mode) == 0) {
+                if (!slash && created)
+                    *created = true;
+            } else if (errno != EEXIST) {
                 return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mkdir \"%s\"", clean);
-            if (!slash && created)
-                *created = true;
+            }
             next = rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, 0, err);
+            if (next == -ENOENT) {
+                /* A symlink to something missing: make what it points to, inside the root, as
+                 * the kernel would follow it there. */
+                char link[RBX_PATH_MAX + 1];
+                ssize_t n = readlinkat(parent, p, link, sizeof(link) - 1);
+                if (n > 0) {
+                    if (hops >= RBX_SYMLINK_HOPS)
+                        return rbx_error_set(err, RBX_ERR_LIMIT, ELOOP,
+                                             "\"%s\": too many levels of symbolic links", path);
+                    link[n] = '\0';
+                    const char *rest = slash ? slash + 1 : "";
+                    _cleanup_free_ char *target =
+                        link[0] == '/' ? rbx_xasprintf("%s/%s", link, rest)
+                                       : rbx_xasprintf("%.*s%s/%s", (int)(p - clean), clean, link,
+                                                       rest);
+                    return mkdir_p_in_root(rootfd, target, mode, created, hops + 1, err);
+                }
+            }
         }
         if (next < 0)
             return next == -ENOENT || next == -ENOTDIR
@@ -323,6 +343,12 @@ int rbx_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *created
         *slash = '/';
         p = slash + 1;
     }
+}
+
+int rbx_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *created,
+                        struct rbx_error **err)
+{
+    return mkdir_p_in_root(rootfd, path, mode, created, 0, err);
 }
 
 int rbx_rm_rf_at(int parentfd, const char *name, struct rbx_error **err)
