@@ -31,8 +31,31 @@ static int check_candidate(int rootfd, const char *path)
     return 0;
 }
 
-static int copy_out(const char *path, char *out, size_t outlen, struct rbx_error **err)
+/* Drop "." components and doubled slashes, which name the same file either way; ".." stays, as
+ * after a symlink it is not what a lexical clean would make of it. */
+static void tidy(char *path)
 {
+    char *w = path;
+    const char *r = path;
+    while (*r) {
+        if (r[0] == '/' && r[1] == '/') {
+            r++;
+            continue;
+        }
+        if (r[0] == '/' && r[1] == '.' && (r[2] == '/' || r[2] == '\0')) {
+            r += 2;
+            continue;
+        }
+        *w++ = *r++;
+    }
+    if (w == path)
+        *w++ = '/';
+    *w = '\0';
+}
+
+static int copy_out(char *path, char *out, size_t outlen, struct rbx_error **err)
+{
+    tidy(path);
     size_t n = strlen(path);
     if (n >= outlen)
         return rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG, "\"%s\": path too long", path);

@@ -9,6 +9,10 @@
 
 #define RBX_MAX_LOWERS 500 /* overlayfs' own limit */
 
+static bool force_mount2;
+
+void rbx_rootfs_force_mount2(bool on) { force_mount2 = on; }
+
 char *rbx_overlay_escape(const char *path)
 {
     size_t n = 0;
@@ -222,8 +226,8 @@ int rbx_rootfs_mount(const struct rbx_spec *spec, const struct rbx_rootfs_plan *
     if (!p->overlay) {
         r = rbx_mount(spec->rootfs_dir, spec->rootfs_dir, NULL, MS_BIND | MS_REC, NULL);
     } else {
-        bool unsupported;
-        r = overlay_new_api(spec, p, detail, detail_len, &unsupported);
+        bool unsupported = true;
+        r = force_mount2 ? -ENOSYS : overlay_new_api(spec, p, detail, detail_len, &unsupported);
         if (r < 0 && unsupported)
             r = overlay_mount2(spec, p, detail, detail_len);
     }

@@ -129,6 +129,8 @@ char *rbx_overlay_escape(const char *path);
  * kernel's own words (the fs context log) copied to detail when it gave any. */
 int rbx_rootfs_mount(const struct rbx_spec *spec, const struct rbx_rootfs_plan *p, char *detail,
                      size_t detail_len);
+/* Test hook: mount overlays with mount(2) and its option string, as on kernels before 6.8. */
+void rbx_rootfs_force_mount2(bool on);
 /* Child: make the rootfs mount read-only (not its submounts). */
 int rbx_rootfs_make_readonly(int rootfd);
 /* Child: make rootfd the root and drop the old one (pivot_root(".", ".") then detach). */

@@ -1,4 +1,9 @@
-# sandbox/: one suite per source file under test. test_sandbox runs the whole sandbox on a
-# busybox rootfs made at test time; sandbox_rootless runs that same suite as an unprivileged
+# sandbox/: one suite per source file under test. sandbox_run drives the whole sandbox on a
+# busybox rootfs made at test time; sandbox_rootless runs that same suite again as an ordinary
 # user (with and without subordinate ids).
-rbx_unit_test(sandbox SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sandbox.c LIBS rbx_sandbox rbx_common Threads::Threads)
+foreach(name idmap privilege user exec rootfs mounts)
+  rbx_unit_test(sandbox_${name} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sandbox_${name}.c
+                LIBS rbx_sandbox rbx_common)
+endforeach()
+rbx_unit_test(sandbox_run SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sandbox_run.c
+              LIBS rbx_sandbox rbx_common Threads::Threads)

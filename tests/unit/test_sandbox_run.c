@@ -1,4 +1,4 @@
-/* test_sandbox.c — rbx_sandbox_run (sandbox.c) end to end on a rootfs made at test time from the
+/* test_sandbox_run.c — rbx_sandbox_run (sandbox.c) end to end on a rootfs made at test time from the
  * host's static busybox. Run as root, or as an ordinary user: main() then re-executes itself
  * through rbx_privilege_setup, as the reprobox binary does. */
 #include "sandbox/sandbox-internal.h"
@@ -466,14 +466,16 @@ START_TEST(test_run_overlay_write_stays_in_upper)
 }
 END_TEST
 
-START_TEST(test_run_overlay_many_long_layers)
+/* Enough layers that the mount(2) option string is over a page: the legacy path must fall back to
+ * paths relative to their common directory. */
+static void run_many_layers(bool legacy)
 {
-    /* Enough layers that the mount(2) option string would exceed a page. */
-    _cleanup_free_ char *layers = at(base, "layers-with-a-rather-long-directory-name-to-fill-a-page");
+    _cleanup_free_ char *layers = rbx_xasprintf(
+        "%s/layers-with-a-rather-long-directory-name-to-fill-a-page%s", base, legacy ? "-2" : "");
     ck_assert_int_eq(mkdir(layers, 0755), 0);
     struct rbx_spec spec;
     struct rbx_result res;
-    spec_init(&spec, "cat /marker");
+    spec_init(&spec, "cat /marker; ls /bin/busybox");
     for (int i = 0; i < 60; i++) {
         _cleanup_free_ char *l = rbx_xasprintf("%s/layer-number-%03d-of-the-image", layers, i);
         ck_assert_int_eq(mkdir(l, 0755), 0);
@@ -482,18 +484,35 @@ START_TEST(test_run_overlay_many_long_layers)
         write_file(m, text, 0644);
         rbx_strv_push(&spec.lower_dirs, l);
     }
-    rbx_strv_push(&spec.lower_dirs, rootfs); /* top */
-    _cleanup_free_ char *merged = at(base, "merged-many");
+    /* The busybox tree on top, through a symlink so every path shares the long prefix. */
+    _cleanup_free_ char *top = at(layers, "top");
+    ck_assert_int_eq(symlink(rootfs, top), 0);
+    rbx_strv_push(&spec.lower_dirs, top);
+    _cleanup_free_ char *merged = at(base, legacy ? "merged-legacy" : "merged-many");
     ck_assert_int_eq(mkdir(merged, 0755), 0);
     free(spec.rootfs_dir);
     spec.rootfs_dir = rbx_xstrdup(merged);
     spec.readonly_rootfs = true; /* no upper dir: a read-only overlay */
-    /* The lowest layer that has the file is the last one pushed before the rootfs. */
+
+    struct rbx_rootfs_plan plan;
+    _cleanup_error_ struct rbx_error *err = NULL;
+    ck_assert_int_eq(rbx_rootfs_plan_build(&spec, 4096, &plan, &err), 0);
+    ck_assert_ptr_nonnull(plan.data_dir);
+    ck_assert_ptr_nonnull(plan.data);
+    rbx_rootfs_plan_clear(&plan);
+
+    rbx_rootfs_force_mount2(legacy);
     run_ok(&spec, &res);
-    ck_assert_str_eq(res.stdout_tail, "59\n");
+    /* The highest layer holding the file wins. */
+    ck_assert_str_eq(res.stdout_tail, "59\n/bin/busybox\n");
     rbx_result_clear(&res);
     rbx_spec_clear(&spec);
 }
+
+START_TEST(test_run_overlay_many_layers) { run_many_layers(false); }
+END_TEST
+
+START_TEST(test_run_overlay_many_layers_legacy_mount) { run_many_layers(true); }
 END_TEST
 
 START_TEST(test_run_bind_mounts)
@@ -703,7 +722,8 @@ static Suite *sandbox_suite(void)
     tcase_add_test(tc, test_run_stdin_and_stdout_fd);
     tcase_add_test(tc, test_run_tail_is_bounded);
     tcase_add_test(tc, test_run_overlay_write_stays_in_upper);
-    tcase_add_test(tc, test_run_overlay_many_long_layers);
+    tcase_add_test(tc, test_run_overlay_many_layers);
+    tcase_add_test(tc, test_run_overlay_many_layers_legacy_mount);
     tcase_add_test(tc, test_run_bind_mounts);
     tcase_add_test(tc, test_mount_target_symlink_escape_stays_in_rootfs);
     tcase_add_test(tc, test_run_readonly_rootfs);
