@@ -325,9 +325,9 @@ static int mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *crea
                     link[n] = '\0';
                     const char *rest = slash ? slash + 1 : "";
                     _cleanup_free_ char *target =
-                        link[0] == '/' ? rbx_xasprintf("%s/%s", link, rest)
-                                       : rbx_xasprintf("%.*s%s/%s", (int)(p - clean), clean, link,
-                                                       rest);
+                        link[0] == '/'
+                            ? rbx_xasprintf("%s/%s", link, rest)
+                            : rbx_xasprintf("%.*s%s/%s", (int)(p - clean), clean, link, rest);
                     return mkdir_p_in_root(rootfd, target, mode, created, hops + 1, err);
                 }
             }

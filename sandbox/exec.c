@@ -110,10 +110,9 @@ int rbx_exec_lookup(int rootfd, const char *cwd, const char *argv0, const char *
         p = c + 1;
     }
     if (denied)
-        return rbx_error_set(err, RBX_ERR_EXEC_DENIED, denied_why,
-                             "\"%s\": permission denied: %s %s (PATH=%s)", argv0, denied,
-                             denied_why == EISDIR ? "is a directory" : "is not executable",
-                             path_env);
+        return rbx_error_set(
+            err, RBX_ERR_EXEC_DENIED, denied_why, "\"%s\": permission denied: %s %s (PATH=%s)",
+            argv0, denied, denied_why == EISDIR ? "is a directory" : "is not executable", path_env);
     return rbx_error_set(err, RBX_ERR_EXEC_NOT_FOUND, ENOENT,
                          "\"%s\": executable file not found in $PATH (PATH=%s)", argv0, path_env);
 }
@@ -247,8 +246,7 @@ int rbx_exec_explain(int rootfd, const char *argv0, const char *exec_path, int e
                              "%s: exec format error: neither a binary nor a #! script", name);
     }
     case EACCES:
-    case EPERM:
-        return rbx_error_set_errno(err, RBX_ERR_EXEC_DENIED, errnum, "%s", name);
+    case EPERM: return rbx_error_set_errno(err, RBX_ERR_EXEC_DENIED, errnum, "%s", name);
     default:
         return rbx_error_set_errno(err, RBX_ERR_EXEC_DENIED, errnum, "%s: cannot execute", name);
     }

@@ -52,8 +52,8 @@ int rbx_idmap_parse(const char *text, const char *what, struct rbx_idmap *out,
                                  line);
         if (r.count == 0 || (uint64_t)r.inside + r.count > (uint64_t)UINT32_MAX + 1 ||
             (uint64_t)r.outside + r.count > (uint64_t)UINT32_MAX + 1)
-            return rbx_error_set(err, RBX_ERR_MALFORMED, ERANGE, "%s:%u: range out of bounds",
-                                 what, line);
+            return rbx_error_set(err, RBX_ERR_MALFORMED, ERANGE, "%s:%u: range out of bounds", what,
+                                 line);
         if (out->n == RBX_IDMAP_MAX)
             return rbx_error_set(err, RBX_ERR_LIMIT, E2BIG, "%s: more than %d ranges", what,
                                  RBX_IDMAP_MAX);

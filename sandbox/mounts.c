@@ -171,8 +171,8 @@ int rbx_mount_rows_build(const struct rbx_spec *spec, struct rbx_mount_row **row
     if (spec->n_mounts > RBX_MAX_USER_MOUNTS)
         return rbx_error_set(err, RBX_ERR_LIMIT, E2BIG, "%zu mounts (limit %d)", spec->n_mounts,
                              RBX_MAX_USER_MOUNTS);
-    size_t cap = RBX_ARRAY_SIZE(proc_rows) + rbx_dev_rows_count + RBX_ARRAY_SIZE(sys_rows) +
-                 spec->n_mounts;
+    size_t cap =
+        RBX_ARRAY_SIZE(proc_rows) + rbx_dev_rows_count + RBX_ARRAY_SIZE(sys_rows) + spec->n_mounts;
     _cleanup_free_ struct rbx_mount_row *out = rbx_xcalloc(cap, sizeof(*out));
     size_t k = 0;
     push_rows(out, &k, proc_rows, RBX_ARRAY_SIZE(proc_rows), spec);
@@ -248,8 +248,9 @@ int rbx_mount_target_prepare(int rootfd, const struct rbx_mount_row *row, int *f
     *fd = -1;
     if (row->options & RBX_MNT_SYMLINK)
         return prepare_symlink(rootfd, row, err);
-    int r = (row->options & RBX_MNT_FILE) ? prepare_file(rootfd, row->target, err)
-                                          : rbx_mkdir_p_in_root(rootfd, row->target, 0755, NULL, err);
+    int r = (row->options & RBX_MNT_FILE)
+                ? prepare_file(rootfd, row->target, err)
+                : rbx_mkdir_p_in_root(rootfd, row->target, 0755, NULL, err);
     if (r < 0)
         return rbx_error_wrap(err, "mount target");
     *fd = r;

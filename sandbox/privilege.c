@@ -19,7 +19,10 @@ extern char **environ;
 
 static uid_t real_uid = (uid_t)-1;
 
-uid_t rbx_privilege_real_uid(void) { return real_uid != (uid_t)-1 ? real_uid : getuid(); }
+uid_t rbx_privilege_real_uid(void)
+{
+    return real_uid != (uid_t)-1 ? real_uid : getuid();
+}
 
 static bool parse_uint32(const char *s, size_t len, uint32_t *out)
 {

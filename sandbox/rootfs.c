@@ -11,7 +11,10 @@
 
 static bool force_mount2;
 
-void rbx_rootfs_force_mount2(bool on) { force_mount2 = on; }
+void rbx_rootfs_force_mount2(bool on)
+{
+    force_mount2 = on;
+}
 
 char *rbx_overlay_escape(const char *path)
 {
@@ -180,8 +183,9 @@ static int overlay_new_api(const struct rbx_spec *spec, const struct rbx_rootfs_
             return -e;
         }
     }
-    if (spec->upper_dir && (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", spec->upper_dir, 0) < 0 ||
-                            fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", spec->work_dir, 0) < 0)) {
+    if (spec->upper_dir &&
+        (fsconfig(fsfd, FSCONFIG_SET_STRING, "upperdir", spec->upper_dir, 0) < 0 ||
+         fsconfig(fsfd, FSCONFIG_SET_STRING, "workdir", spec->work_dir, 0) < 0)) {
         int e = errno;
         read_fs_log(fsfd, detail, len);
         return -e;
@@ -237,7 +241,10 @@ int rbx_rootfs_mount(const struct rbx_spec *spec, const struct rbx_rootfs_plan *
     return fd < 0 ? -errno : fd;
 }
 
-int rbx_rootfs_make_readonly(int rootfd) { return rbx_mount_make_readonly(rootfd, false); }
+int rbx_rootfs_make_readonly(int rootfd)
+{
+    return rbx_mount_make_readonly(rootfd, false);
+}
 
 int rbx_rootfs_pivot(int rootfd)
 {

@@ -112,10 +112,10 @@ int rbx_mount_make_readonly(int fd, bool recursive);
 
 struct rbx_rootfs_plan {
     bool overlay;
-    const char **lowers;  /* top layer first, pointing into the spec */
+    const char **lowers; /* top layer first, pointing into the spec */
     size_t n_lowers;
-    char *data;           /* the mount(2) option string, for kernels without "lowerdir+" */
-    char *data_dir;       /* when set, `data` holds paths relative to it: chdir there first */
+    char *data;     /* the mount(2) option string, for kernels without "lowerdir+" */
+    char *data_dir; /* when set, `data` holds paths relative to it: chdir there first */
 };
 
 /* Parent, before clone: validate the rootfs part of the spec and compute both ways of mounting

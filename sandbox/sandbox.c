@@ -57,8 +57,8 @@ int rbx_sync_recv(int sock, struct rbx_sync_msg *m, int *fd)
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } u;
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof(u.buf)};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     *fd = -1;
     ssize_t n;
     do
@@ -154,9 +154,10 @@ static void child_stdio(struct run *run)
             child_fail(run->sock_child, RBX_OP_STDIO, 0, errno, NULL);
         close(tmp[i]);
     }
-    close(run->stdin_fd);
-    close(run->out_w);
-    close(run->err_w);
+    /* An original at 0..2 (the caller had closed its stdio) was replaced by dup2 already. */
+    for (int i = 0; i < 3; i++)
+        if (src[i] > 2)
+            close(src[i]);
 }
 
 /* Before exec: the command gets default dispositions and the caller's signal mask, not ours. */
@@ -313,8 +314,7 @@ static int child_error(struct run *run, const struct rbx_sync_msg *m, struct rbx
     }
     if (m->op == RBX_OP_ROOTFS)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, e, "sandbox: %s on %s%s%s", op,
-                                   run->spec->rootfs_dir, detail ? ": " : "",
-                                   detail ? detail : "");
+                                   run->spec->rootfs_dir, detail ? ": " : "", detail ? detail : "");
     if (m->op == RBX_OP_PRIVATE && e == EPERM)
         return rbx_error_set(err, RBX_ERR_SANDBOX, e,
                              "sandbox: refusing to mount: the child is not in a mount namespace "
@@ -412,7 +412,8 @@ static int make_plan(struct run *run, struct rbx_exec_plan *plan, struct rbx_res
         return r;
     res->uid = user.uid;
     res->gid = user.gid;
-    if (!rbx_idmap_contains(&run->uid_map, user.uid) || !rbx_idmap_contains(&run->gid_map, user.gid))
+    if (!rbx_idmap_contains(&run->uid_map, user.uid) ||
+        !rbx_idmap_contains(&run->gid_map, user.gid))
         return rbx_error_set(err, RBX_ERR_PERMISSION, EINVAL,
                              "user %u:%u is not mapped in the user namespace, which has %llu ids "
                              "(give the user a range in /etc/subuid and /etc/subgid)",
@@ -507,6 +508,19 @@ static int drive(struct run *run, struct rbx_result *res, struct rbx_error **err
     return rbx_error_set(err, RBX_ERR_SANDBOX, EPROTO, "sandbox: unexpected message %u", m.type);
 }
 
+/* Keep our own fds off 0-2: a caller that closed its stdio would otherwise have the sync socket
+ * or a pipe there, where the child's dup2 of the command's stdio lands. */
+static int above_stdio(int fd)
+{
+    if (fd < 0 || fd > 2)
+        return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return moved;
+}
+
 static int prepare(struct run *run, const struct rbx_spec *spec, struct rbx_error **err)
 {
     if (!spec->argv || !spec->argv[0])
@@ -554,21 +568,25 @@ static int prepare(struct run *run, const struct rbx_spec *spec, struct rbx_erro
     int sv[2], out[2], errp[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "socketpair");
-    run->sock_parent = sv[0];
-    run->sock_child = sv[1];
+    run->sock_parent = above_stdio(sv[0]);
+    run->sock_child = above_stdio(sv[1]);
+    if (run->sock_parent < 0 || run->sock_child < 0)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "socketpair");
     if (pipe2(out, O_CLOEXEC) < 0)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "pipe");
-    run->out_r = out[0];
-    run->out_w = out[1];
+    run->out_r = above_stdio(out[0]);
+    run->out_w = above_stdio(out[1]);
     if (pipe2(errp, O_CLOEXEC) < 0)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "pipe");
-    run->err_r = errp[0];
-    run->err_w = errp[1];
+    run->err_r = above_stdio(errp[0]);
+    run->err_w = above_stdio(errp[1]);
+    if (run->out_r < 0 || run->out_w < 0 || run->err_r < 0 || run->err_w < 0)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "pipe");
     /* Only our read ends are non-blocking: the command's write ends stay ordinary. */
     if (fcntl(run->out_r, F_SETFL, O_NONBLOCK) < 0 || fcntl(run->err_r, F_SETFL, O_NONBLOCK) < 0)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "fcntl");
     run->stdin_fd = spec->stdin_fd >= 0 ? fcntl(spec->stdin_fd, F_DUPFD_CLOEXEC, 3)
-                                        : open("/dev/null", O_RDONLY | O_CLOEXEC);
+                                        : above_stdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (run->stdin_fd < 0)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "stdin");
     return 0;
@@ -589,8 +607,11 @@ static size_t tail_bytes(size_t lines)
     return b < 16384 ? 16384 : b > (1u << 20) ? (1u << 20) : b;
 }
 
-int rbx_sandbox_run(const struct rbx_spec *spec, struct rbx_result *res, struct rbx_error **err)
+int rbx_sandbox_run(const struct rbx_spec *spec, struct rbx_result *res, struct rbx_error **errp)
 {
+    /* Our own error first: its kind decides the exit code even when the caller passes NULL. */
+    _cleanup_error_ struct rbx_error *error = NULL;
+    struct rbx_error **err = &error;
     memset(res, 0, sizeof(*res));
     struct run run = {.spec = spec,
                       .sock_parent = -1,
@@ -647,9 +668,10 @@ int rbx_sandbox_run(const struct rbx_spec *spec, struct rbx_result *res, struct 
 
     r = drive(&run, res, err);
     if (r < 0) {
-        if (*err && (*err)->kind == RBX_ERR_EXEC_NOT_FOUND)
+        if (error && error->kind == RBX_ERR_EXEC_NOT_FOUND)
             res->exit_code = 127;
-        else if (*err && ((*err)->kind == RBX_ERR_EXEC_DENIED || (*err)->kind == RBX_ERR_EXEC_FORMAT))
+        else if (error &&
+                 (error->kind == RBX_ERR_EXEC_DENIED || error->kind == RBX_ERR_EXEC_FORMAT))
             res->exit_code = 126;
         goto restore;
     }
@@ -710,5 +732,7 @@ out:
     rbx_rootfs_plan_clear(&run.rootfs);
     free(run.rows);
     free(run.envp);
+    if (r < 0 && errp && !*errp)
+        *errp = TAKE_PTR(error);
     return r;
 }

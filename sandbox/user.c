@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define RBX_ID_MAX 2147483647u         /* docker's range for uids and gids */
+#define RBX_ID_MAX 2147483647u          /* docker's range for uids and gids */
 #define RBX_ACCOUNT_FILE_MAX (4u << 20) /* /etc/passwd or /etc/group */
 
 int rbx_open_regular_in_root(int rootfd, const char *path, struct rbx_error **err)
@@ -140,8 +140,7 @@ static void passwd_find(const char *text, bool by_uid, const char *name, uint32_
 }
 
 /* First group entry for `name` (by_gid false) or `gid`. */
-static bool group_find(const char *text, bool by_gid, const char *name, uint32_t gid,
-                       uint32_t *out)
+static bool group_find(const char *text, bool by_gid, const char *name, uint32_t gid, uint32_t *out)
 {
     struct line_iter it = {text};
     const char *line;

@@ -6,8 +6,14 @@
 
 static struct test_root root;
 
-static void setup(void) { test_root_make(&root); }
-static void teardown(void) { test_root_remove(&root); }
+static void setup(void)
+{
+    test_root_make(&root);
+}
+static void teardown(void)
+{
+    test_root_remove(&root);
+}
 
 static void mkdir_p(const char *path, bool want_created)
 {
@@ -56,7 +62,10 @@ static void dangling_symlink_stays_in_root(bool walker)
     rbx_fs_force_walker(false);
 }
 
-START_TEST(test_mkdir_p_dangling_symlink_stays_in_root) { dangling_symlink_stays_in_root(false); }
+START_TEST(test_mkdir_p_dangling_symlink_stays_in_root)
+{
+    dangling_symlink_stays_in_root(false);
+}
 END_TEST
 
 START_TEST(test_mkdir_p_dangling_symlink_stays_in_root_walker)

@@ -19,7 +19,10 @@ static void setup(void)
     test_write_str(&root, "app/bin/local", "#!/bin/sh\n", 0755);
 }
 
-static void teardown(void) { test_root_remove(&root); }
+static void teardown(void)
+{
+    test_root_remove(&root);
+}
 
 static void lookup_ok(const char *cwd, const char *argv0, const char *path, const char *want)
 {
@@ -102,10 +105,16 @@ static void escape_stays_in_root(bool walker)
     rbx_fs_force_walker(false);
 }
 
-START_TEST(test_exec_symlink_escape_stays_in_root) { escape_stays_in_root(false); }
+START_TEST(test_exec_symlink_escape_stays_in_root)
+{
+    escape_stays_in_root(false);
+}
 END_TEST
 
-START_TEST(test_exec_symlink_escape_stays_in_root_walker) { escape_stays_in_root(true); }
+START_TEST(test_exec_symlink_escape_stays_in_root_walker)
+{
+    escape_stays_in_root(true);
+}
 END_TEST
 
 START_TEST(test_exec_out_too_small)
@@ -153,7 +162,7 @@ static void write_elf(const char *rel, unsigned machine, const char *interp)
     f[54] = 56; /* e_phentsize */
     f[56] = 1;  /* e_phnum */
     unsigned char *ph = f + 64;
-    ph[0] = 3; /* PT_INTERP */
+    ph[0] = 3;   /* PT_INTERP */
     ph[8] = 200; /* p_offset */
     size_t n = strlen(interp) + 1;
     ph[32] = (unsigned char)n; /* p_filesz */

@@ -10,8 +10,14 @@
 
 static struct test_root root;
 
-static void setup(void) { test_root_make(&root); }
-static void teardown(void) { test_root_remove(&root); }
+static void setup(void)
+{
+    test_root_make(&root);
+}
+static void teardown(void)
+{
+    test_root_remove(&root);
+}
 
 static const struct rbx_mount_row *find_row(const struct rbx_mount_row *rows, size_t n,
                                             const char *target)
@@ -138,7 +144,10 @@ static void target_escape_stays_in_root(bool walker)
     rbx_fs_force_walker(false);
 }
 
-START_TEST(test_mount_target_symlink_escape_stays_in_root) { target_escape_stays_in_root(false); }
+START_TEST(test_mount_target_symlink_escape_stays_in_root)
+{
+    target_escape_stays_in_root(false);
+}
 END_TEST
 
 START_TEST(test_mount_target_symlink_escape_stays_in_root_walker)
@@ -219,9 +228,8 @@ START_TEST(test_mount_refused_outside_a_private_namespace)
     ck_assert(!test_exists(&root, "anything") && rbx_mount_ns_current() == host);
     _cleanup_free_ char *mountinfo = NULL;
     _cleanup_error_ struct rbx_error *err = NULL;
-    ck_assert_int_eq(rbx_read_file_at(AT_FDCWD, "/proc/self/mountinfo", 1 << 20, &mountinfo, NULL,
-                                      &err),
-                     0);
+    ck_assert_int_eq(
+        rbx_read_file_at(AT_FDCWD, "/proc/self/mountinfo", 1 << 20, &mountinfo, NULL, &err), 0);
     ck_assert_ptr_null(strstr(mountinfo, root.dir));
 }
 END_TEST

@@ -1,5 +1,5 @@
-/* test_sandbox_run.c — rbx_sandbox_run (sandbox.c) end to end on a rootfs made at test time from the
- * host's static busybox. Run as root, or as an ordinary user: main() then re-executes itself
+/* test_sandbox_run.c — rbx_sandbox_run (sandbox.c) end to end on a rootfs made at test time from
+ * the host's static busybox. Run as root, or as an ordinary user: main() then re-executes itself
  * through rbx_privilege_setup, as the reprobox binary does. */
 #include "sandbox/sandbox-internal.h"
 
@@ -21,9 +21,9 @@ static char rootfs[512];
 static enum rbx_privilege priv;
 static unsigned mapped_ids;
 
-static const char *const applets[] = {"sh",    "echo", "id",   "ls",    "cat",      "hostname",
-                                      "kill",  "sleep", "env", "pwd",   "touch",    "test",
-                                      "true",  "false", "mkdir", "seq", "readlink", "stat"};
+static const char *const applets[] = {"sh",   "echo",  "id",    "ls",  "cat",      "hostname",
+                                      "kill", "sleep", "env",   "pwd", "touch",    "test",
+                                      "true", "false", "mkdir", "seq", "readlink", "stat"};
 
 static void write_file(const char *path, const char *text, mode_t mode)
 {
@@ -49,7 +49,10 @@ static void copy_file(const char *from, const char *to, mode_t mode)
     close(out);
 }
 
-static char *at(const char *dir, const char *rel) { return rbx_xasprintf("%s/%s", dir, rel); }
+static char *at(const char *dir, const char *rel)
+{
+    return rbx_xasprintf("%s/%s", dir, rel);
+}
 
 static void make_rootfs(void)
 {
@@ -57,8 +60,8 @@ static void make_rootfs(void)
     ck_assert_ptr_nonnull(mkdtemp(base));
     chmod(base, 0755);
     snprintf(rootfs, sizeof(rootfs), "%s/rootfs", base);
-    static const char *const dirs[] = {"", "bin", "etc", "proc", "dev", "sys", "tmp", "root",
-                                       "home", "home/app"};
+    static const char *const dirs[] = {"",    "bin", "etc",  "proc", "dev",
+                                       "sys", "tmp", "root", "home", "home/app"};
     for (size_t i = 0; i < RBX_ARRAY_SIZE(dirs); i++) {
         _cleanup_free_ char *d = at(rootfs, dirs[i]);
         ck_assert_int_eq(mkdir(d, 0755), 0);
@@ -82,7 +85,10 @@ static void make_rootfs(void)
     write_file(bash, "#!/bin/bash\necho hi\n", 0755);
 }
 
-static void setup(void) { make_rootfs(); }
+static void setup(void)
+{
+    make_rootfs();
+}
 
 static void teardown(void)
 {
@@ -336,6 +342,10 @@ START_TEST(test_run_command_not_found_127)
                     "(PATH=/usr/local/bin:/usr/bin:/bin)");
     ck_assert_int_eq(res.exit_code, 127);
     rbx_result_clear(&res);
+    /* Without an error object the exit code still tells. */
+    ck_assert_int_lt(rbx_sandbox_run(&spec, &res, NULL), 0);
+    ck_assert_int_eq(res.exit_code, 127);
+    rbx_result_clear(&res);
     rbx_spec_clear(&spec);
 }
 END_TEST
@@ -371,10 +381,10 @@ END_TEST
 
 START_TEST(test_run_dev_is_private_and_complete)
 {
-    _cleanup_free_ char *out = run_script(
-        "ls /dev; test -c /dev/null && echo hi > /dev/null && readlink /dev/fd && readlink /dev/ptmx; "
-        "test -d /dev/pts && test -k /dev/shm && echo ok",
-        0);
+    _cleanup_free_ char *out = run_script("ls /dev; test -c /dev/null && echo hi > /dev/null && "
+                                          "readlink /dev/fd && readlink /dev/ptmx; "
+                                          "test -d /dev/pts && test -k /dev/shm && echo ok",
+                                          0);
     ck_assert_str_eq(out, "fd\nfull\nmqueue\nnull\nptmx\npts\nrandom\nshm\nstderr\nstdin\n"
                           "stdout\ntty\nurandom\nzero\n/proc/self/fd\npts/ptmx\nok\n");
 }
@@ -414,6 +424,17 @@ START_TEST(test_run_stdin_and_stdout_fd)
     ck_assert_str_eq(res.stdout_tail, "from stdin\n");
     rbx_result_clear(&res);
     rbx_spec_clear(&spec);
+}
+END_TEST
+
+/* A caller without stdio (a daemon): our pipes and /dev/null land on fds 0-2 of the parent. */
+START_TEST(test_run_caller_with_closed_stdio)
+{
+    close(0);
+    close(1);
+    close(2);
+    _cleanup_free_ char *out = run_script("echo hi; cat; echo err >&2; ls /proc/self/fd", 0);
+    ck_assert_str_eq(out, "hi\n0\n1\n2\n3\n");
 }
 END_TEST
 
@@ -509,10 +530,16 @@ static void run_many_layers(bool legacy)
     rbx_spec_clear(&spec);
 }
 
-START_TEST(test_run_overlay_many_layers) { run_many_layers(false); }
+START_TEST(test_run_overlay_many_layers)
+{
+    run_many_layers(false);
+}
 END_TEST
 
-START_TEST(test_run_overlay_many_layers_legacy_mount) { run_many_layers(true); }
+START_TEST(test_run_overlay_many_layers_legacy_mount)
+{
+    run_many_layers(true);
+}
 END_TEST
 
 START_TEST(test_run_bind_mounts)
@@ -530,7 +557,8 @@ START_TEST(test_run_bind_mounts)
     spec.n_mounts = 3;
     spec.mounts = rbx_xcalloc(3, sizeof(*spec.mounts));
     spec.mounts[0] = (struct rbx_mount_spec){rbx_xstrdup(host), rbx_xstrdup("/data"), NULL, false};
-    spec.mounts[1] = (struct rbx_mount_spec){rbx_xstrdup(ro), rbx_xstrdup("/etc/config"), NULL, true};
+    spec.mounts[1] =
+        (struct rbx_mount_spec){rbx_xstrdup(ro), rbx_xstrdup("/etc/config"), NULL, true};
     spec.mounts[2] =
         (struct rbx_mount_spec){NULL, rbx_xstrdup("/scratch"), rbx_xstrdup("tmpfs"), false};
     run_ok(&spec, &res);
@@ -561,8 +589,8 @@ START_TEST(test_mount_target_symlink_escape_stays_in_rootfs)
     spec_init(&spec, "true");
     spec.n_mounts = 1;
     spec.mounts = rbx_xcalloc(1, sizeof(*spec.mounts));
-    spec.mounts[0] = (struct rbx_mount_spec){rbx_xstrdup(src), rbx_xstrdup("/escape-mnt/x"), NULL,
-                                             false};
+    spec.mounts[0] =
+        (struct rbx_mount_spec){rbx_xstrdup(src), rbx_xstrdup("/escape-mnt/x"), NULL, false};
     run_ok(&spec, &res);
     struct stat st;
     ck_assert_msg(stat(host, &st) < 0 && errno == ENOENT, "%s was created on the host", host);
@@ -720,6 +748,7 @@ static Suite *sandbox_suite(void)
     tcase_add_test(tc, test_run_dev_is_private_and_complete);
     tcase_add_test(tc, test_run_only_stdio_fds_reach_the_command);
     tcase_add_test(tc, test_run_stdin_and_stdout_fd);
+    tcase_add_test(tc, test_run_caller_with_closed_stdio);
     tcase_add_test(tc, test_run_tail_is_bounded);
     tcase_add_test(tc, test_run_overlay_write_stays_in_upper);
     tcase_add_test(tc, test_run_overlay_many_layers);

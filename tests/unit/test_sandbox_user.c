@@ -23,7 +23,10 @@ static void setup(void)
     test_write_str(&root, "etc/group", group, 0644);
 }
 
-static void teardown(void) { test_root_remove(&root); }
+static void teardown(void)
+{
+    test_root_remove(&root);
+}
 
 static void resolve_ok(const char *spec, struct rbx_user *u)
 {
@@ -208,10 +211,16 @@ static void symlink_stays_in_root(bool walker)
     rbx_fs_force_walker(false);
 }
 
-START_TEST(test_user_passwd_symlink_stays_in_root) { symlink_stays_in_root(false); }
+START_TEST(test_user_passwd_symlink_stays_in_root)
+{
+    symlink_stays_in_root(false);
+}
 END_TEST
 
-START_TEST(test_user_passwd_symlink_stays_in_root_walker) { symlink_stays_in_root(true); }
+START_TEST(test_user_passwd_symlink_stays_in_root_walker)
+{
+    symlink_stays_in_root(true);
+}
 END_TEST
 
 START_TEST(test_user_no_account_files)
