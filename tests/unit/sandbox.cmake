@@ -8,5 +8,6 @@ endforeach()
 rbx_unit_test(sandbox_run SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sandbox_run.c
               LIBS rbx_sandbox rbx_common Threads::Threads)
 add_test(NAME unit.sandbox_rootless
-         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/sandbox_rootless.sh $<TARGET_FILE:test_sandbox_run>)
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/sandbox_rootless.sh $<TARGET_FILE:test_sandbox_run>
+                 $<TARGET_FILE:test_sandbox_privilege>)
 set_tests_properties(unit.sandbox_rootless PROPERTIES SKIP_RETURN_CODE 77 LABELS unit TIMEOUT 300)

@@ -1,6 +1,6 @@
 /* test_sandbox_privilege.c — privilege.c: reading /etc/subuid, which signals are passed on, and
- * the decision for root. The re-execution of an ordinary user is exercised by running
- * test_sandbox_run as one (unit.sandbox_rootless). */
+ * the decision for root. With "probe" as argument it is the tiny program sandbox_rootless.sh
+ * runs as an ordinary user to check the re-execution, signal forwarding and exit status. */
 #include "sandbox/sandbox-internal.h"
 
 #include "rbx_check.h"
@@ -110,4 +110,47 @@ static Suite *privilege_suite(void)
     return s;
 }
 
-RBX_TEST_MAIN(privilege_suite)
+static void on_term(int sig)
+{
+    (void)sig;
+    static const char msg[] = "got TERM\n";
+    ssize_t w = write(STDOUT_FILENO, msg, sizeof(msg) - 1);
+    (void)w;
+    _exit(3);
+}
+
+/* probe: report the privilege decision; probe wait-term: then wait for a SIGTERM, which only
+ * reaches this re-executed copy if the original process forwards it. */
+static int probe(int argc, char **argv)
+{
+    enum rbx_privilege priv;
+    unsigned ids;
+    _cleanup_error_ struct rbx_error *err = NULL;
+    if (rbx_privilege_setup(argv, &priv, &ids, &err) < 0) {
+        fprintf(stderr, "probe: %s\n", err->message);
+        return 125;
+    }
+    printf("%s ids=%u real_uid=%u euid=%u\n", priv == RBX_PRIV_ROOT ? "root" : "rootless", ids,
+           (unsigned)rbx_privilege_real_uid(), (unsigned)geteuid());
+    fflush(stdout);
+    if (argc > 2 && strcmp(argv[2], "wait-term") == 0) {
+        signal(SIGTERM, on_term);
+        printf("ready original=%d\n", (int)getppid());
+        fflush(stdout);
+        for (int i = 0; i < 100; i++)
+            usleep(100000);
+        return 4;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "probe") == 0)
+        return probe(argc, argv);
+    SRunner *sr = srunner_create(privilege_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
