@@ -119,8 +119,8 @@ static void passwd_find(const char *text, bool by_uid, const char *name, uint32_
     size_t len;
     m->found = false;
     while (next_line(&it, &line, &len)) {
-        const char *f[7];
-        size_t fl[7];
+        const char *f[7] = {0};
+        size_t fl[7] = {0};
         size_t n = split_fields(line, len, f, fl, 7);
         uint32_t u, g;
         if (n < 4 || fl[0] == 0 || fl[0] >= sizeof(m->name) || !parse_id(f[2], fl[2], &u) ||
@@ -146,8 +146,8 @@ static bool group_find(const char *text, bool by_gid, const char *name, uint32_t
     const char *line;
     size_t len;
     while (next_line(&it, &line, &len)) {
-        const char *f[4];
-        size_t fl[4];
+        const char *f[4] = {0};
+        size_t fl[4] = {0};
         uint32_t g;
         if (split_fields(line, len, f, fl, 4) < 3 || fl[0] == 0 || !parse_id(f[2], fl[2], &g) ||
             g > RBX_ID_MAX)
@@ -177,8 +177,8 @@ static void group_memberships(const char *text, const char *user, struct rbx_use
     const char *line;
     size_t len;
     while (next_line(&it, &line, &len)) {
-        const char *f[4];
-        size_t fl[4];
+        const char *f[4] = {0};
+        size_t fl[4] = {0};
         uint32_t g;
         if (split_fields(line, len, f, fl, 4) < 4 || !parse_id(f[2], fl[2], &g) || g > RBX_ID_MAX)
             continue;
