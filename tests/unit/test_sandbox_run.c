@@ -672,14 +672,20 @@ static void *helper_main(void *arg)
     sigset_t all;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
-    for (int i = 0; i < 500; i++) {
+    bool seen = false;
+    for (int i = 0; i < 1000; i++) {
         pid_t p = find_child(h->comm);
         if (p > 0) {
-            usleep(100000); /* let the command reach its loop */
+            /* Until the command has its handler, pid 1 ignores the signal: send it again until
+             * the command is gone (a busy machine may be slow to get there). */
+            seen = true;
             kill(h->to_self ? getpid() : p, h->sig);
+            usleep(100000);
+        } else if (seen) {
             return NULL;
+        } else {
+            usleep(10000);
         }
-        usleep(10000);
     }
     return NULL;
 }
