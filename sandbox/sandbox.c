@@ -4,6 +4,7 @@
 #include "sandbox/sandbox-internal.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -322,11 +323,43 @@ static int child_error(struct run *run, const struct rbx_sync_msg *m, struct rbx
     return rbx_error_set_errno(err, RBX_ERR_SANDBOX, e, "sandbox: %s", op);
 }
 
+/* rbx_sync_recv, but a signal the run would forward (^C during a slow set-up) interrupts it:
+ * there is no command yet to give it to. Returns like rbx_sync_recv; -EINTR when interrupted. */
+static int parent_recv(struct run *run, struct rbx_sync_msg *m, int *fd, int *signo)
+{
+    *fd = -1;
+    for (;;) {
+        struct pollfd p[2] = {{.fd = run->sock_parent, .events = POLLIN},
+                              {.fd = run->sigfd, .events = POLLIN}};
+        int n = poll(p, run->sigfd >= 0 ? 2 : 1, -1);
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        if (n > 0 && p[1].revents) {
+            struct signalfd_siginfo si;
+            if (read(run->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                *signo = (int)si.ssi_signo;
+                return -EINTR;
+            }
+        }
+        if (n > 0 && p[0].revents)
+            return rbx_sync_recv(run->sock_parent, m, fd);
+    }
+}
+
+static int interrupted(int signo, struct rbx_error **err)
+{
+    return rbx_error_set(err, RBX_ERR_SANDBOX, EINTR, "sandbox: interrupted by %s during set-up",
+                         strsignal(signo));
+}
+
 /* Read the child's answer. EOF before we expect it means the child died: say how. */
 static int expect(struct run *run, enum rbx_sync_type want, struct rbx_sync_msg *m, int *fd,
                   struct rbx_error **err)
 {
-    int r = rbx_sync_recv(run->sock_parent, m, fd);
+    int signo = 0;
+    int r = parent_recv(run, m, fd, &signo);
+    if (r == -EINTR)
+        return interrupted(signo, err);
     if (r < 0)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket");
     if (r == 0) {
@@ -494,9 +527,12 @@ static int drive(struct run *run, struct rbx_result *res, struct rbx_error **err
     /* The child's end is close-on-exec: EOF is the news that execve worked. */
     char exec_path[RBX_PATH_MAX + 1];
     snprintf(exec_path, sizeof(exec_path), "%s", m.plan.exec_path);
-    r = rbx_sync_recv(run->sock_parent, &m, &fd);
+    int signo = 0;
+    r = parent_recv(run, &m, &fd, &signo);
     if (r == 0)
         return 0;
+    if (r == -EINTR)
+        return interrupted(signo, err);
     if (fd >= 0)
         close(fd);
     if (r < 0)
@@ -714,6 +750,12 @@ restore:
         while (waitpid(run.pid, NULL, 0) < 0 && errno == EINTR)
             ;
         run.pid = -1;
+    }
+    /* Signals that came for the command were passed on (or ended the set-up): they are spent. */
+    if (run.sigfd >= 0) {
+        struct signalfd_siginfo si;
+        while (read(run.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+            ;
     }
     run_close_fds(&run);
     if (!run.pipe_was_pending) {

@@ -729,6 +729,31 @@ START_TEST(test_run_sigterm_forwarded)
 }
 END_TEST
 
+/* A SIGTERM that arrives before the command runs ends the set-up: nothing is left behind. */
+START_TEST(test_run_interrupted_during_setup)
+{
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigprocmask(SIG_BLOCK, &term, NULL);
+    kill(getpid(), SIGTERM); /* pending: the run sees it as soon as it listens */
+    struct rbx_spec spec;
+    struct rbx_result res;
+    _cleanup_error_ struct rbx_error *err = NULL;
+    spec_init(&spec, "echo never");
+    ck_assert_int_lt(rbx_sandbox_run(&spec, &res, &err), 0);
+    ck_assert_error(err, RBX_ERR_SANDBOX, "interrupted by Terminated during set-up");
+    ck_assert_int_eq(res.exit_code, 125);
+    ck_assert_str_eq(res.stdout_tail, "");
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1); /* the child was reaped */
+    sigset_t pending;
+    sigpending(&pending);
+    ck_assert(!sigismember(&pending, SIGTERM));
+    rbx_result_clear(&res);
+    rbx_spec_clear(&spec);
+}
+END_TEST
+
 static Suite *sandbox_suite(void)
 {
     Suite *s = suite_create("sandbox");
@@ -770,6 +795,7 @@ static Suite *sandbox_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_run_killed_by_signal_reports_128_plus_n);
     tcase_add_test(tc, test_run_sigterm_forwarded);
+    tcase_add_test(tc, test_run_interrupted_during_setup);
     suite_add_tcase(s, tc);
     return s;
 }
