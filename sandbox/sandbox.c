@@ -334,6 +334,9 @@ static int parent_recv(struct run *run, struct rbx_sync_msg *m, int *fd, int *si
         int n = poll(p, run->sigfd >= 0 ? 2 : 1, -1);
         if (n < 0 && errno != EINTR)
             return -errno;
+        /* The child's news first: once it has exec'd, the signal is the command's. */
+        if (n > 0 && p[0].revents)
+            return rbx_sync_recv(run->sock_parent, m, fd);
         if (n > 0 && p[1].revents) {
             struct signalfd_siginfo si;
             if (read(run->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
@@ -341,8 +344,6 @@ static int parent_recv(struct run *run, struct rbx_sync_msg *m, int *fd, int *si
                 return -EINTR;
             }
         }
-        if (n > 0 && p[0].revents)
-            return rbx_sync_recv(run->sock_parent, m, fd);
     }
 }
 

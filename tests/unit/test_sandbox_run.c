@@ -663,6 +663,7 @@ struct helper {
     const char *comm;
     int sig;
     bool to_self;
+    const char *ready; /* a file the command makes once it runs, or NULL */
 };
 
 static void *helper_main(void *arg)
@@ -675,7 +676,8 @@ static void *helper_main(void *arg)
     bool seen = false;
     for (int i = 0; i < 1000; i++) {
         pid_t p = find_child(h->comm);
-        if (p > 0) {
+        struct stat st;
+        if (p > 0 && (!h->ready || stat(h->ready, &st) == 0)) {
             /* Until the command has its handler, pid 1 ignores the signal: send it again until
              * the command is gone (a busy machine may be slow to get there). */
             seen = true;
@@ -692,7 +694,7 @@ static void *helper_main(void *arg)
 
 START_TEST(test_run_killed_by_signal_reports_128_plus_n)
 {
-    struct helper h = {"sleep", SIGKILL, false};
+    struct helper h = {"sleep", SIGKILL, false, NULL};
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, helper_main, &h), 0);
     struct rbx_spec spec;
@@ -713,12 +715,14 @@ END_TEST
 
 START_TEST(test_run_sigterm_forwarded)
 {
-    struct helper h = {"sh", SIGTERM, true};
+    /* Sent before the command runs, the signal would end the set-up instead. */
+    _cleanup_free_ char *ready = at(rootfs, "term-ready");
+    struct helper h = {"sh", SIGTERM, true, ready};
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, helper_main, &h), 0);
     struct rbx_spec spec;
     struct rbx_result res;
-    spec_init(&spec, "trap 'echo got TERM; exit 7' TERM; i=0; "
+    spec_init(&spec, "trap 'echo got TERM; exit 7' TERM; touch /term-ready; i=0; "
                      "while [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; echo timeout");
     run_ok(&spec, &res);
     pthread_join(t, NULL);
