@@ -24,22 +24,6 @@ uid_t rbx_privilege_real_uid(void)
     return real_uid != (uid_t)-1 ? real_uid : getuid();
 }
 
-static bool parse_uint32(const char *s, size_t len, uint32_t *out)
-{
-    uint64_t v = 0;
-    if (len == 0 || len > 10)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (v > UINT32_MAX)
-        return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
 bool rbx_subid_find(const char *text, const char *user, uint32_t id, uint32_t *start,
                     uint32_t *count)
 {
@@ -57,8 +41,8 @@ bool rbx_subid_find(const char *text, const char *user, uint32_t id, uint32_t *s
             while (end > c2 + 1 && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r'))
                 end--;
             uint32_t s, n;
-            if (match && parse_uint32(c1 + 1, (size_t)(c2 - c1 - 1), &s) &&
-                parse_uint32(c2 + 1, (size_t)(end - c2 - 1), &n) && n > 0 &&
+            if (match && rbx_parse_id(c1 + 1, (size_t)(c2 - c1 - 1), &s) &&
+                rbx_parse_id(c2 + 1, (size_t)(end - c2 - 1), &n) && n > 0 &&
                 (uint64_t)s + n <= UINT32_MAX) {
                 *start = s;
                 *count = n;
@@ -304,7 +288,7 @@ int rbx_privilege_setup(char **argv, enum rbx_privilege *priv, unsigned *mapped_
                              "reprobox runs as root or as an ordinary user, never set-user-ID");
     if (marker) {
         uint32_t uid;
-        if (geteuid() != 0 || !in_child_userns() || !parse_uint32(marker, strlen(marker), &uid))
+        if (geteuid() != 0 || !in_child_userns() || !rbx_parse_id(marker, strlen(marker), &uid))
             return rbx_error_set(err, RBX_ERR_SANDBOX, EINVAL,
                                  "%s=%s is set but this process is not the root of a user "
                                  "namespace made by reprobox",

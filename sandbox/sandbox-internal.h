@@ -147,6 +147,9 @@ int rbx_net_loopback_up(void);
  * a regular file (a FIFO or a device is never opened). -ENOENT without err when missing. */
 int rbx_open_regular_in_root(int rootfd, const char *path, struct rbx_error **err);
 
+/* Exactly `len` decimal digits (at most 10) that fit in 32 bits. */
+bool rbx_parse_id(const char *s, size_t len, uint32_t *out);
+
 #define RBX_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 /* Turn an execve() errno reported by the child for `exec_path` into an error of the right kind

@@ -39,7 +39,7 @@ static int read_account_file(int rootfd, const char *path, char **out, struct rb
     return rbx_read_fd(fd, RBX_ACCOUNT_FILE_MAX, path, out, NULL, err);
 }
 
-static bool parse_id(const char *s, size_t len, uint32_t *out)
+bool rbx_parse_id(const char *s, size_t len, uint32_t *out)
 {
     uint64_t v = 0;
     if (len == 0 || len > 10)
@@ -123,8 +123,8 @@ static void passwd_find(const char *text, bool by_uid, const char *name, uint32_
         size_t fl[7] = {0};
         size_t n = split_fields(line, len, f, fl, 7);
         uint32_t u, g;
-        if (n < 4 || fl[0] == 0 || fl[0] >= sizeof(m->name) || !parse_id(f[2], fl[2], &u) ||
-            !parse_id(f[3], fl[3], &g) || u > RBX_ID_MAX || g > RBX_ID_MAX)
+        if (n < 4 || fl[0] == 0 || fl[0] >= sizeof(m->name) || !rbx_parse_id(f[2], fl[2], &u) ||
+            !rbx_parse_id(f[3], fl[3], &g) || u > RBX_ID_MAX || g > RBX_ID_MAX)
             continue;
         if (by_uid ? u != uid : !field_is(f[0], fl[0], name))
             continue;
@@ -149,7 +149,7 @@ static bool group_find(const char *text, bool by_gid, const char *name, uint32_t
         const char *f[4] = {0};
         size_t fl[4] = {0};
         uint32_t g;
-        if (split_fields(line, len, f, fl, 4) < 3 || fl[0] == 0 || !parse_id(f[2], fl[2], &g) ||
+        if (split_fields(line, len, f, fl, 4) < 3 || fl[0] == 0 || !rbx_parse_id(f[2], fl[2], &g) ||
             g > RBX_ID_MAX)
             continue;
         if (by_gid ? g == gid : field_is(f[0], fl[0], name)) {
@@ -180,7 +180,8 @@ static void group_memberships(const char *text, const char *user, struct rbx_use
         const char *f[4] = {0};
         size_t fl[4] = {0};
         uint32_t g;
-        if (split_fields(line, len, f, fl, 4) < 4 || !parse_id(f[2], fl[2], &g) || g > RBX_ID_MAX)
+        if (split_fields(line, len, f, fl, 4) < 4 || !rbx_parse_id(f[2], fl[2], &g) ||
+            g > RBX_ID_MAX)
             continue;
         const char *p = f[3], *end = f[3] + fl[3];
         while (p < end) {
@@ -215,8 +216,8 @@ int rbx_user_resolve(int rootfd, const char *spec, struct rbx_user *out, struct 
     _cleanup_free_ char *user_arg = colon ? rbx_xstrndup(s, (size_t)(colon - s)) : rbx_xstrdup(s);
     const char *group_arg = colon ? colon + 1 : "";
     uint32_t uid_arg = 0, gid_arg = 0;
-    bool uid_num = parse_id(user_arg, strlen(user_arg), &uid_arg);
-    bool gid_num = parse_id(group_arg, strlen(group_arg), &gid_arg);
+    bool uid_num = rbx_parse_id(user_arg, strlen(user_arg), &uid_arg);
+    bool gid_num = rbx_parse_id(group_arg, strlen(group_arg), &gid_arg);
     if ((uid_num && uid_arg > RBX_ID_MAX) || (gid_num && gid_arg > RBX_ID_MAX))
         return rbx_error_set(err, RBX_ERR_USAGE, ERANGE,
                              "user \"%s\": uids and gids must be in range 0-%u", s, RBX_ID_MAX);
