@@ -64,7 +64,8 @@ wait $rpid
 assert_eq "killed by SIGKILL -> 137" "$?" "137"
 
 # SIGTERM from outside reaches a command that handles it.
-rbx run "$BB" sh -c 'trap "echo got-term; exit 7" TERM; echo ready; while :; do sleep 0.1; done' >"$RBX_TMP/term.out" 2>&1 &
+# (the binary itself, not the rbx function: $! must be reprobox's pid)
+"$REPROBOX" --root "$RBX_ROOT" run "$BB" sh -c 'trap "echo got-term; exit 7" TERM; echo ready; while :; do sleep 0.1; done' >"$RBX_TMP/term.out" 2>&1 &
 rpid=$!
 for _ in $(seq 1 100); do grep -q ready "$RBX_TMP/term.out" && break; sleep 0.05; done
 kill -TERM $rpid
