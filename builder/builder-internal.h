@@ -24,3 +24,34 @@ int rbx_df_csv_split(const char *s, char ***fields, struct rbx_error **err);
  * bytes decode to 0x80000000 | byte, length 1). */
 uint32_t rbx_utf8_decode(const unsigned char *s, size_t len, size_t i, size_t *n);
 bool rbx_rune_is_space(uint32_t r);
+
+/* Make room for element `k` of an array grown one element at a time, k = 0, 1, 2...: the
+ * capacity doubles at powers of two, so n pushes cost O(n) even where realloc always copies. */
+static inline void *rbx_grow(void *p, size_t k, size_t size)
+{
+    if (k >= 4 && (k & (k - 1)) != 0)
+        return p;
+    return rbx_xrealloc(p, (k < 4 ? 4 : 2 * k) * size);
+}
+
+/* A NULL-terminated string vector that knows its length. */
+struct rbx_strvec {
+    char **v;
+    size_t n;
+};
+
+static inline void rbx_strvec_push_take(struct rbx_strvec *sv, char *s)
+{
+    sv->v = rbx_grow(sv->v, sv->n + 1, sizeof(char *));
+    sv->v[sv->n++] = s;
+    sv->v[sv->n] = NULL;
+}
+
+/* The vector (never NULL), leaving sv empty. */
+static inline char **rbx_strvec_take(struct rbx_strvec *sv)
+{
+    char **v = sv->v ? sv->v : (char **)rbx_xcalloc(1, sizeof(char *));
+    sv->v = NULL;
+    sv->n = 0;
+    return v;
+}

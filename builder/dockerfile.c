@@ -314,6 +314,7 @@ struct flag_val {
     char *value;   /* STRING, BOOL ("true"/"false") */
     char **values; /* MULTI */
     size_t *offs;  /* MULTI: the offset of each value's flag */
+    size_t n_values;
 };
 
 #define MAX_FLAGS 8
@@ -340,7 +341,7 @@ static size_t extract_flags(const char *s, size_t len, size_t base, struct flag_
 
 #define PUSH_WORD()                                                                                \
     do {                                                                                           \
-        *words = rbx_xrealloc(*words, (*n_words + 1) * sizeof(**words));                           \
+        *words = rbx_grow(*words, *n_words, sizeof(**words));                                      \
         (*words)[(*n_words)++] = (struct flag_word){w.p ? w.p : rbx_xstrdup(""), base + start};    \
         w.p = NULL;                                                                                \
         w.len = w.cap = 0;                                                                         \
@@ -624,10 +625,11 @@ static int parse_flags(struct parser *p, struct ictx *c, const struct flag_word 
             if (c->defs[d].type == FLAG_STRING) {
                 v->value = rbx_xstrdup(value);
             } else {
-                size_t nv = rbx_strv_len(v->values);
-                v->offs = rbx_xrealloc(v->offs, (nv + 1) * sizeof(size_t));
-                v->offs[nv] = words[k].off;
-                rbx_strv_push(&v->values, value);
+                v->offs = rbx_grow(v->offs, v->n_values, sizeof(size_t));
+                v->offs[v->n_values] = words[k].off;
+                v->values = rbx_grow(v->values, v->n_values + 1, sizeof(char *));
+                v->values[v->n_values++] = rbx_xstrdup(value);
+                v->values[v->n_values] = NULL;
             }
             break;
         }
@@ -643,7 +645,7 @@ static int parse_flags(struct parser *p, struct ictx *c, const struct flag_word 
 /* parseStringsWhitespaceDelimited: split at runs of [\t\v\f\r ]. */
 static char **split_ws(const char *s)
 {
-    char **v = rbx_xcalloc(1, sizeof(char *));
+    struct rbx_strvec v = {0};
     size_t i = 0, len = strlen(s);
     while (i < len) {
         while (i < len && ws_sep((unsigned char)s[i]))
@@ -652,10 +654,10 @@ static char **split_ws(const char *s)
         while (j < len && !ws_sep((unsigned char)s[j]))
             j++;
         if (j > i)
-            rbx_strv_push_take(&v, rbx_xstrndup(s + i, j - i));
+            rbx_strvec_push_take(&v, rbx_xstrndup(s + i, j - i));
         i = j;
     }
-    return v;
+    return rbx_strvec_take(&v);
 }
 
 /* BuildKit's parseWords for ENV, LABEL and ARG: blanks split words, quotes group them and are
@@ -663,7 +665,7 @@ static char **split_ws(const char *s)
 static char **parse_words(const char *s, char escape)
 {
     enum { IN_SPACES, IN_WORD, IN_QUOTE } phase = IN_SPACES;
-    char **v = rbx_xcalloc(1, sizeof(char *));
+    struct rbx_strvec v = {0};
     struct buf w = {0};
     bool blank_ok = false;
     char quote = 0;
@@ -682,7 +684,9 @@ static char **parse_words(const char *s, char escape)
         }
         if (pos == len) {
             if (blank_ok || w.len > 0)
-                rbx_strv_push_take(&v, w.p ? w.p : rbx_xstrdup(""));
+                rbx_strvec_push_take(&v, w.p ? w.p : rbx_xstrdup(""));
+            else
+                free(w.p);
             w.p = NULL;
             break;
         }
@@ -690,7 +694,7 @@ static char **parse_words(const char *s, char escape)
             if (rbx_rune_is_space(r)) {
                 phase = IN_SPACES;
                 if (blank_ok || w.len > 0)
-                    rbx_strv_push_take(&v, w.p ? w.p : rbx_xstrdup(""));
+                    rbx_strvec_push_take(&v, w.p ? w.p : rbx_xstrdup(""));
                 else
                     free(w.p);
                 w.p = NULL;
@@ -734,7 +738,7 @@ static char **parse_words(const char *s, char escape)
         pos += n;
     }
     free(w.p);
-    return v;
+    return rbx_strvec_take(&v);
 }
 
 /* parseJSON: 1 with *out when `s` is a JSON array of strings, 0 when it is not JSON (shell form,
@@ -1443,7 +1447,7 @@ static int add_instr(struct parser *p, struct rbx_df_instr *in)
                 return fail_at(p, AT_INSTR, RBX_ERR_MALFORMED, "duplicate stage name \"%s\"",
                                in->from.name);
         }
-        df->stages = rbx_xrealloc(df->stages, (df->n_stages + 1) * sizeof(*df->stages));
+        df->stages = rbx_grow(df->stages, df->n_stages, sizeof(*df->stages));
         df->stages[df->n_stages++] = (struct rbx_df_stage){.from = *in};
         return 0;
     }
@@ -1451,13 +1455,12 @@ static int add_instr(struct parser *p, struct rbx_df_instr *in)
         if (in->kind != RBX_DF_ARG)
             return fail_at(p, AT_INSTR, RBX_ERR_MALFORMED, "no FROM instruction before %s",
                            rbx_df_kind_name(in->kind));
-        df->global_args =
-            rbx_xrealloc(df->global_args, (df->n_global_args + 1) * sizeof(*df->global_args));
+        df->global_args = rbx_grow(df->global_args, df->n_global_args, sizeof(*df->global_args));
         df->global_args[df->n_global_args++] = *in;
         return 0;
     }
     struct rbx_df_stage *st = &df->stages[df->n_stages - 1];
-    st->instrs = rbx_xrealloc(st->instrs, (st->n_instrs + 1) * sizeof(*st->instrs));
+    st->instrs = rbx_grow(st->instrs, st->n_instrs, sizeof(*st->instrs));
     st->instrs[st->n_instrs++] = *in;
     return 0;
 }
@@ -1601,9 +1604,10 @@ ssize_t rbx_dockerfile_find_stage(const struct rbx_dockerfile *df, const char *r
 
 int rbx_df_csv_split(const char *s, char ***fields, struct rbx_error **err)
 {
-    _cleanup_strv_ char **v = rbx_xcalloc(1, sizeof(char *));
+    struct rbx_strvec v = {0};
     if (!*s)
         return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "empty value");
+    int r = 0;
     const char *q = s;
     for (;;) {
         struct buf f = {0};
@@ -1612,8 +1616,9 @@ int rbx_df_csv_split(const char *s, char ***fields, struct rbx_error **err)
             for (;;) {
                 if (!*q) {
                     free(f.p);
-                    return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
-                                         "extraneous or missing \" in quoted-field");
+                    r = rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
+                                      "extraneous or missing \" in quoted-field");
+                    goto fail;
                 }
                 if (*q == '"') {
                     if (q[1] == '"') {
@@ -1628,26 +1633,31 @@ int rbx_df_csv_split(const char *s, char ***fields, struct rbx_error **err)
             }
             if (*q && *q != ',') {
                 free(f.p);
-                return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
-                                     "extraneous or missing \" in quoted-field");
+                r = rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL,
+                                  "extraneous or missing \" in quoted-field");
+                goto fail;
             }
         } else {
             size_t n = strcspn(q, ",\"\r\n");
             if (q[n] == '"') {
-                return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "bare \" in non-quoted field");
+                r = rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "bare \" in non-quoted field");
+                goto fail;
             }
             buf_put(&f, q, n);
             q += n;
             if (*q == '\r' || *q == '\n')
                 q += strlen(q); /* one record: the rest is another line */
         }
-        rbx_strv_push_take(&v, f.p ? f.p : rbx_xstrdup(""));
+        rbx_strvec_push_take(&v, f.p ? f.p : rbx_xstrdup(""));
         if (*q != ',')
             break;
         q++;
     }
-    *fields = TAKE_PTR(v);
+    *fields = rbx_strvec_take(&v);
     return 0;
+fail:
+    rbx_strv_free(v.v);
+    return r;
 }
 
 void rbx_df_mount_clear(struct rbx_df_mount *m)

@@ -50,7 +50,7 @@ static void sb_free(struct sbuf *b)
 /* BuildKit's word splitter: blanks end a word unless they came quoted or escaped; an empty
  * quoted string marks a word as started but a word is only kept when it has bytes. */
 struct words {
-    char **v;
+    struct rbx_strvec v;
     struct sbuf cur;
     bool in_word;
 };
@@ -64,7 +64,7 @@ static void words_raw(struct words *w, const char *s, size_t n)
 static void words_flush(struct words *w)
 {
     if (w->cur.len > 0)
-        rbx_strv_push_take(&w->v, sb_take(&w->cur));
+        rbx_strvec_push_take(&w->v, sb_take(&w->cur));
     w->in_word = false;
 }
 
@@ -878,12 +878,12 @@ int rbx_df_lex(const char *word, char escape, const struct rbx_df_lex_opts *opts
     if (r < 0) {
         sb_free(&res);
         sb_free(&w.cur);
-        rbx_strv_free(w.v);
+        rbx_strv_free(w.v.v);
         return r;
     }
     if (words) {
         words_flush(&w);
-        *words = w.v ? w.v : rbx_xcalloc(1, sizeof(char *));
+        *words = rbx_strvec_take(&w.v);
     }
     if (result)
         *result = sb_take(&res);
@@ -993,7 +993,7 @@ struct expand_ctx {
     rbx_df_lookup_fn lookup;
     void *userdata;
     /* SLOT_WORDS results, applied after the walk (the walk holds pointers into the vector) */
-    char ***split;
+    struct rbx_strvec split;
 };
 
 static int expand_slot(void *vctx, enum slot_kind kind, char **str, struct rbx_error **err)
@@ -1015,8 +1015,8 @@ static int expand_slot(void *vctx, enum slot_kind kind, char **str, struct rbx_e
         if (r < 0)
             return r;
         for (size_t i = 0; w[i]; i++)
-            rbx_strv_push(c->split, w[i]);
-        rbx_strv_free(w);
+            rbx_strvec_push_take(&c->split, w[i]);
+        free(w);
         return 0;
     }
     case SLOT_MOUNT: return 0; /* re-parsed with the lookup below */
@@ -1031,8 +1031,7 @@ static int expand_slot(void *vctx, enum slot_kind kind, char **str, struct rbx_e
 int rbx_df_instr_expand(const struct rbx_df_instr *in, char escape, rbx_df_lookup_fn lookup,
                         void *userdata, struct rbx_df_instr *out, struct rbx_error **err)
 {
-    _cleanup_strv_ char **split = NULL;
-    struct expand_ctx ctx = {escape, lookup, userdata, &split};
+    struct expand_ctx ctx = {escape, lookup, userdata, {0}};
     int r;
 
     rbx_df_instr_copy(in, out);
@@ -1040,7 +1039,7 @@ int rbx_df_instr_expand(const struct rbx_df_instr *in, char escape, rbx_df_looku
         goto fail;
     if (out->kind == RBX_DF_EXPOSE) {
         rbx_strv_free(out->list.words);
-        out->list.words = split ? TAKE_PTR(split) : rbx_xcalloc(1, sizeof(char *));
+        out->list.words = rbx_strvec_take(&ctx.split);
     }
     if (out->kind == RBX_DF_FROM && !*out->from.image) {
         r = rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "base name (%s) should not be blank",
@@ -1059,6 +1058,7 @@ int rbx_df_instr_expand(const struct rbx_df_instr *in, char escape, rbx_df_looku
     }
     return 0;
 fail:
+    rbx_strv_free(ctx.split.v);
     rbx_df_instr_clear(out);
     return r;
 }
@@ -1067,14 +1067,14 @@ fail:
 
 struct refs_ctx {
     char escape;
-    char **names;
+    struct rbx_strvec names;
 };
 
 /* Every name answers "set and not empty", so ${A?} and ${A:?} never stop the walk. */
 static const char *record_lookup(void *ud, const char *name)
 {
     struct refs_ctx *c = ud;
-    rbx_strv_push(&c->names, name);
+    rbx_strvec_push_take(&c->names, rbx_xstrdup(name));
     return "x";
 }
 
@@ -1109,25 +1109,27 @@ static int cmp_str(const void *a, const void *b)
 int rbx_df_instr_used_args(const struct rbx_df_instr *in, char escape, char *const *args,
                            char ***used, struct rbx_error **err)
 {
-    struct refs_ctx ctx = {escape, NULL};
-    _cleanup_strv_ char **out = NULL;
+    struct refs_ctx ctx = {escape, {0}};
+    struct rbx_strvec sv = {0};
     int r;
 
     if (in->kind == RBX_DF_RUN) {
-        out = rbx_strv_copy(args);
+        for (size_t k = 0; args && args[k]; k++)
+            rbx_strvec_push_take(&sv, rbx_xstrdup(args[k]));
     } else {
         /* walk_slots takes a mutable instruction: the recorder never changes the strings */
         r = walk_slots((struct rbx_df_instr *)in, true, refs_slot, &ctx, err);
         if (r < 0) {
-            rbx_strv_free(ctx.names);
+            rbx_strv_free(ctx.names.v);
             return r;
         }
-        for (size_t i = 0; ctx.names && ctx.names[i]; i++)
+        for (size_t i = 0; i < ctx.names.n; i++)
             for (size_t k = 0; args && args[k]; k++)
-                if (strcmp(ctx.names[i], args[k]) == 0)
-                    rbx_strv_push(&out, args[k]);
-        rbx_strv_free(ctx.names);
+                if (strcmp(ctx.names.v[i], args[k]) == 0)
+                    rbx_strvec_push_take(&sv, rbx_xstrdup(args[k]));
+        rbx_strv_free(ctx.names.v);
     }
+    char **out = rbx_strvec_take(&sv);
     size_t n = rbx_strv_len(out), k = 0;
     if (n > 1)
         qsort(out, n, sizeof(char *), cmp_str);
@@ -1138,8 +1140,7 @@ int rbx_df_instr_used_args(const struct rbx_df_instr *in, char escape, char *con
         }
         out[k++] = out[i];
     }
-    if (out)
-        out[k] = NULL;
-    *used = out ? TAKE_PTR(out) : rbx_xcalloc(1, sizeof(char *));
+    out[k] = NULL;
+    *used = out;
     return 0;
 }

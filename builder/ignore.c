@@ -43,7 +43,7 @@ struct pattern {
 struct rbx_ignore {
     struct pattern *pats;
     size_t n;
-    char **strs;
+    struct rbx_strvec strs;
 };
 
 /* ---- Go's filepath.Clean (Unix) -------------------------------------------------------------- */
@@ -153,7 +153,7 @@ static int parse_class(const char *p, size_t *i, struct gtok *t)
                 return -EINVAL;
             }
         }
-        ranges = rbx_xrealloc(ranges, (n + 1) * sizeof(*ranges));
+        ranges = rbx_grow(ranges, n, sizeof(*ranges));
         ranges[n++] = (struct range){lo, hi};
     }
     if (t) {
@@ -186,7 +186,7 @@ static int validate(const char *p)
 
 static void push_tok(struct pattern *pt, struct gtok t)
 {
-    pt->toks = rbx_xrealloc(pt->toks, (pt->n_toks + 1) * sizeof(*pt->toks));
+    pt->toks = rbx_grow(pt->toks, pt->n_toks, sizeof(*pt->toks));
     pt->toks[pt->n_toks++] = t;
 }
 
@@ -416,7 +416,7 @@ struct rbx_ignore *rbx_ignore_free(struct rbx_ignore *ign)
     for (size_t i = 0; i < ign->n; i++)
         pattern_clear(&ign->pats[i]);
     free(ign->pats);
-    rbx_strv_free(ign->strs);
+    rbx_strv_free(ign->strs.v);
     free(ign);
     return NULL;
 }
@@ -443,7 +443,7 @@ int rbx_ignore_parse(const char *buf, size_t len, const char *name, struct rbx_i
                      struct rbx_error **err)
 {
     _cleanup_(rbx_ignore_freep) struct rbx_ignore *ign = rbx_xcalloc(1, sizeof(*ign));
-    ign->strs = rbx_xcalloc(1, sizeof(char *));
+    ign->strs.v = rbx_xcalloc(1, sizeof(char *));
     name = name ? name : ".dockerignore";
     unsigned lineno = 0;
     for (size_t pos = 0; pos < len;) {
@@ -492,11 +492,11 @@ int rbx_ignore_parse(const char *buf, size_t len, const char *name, struct rbx_i
         if (ign->n == IGNORE_MAX_PATTERNS)
             return rbx_error_set(err, RBX_ERR_LIMIT, E2BIG, "%s:%u: more than %u patterns", name,
                                  lineno, IGNORE_MAX_PATTERNS);
-        ign->pats = rbx_xrealloc(ign->pats, (ign->n + 1) * sizeof(*ign->pats));
+        ign->pats = rbx_grow(ign->pats, ign->n, sizeof(*ign->pats));
         struct pattern *pt = &ign->pats[ign->n++];
         *pt = (struct pattern){.text = rbx_xstrdup(pat), .exclusion = invert};
         compile(pt);
-        rbx_strv_push_take(&ign->strs, rbx_xasprintf("%s%s", invert ? "!" : "", pat));
+        rbx_strvec_push_take(&ign->strs, rbx_xasprintf("%s%s", invert ? "!" : "", pat));
     }
     *out = TAKE_PTR(ign);
     return 0;
@@ -505,7 +505,7 @@ int rbx_ignore_parse(const char *buf, size_t len, const char *name, struct rbx_i
 char *const *rbx_ignore_patterns(const struct rbx_ignore *ign)
 {
     static char *const none[] = {NULL};
-    return ign ? ign->strs : none;
+    return ign ? ign->strs.v : none;
 }
 
 enum rbx_ignore_verdict rbx_ignore_match(const struct rbx_ignore *ign, const char *path,
