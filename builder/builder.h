@@ -59,9 +59,11 @@ struct rbx_df_heredoc {
     char *content; /* every line up to the delimiter, each with its newline, as written */
     unsigned fd;   /* "3<<EOF" gives 3; 0 when no descriptor is written */
     bool expand;   /* no part of the delimiter was quoted: COPY substitutes the body */
-    bool chomp;    /* "<<-": leading tabs are stripped (see rbx_df_heredoc_body) */
+    bool chomp;    /* "<<-": leading tabs are stripped (rbx_df_heredoc_body; already done in
+                    * what rbx_df_instr_expand gives for COPY and ADD) */
 };
-/* The body a COPY or ADD writes: content with leading tabs removed when chomp is set. */
+/* The body a COPY or ADD writes, unsubstituted: content with leading tabs removed when chomp
+ * is set. */
 char *rbx_df_heredoc_body(const struct rbx_df_heredoc *h);
 
 enum rbx_df_mount_type {

@@ -883,6 +883,7 @@ int rbx_df_lex(const char *word, char escape, const struct rbx_df_lex_opts *opts
     }
     if (words) {
         words_flush(&w);
+        sb_free(&w.cur); /* an empty quoted word may have left a buffer */
         *words = rbx_strvec_take(&w.v);
     }
     if (result)
@@ -1035,6 +1036,18 @@ int rbx_df_instr_expand(const struct rbx_df_instr *in, char escape, rbx_df_looku
     int r;
 
     rbx_df_instr_copy(in, out);
+    if (out->kind == RBX_DF_COPY || out->kind == RBX_DF_ADD) {
+        /* BuildKit strips the tabs of a <<- body before it substitutes it */
+        for (size_t i = 0; i < out->n_heredocs; i++) {
+            struct rbx_df_heredoc *h = &out->heredocs[i];
+            if (h->chomp) {
+                char *body = rbx_df_heredoc_body(h);
+                free(h->content);
+                h->content = body;
+                h->chomp = false;
+            }
+        }
+    }
     if ((r = walk_slots(out, false, expand_slot, &ctx, err)) < 0)
         goto fail;
     if (out->kind == RBX_DF_EXPOSE) {

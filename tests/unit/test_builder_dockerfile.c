@@ -666,6 +666,57 @@ START_TEST(test_hostile_inputs_do_not_crash)
 }
 END_TEST
 
+/* Every file of the fuzzing corpus (seeds and any input that ever broke the parser) goes through
+ * the parser and substitution in every build, not only in fuzzing builds. */
+START_TEST(test_corpus_replays)
+{
+    const char *src = getenv("RBX_SOURCE_DIR");
+    if (!src)
+        return;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/tests/corpus/dockerfile", src);
+    DIR *d = opendir(dir);
+    ck_assert_msg(d != NULL, "%s", dir);
+    size_t seen = 0;
+    char *env[] = {"A=a b", NULL};
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *data = NULL;
+        size_t len = 0;
+        int dfd = dirfd(d);
+        ck_assert_int_eq(rbx_read_file_at(dfd, e->d_name, RBX_DF_MAX_SIZE + 1, &data, &len, NULL),
+                         0);
+        struct rbx_dockerfile *df = NULL;
+        struct rbx_error *err = NULL;
+        if (rbx_dockerfile_parse(data, len, e->d_name, &df, &err) == 0) {
+            for (size_t st = 0; st < df->n_stages; st++) {
+                for (size_t i = 0; i < df->stages[st].n_instrs; i++) {
+                    struct rbx_df_instr o = {0};
+                    struct rbx_error *xerr = NULL;
+                    if (rbx_df_instr_expand(&df->stages[st].instrs[i], df->escape,
+                                            rbx_df_lookup_env, env, &o, &xerr) == 0)
+                        rbx_df_instr_clear(&o);
+                    rbx_error_free(xerr);
+                }
+            }
+        }
+        rbx_error_free(err);
+        rbx_dockerfile_free(df);
+        struct rbx_ignore *ign = NULL;
+        err = NULL;
+        if (rbx_ignore_parse(data, len, e->d_name, &ign, &err) == 0)
+            rbx_ignore_match(ign, "a/b", true);
+        rbx_error_free(err);
+        rbx_ignore_free(ign);
+        free(data);
+        seen++;
+    }
+    closedir(d);
+    ck_assert_uint_gt(seen, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("builder_dockerfile");
@@ -682,6 +733,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_heredoc_body_chomp);
     tcase_add_test(tc, test_instr_copy_is_deep);
     tcase_add_loop_test(tc, test_hostile_inputs_do_not_crash, 0, (int)RBX_ARRAY_SIZE(hostile));
+    tcase_add_test(tc, test_corpus_replays);
     suite_add_tcase(s, tc);
     return s;
 }

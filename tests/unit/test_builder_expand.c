@@ -330,7 +330,7 @@ START_TEST(test_instr_expand)
               "EXPOSE $PORTS 8080\n"
               "VOLUME [\"$D/data\", \"/x\"]\n"
               "COPY --chown=$U:$U --chmod=0755 --from=b --exclude=$U *.go $D/\n"
-              "COPY <<A <<'B' /etc/\nhello $NAME \\$x \"q\"\nA\nraw $NAME\nB\n"
+              "COPY <<A <<'B' <<-C /etc/\nhello $NAME \\$x \"q\"\nA\nraw $NAME\nB\n\t$U\n\tC\n"
               "RUN --mount=type=cache,target=$T,id=c-$U echo $NAME\n"
               "CMD echo $NAME\n"
               "ARG X=$NAME\n"
@@ -383,9 +383,11 @@ START_TEST(test_instr_expand)
     rbx_df_instr_clear(&o);
 
     expand_at(df, 7, &o); /* heredoc bodies: quotes are plain, '\' escapes, quoted name = raw */
-    ck_assert_uint_eq(o.n_heredocs, 2);
+    ck_assert_uint_eq(o.n_heredocs, 3);
     ck_assert_str_eq(o.heredocs[0].content, "hello World $x \"q\"\n");
     ck_assert_str_eq(o.heredocs[1].content, "raw $NAME\n");
+    ck_assert_str_eq(o.heredocs[2].content, "app\n"); /* <<-: tabs stripped, then substituted */
+    ck_assert(!o.heredocs[2].chomp);
     rbx_df_instr_clear(&o);
 
     expand_at(df, 8, &o); /* RUN: only --mount values; the command is the shell's */
