@@ -585,6 +585,32 @@ START_TEST(test_error_column_on_a_continuation_line)
 }
 END_TEST
 
+START_TEST(test_kind_names_parse_back)
+{
+    for (int k = RBX_DF_FROM; k <= RBX_DF_ONBUILD; k++) {
+        const char *name = rbx_df_kind_name((enum rbx_df_kind)k);
+        char text[128];
+        snprintf(text, sizeof(text), "FROM a\n%s %s\n", name,
+                 k == RBX_DF_FROM                       ? "b"
+                 : k == RBX_DF_COPY || k == RBX_DF_ADD  ? "a b"
+                 : k == RBX_DF_SHELL                    ? "[\"sh\"]"
+                 : k == RBX_DF_HEALTHCHECK              ? "NONE"
+                 : k == RBX_DF_ONBUILD                  ? "RUN x"
+                 : k == RBX_DF_ENV || k == RBX_DF_LABEL ? "a=b"
+                                                        : "x");
+        struct rbx_dockerfile *df = NULL;
+        struct rbx_error *err = NULL;
+        ck_assert_msg(rbx_dockerfile_parse(text, strlen(text), NULL, &df, &err) == 0, "%s: %s",
+                      text, err ? err->message : "?");
+        const struct rbx_df_instr *in =
+            k == RBX_DF_FROM ? &df->stages[1].from : &df->stages[0].instrs[0];
+        ck_assert_int_eq(in->kind, k);
+        rbx_dockerfile_free(df);
+    }
+    ck_assert_str_eq(rbx_df_kind_name((enum rbx_df_kind)99), "?");
+}
+END_TEST
+
 START_TEST(test_find_stage_by_name_or_index)
 {
     const char *text = "FROM a AS base\nFROM base AS Build\nFROM scratch\n";
@@ -729,6 +755,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_bound_heredoc_size);
     tcase_add_test(tc, test_locations_span_continuations_and_heredocs);
     tcase_add_test(tc, test_error_column_on_a_continuation_line);
+    tcase_add_test(tc, test_kind_names_parse_back);
     tcase_add_test(tc, test_find_stage_by_name_or_index);
     tcase_add_test(tc, test_heredoc_body_chomp);
     tcase_add_test(tc, test_instr_copy_is_deep);

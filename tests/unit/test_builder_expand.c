@@ -436,6 +436,58 @@ START_TEST(test_instr_expand_errors)
 }
 END_TEST
 
+/* One instruction sees one environment: the builder applies ENV after substituting it all. */
+START_TEST(test_env_sees_the_environment_before_it)
+{
+    struct rbx_dockerfile *df = parse("FROM a\nENV A=2 B=$A\n");
+    char *before[] = {"A=1", NULL};
+    struct rbx_df_instr o = {0};
+    ck_assert_int_eq(
+        rbx_df_instr_expand(&df->stages[0].instrs[0], '\\', rbx_df_lookup_env, before, &o, NULL),
+        0);
+    ck_assert_str_eq(o.kv.pairs[0].value, "2");
+    ck_assert_str_eq(o.kv.pairs[1].value, "1");
+    rbx_df_instr_clear(&o);
+    rbx_dockerfile_free(df);
+}
+END_TEST
+
+START_TEST(test_from_platform_and_add_checksum)
+{
+    struct rbx_dockerfile *df =
+        parse("FROM --platform=$BUILDPLATFORM ${IMG} AS x\nADD --checksum=$SUM --chmod=$M u /d\n");
+    char *e[] = {"BUILDPLATFORM=linux/arm64", "IMG=busybox", "SUM=sha256:ab", "M=0640", NULL};
+    struct rbx_df_instr o = {0};
+    ck_assert_int_eq(rbx_df_instr_expand(&df->stages[0].from, '\\', rbx_df_lookup_env, e, &o, NULL),
+                     0);
+    ck_assert_str_eq(o.from.platform, "linux/arm64");
+    ck_assert_str_eq(o.from.image, "busybox");
+    rbx_df_instr_clear(&o);
+    ck_assert_int_eq(
+        rbx_df_instr_expand(&df->stages[0].instrs[0], '\\', rbx_df_lookup_env, e, &o, NULL), 0);
+    ck_assert_str_eq(o.copy.checksum, "sha256:ab");
+    ck_assert_str_eq(o.copy.chmod, "0640");
+    rbx_df_instr_clear(&o);
+    char *globals[] = {"BUILDPLATFORM", "IMG", "OTHER", NULL}, **used = NULL;
+    ck_assert_int_eq(rbx_df_instr_used_args(&df->stages[0].from, '\\', globals, &used, NULL), 0);
+    ck_assert_uint_eq(rbx_strv_len(used), 2);
+    ck_assert_str_eq(used[0], "BUILDPLATFORM");
+    ck_assert_str_eq(used[1], "IMG");
+    rbx_strv_free(used);
+    rbx_dockerfile_free(df);
+}
+END_TEST
+
+START_TEST(test_lookup_env_last_entry_wins)
+{
+    char *e[] = {"A=1", "AB=x", "A=2", "B", NULL};
+    ck_assert_str_eq(rbx_df_lookup_env(e, "A"), "2");
+    ck_assert_str_eq(rbx_df_lookup_env(e, "AB"), "x");
+    ck_assert_ptr_null(rbx_df_lookup_env(e, "B"));
+    ck_assert_ptr_null(rbx_df_lookup_env(NULL, "A"));
+}
+END_TEST
+
 /* ---- the build args an instruction uses ------------------------------------------------------ */
 
 START_TEST(test_used_args)
@@ -587,6 +639,9 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_expand_words, 0, (int)RBX_ARRAY_SIZE(words_cases));
     tcase_add_test(tc, test_instr_expand);
     tcase_add_test(tc, test_instr_expand_errors);
+    tcase_add_test(tc, test_env_sees_the_environment_before_it);
+    tcase_add_test(tc, test_from_platform_and_add_checksum);
+    tcase_add_test(tc, test_lookup_env_last_entry_wins);
     tcase_add_test(tc, test_used_args);
     tcase_add_loop_test(tc, test_mount_parse, 0, (int)RBX_ARRAY_SIZE(mount_cases));
     tcase_add_test(tc, test_mount_parse_substitutes_values_but_not_from);
