@@ -595,9 +595,9 @@ static int parse_flags(struct parser *p, struct ictx *c, const struct flag_word 
             const char *s = suggest(fname, names, n_names);
             if (s)
                 return fail_at(p, words[k].off, RBX_ERR_MALFORMED,
-                               "unknown flag \"--%s\" for %s (did you mean --%s?)", fname, KN(c),
+                               "unknown flag \"--%.80s\" for %s (did you mean --%s?)", fname, KN(c),
                                s);
-            return fail_at(p, words[k].off, RBX_ERR_MALFORMED, "unknown flag \"--%s\" for %s",
+            return fail_at(p, words[k].off, RBX_ERR_MALFORMED, "unknown flag \"--%.80s\" for %s",
                            fname, KN(c));
         }
         struct flag_val *v = &c->flags[d];
@@ -1194,7 +1194,7 @@ static int parse_health(struct parser *p, struct ictx *c)
 }
 
 static int build_instr(struct parser *p, size_t off, size_t len, bool trigger,
-                       struct rbx_df_instr *in, const struct instr_def **def_out);
+                       struct rbx_df_instr *in);
 
 static int parse_onbuild(struct parser *p, struct ictx *c)
 {
@@ -1202,7 +1202,7 @@ static int parse_onbuild(struct parser *p, struct ictx *c)
         return fail_at(p, AT_INSTR, RBX_ERR_MALFORMED, "ONBUILD requires at least one argument");
     struct rbx_df_instr *t = rbx_xcalloc(1, sizeof(*t));
     c->in->onbuild.trigger = t;
-    return build_instr(p, c->args_off, strlen(c->args), true, t, NULL);
+    return build_instr(p, c->args_off, strlen(c->args), true, t);
 }
 
 /* ---- one logical line into one instruction --------------------------------------------------- */
@@ -1216,7 +1216,7 @@ static const struct instr_def *find_def(const char *word)
 }
 
 static int build_instr(struct parser *p, size_t off, size_t len, bool trigger,
-                       struct rbx_df_instr *in, const struct instr_def **def_out)
+                       struct rbx_df_instr *in)
 {
     const char *text = p->text.p + off;
     if (++p->n_instrs > RBX_DF_MAX_INSTRUCTIONS)
@@ -1236,14 +1236,14 @@ static int build_instr(struct parser *p, size_t off, size_t len, bool trigger,
 
     const struct instr_def *def = find_def(word);
     if (!def) {
-        static const char *names[RBX_ARRAY_SIZE(instr_defs)];
+        const char *names[RBX_ARRAY_SIZE(instr_defs)];
         for (size_t i = 0; i < RBX_ARRAY_SIZE(instr_defs); i++)
             names[i] = instr_upper[instr_defs[i].kind];
         const char *s = suggest(word, names, RBX_ARRAY_SIZE(names));
         if (s)
             return fail_at(p, off + w0, RBX_ERR_MALFORMED,
-                           "unknown instruction \"%s\" (did you mean %s?)", word, s);
-        return fail_at(p, off + w0, RBX_ERR_MALFORMED, "unknown instruction \"%s\"", word);
+                           "unknown instruction \"%.80s\" (did you mean %s?)", word, s);
+        return fail_at(p, off + w0, RBX_ERR_MALFORMED, "unknown instruction \"%.80s\"", word);
     }
     in->kind = def->kind;
     if (trigger) {
@@ -1273,8 +1273,6 @@ static int build_instr(struct parser *p, size_t off, size_t len, bool trigger,
     if (r >= 0)
         r = def->parse(p, &c);
     flags_clear(&c);
-    if (def_out)
-        *def_out = def;
     return r;
 }
 
@@ -1507,7 +1505,7 @@ static int parse_file(struct parser *p)
         }
 
         struct rbx_df_instr in = {0};
-        r = build_instr(p, 0, p->text.len, false, &in, NULL);
+        r = build_instr(p, 0, p->text.len, false, &in);
         if (r >= 0 && can_have_heredocs(&in)) {
             struct rbx_df_instr *target = in.kind == RBX_DF_ONBUILD ? in.onbuild.trigger : &in;
             r = read_heredocs(p, target, 0, p->text.len);
