@@ -1002,7 +1002,7 @@ static int expand_slot(void *vctx, enum slot_kind kind, char **str, struct rbx_e
     struct expand_ctx *c = vctx;
     static const struct rbx_df_lex_opts body = {.skip_quotes = true};
     char *res = NULL;
-    int r;
+    int r = 0;
     switch (kind) {
     case SLOT_WORD:
         r = rbx_df_lex(*str, c->escape, NULL, c->lookup, c->userdata, &res, NULL, err);
