@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 
@@ -33,11 +34,27 @@ int rbx_mount_ns_make_private(ino_t host_ns)
     return 0;
 }
 
+/* A process that joined a container's mount namespace sees no /proc of its own until it mounts
+ * one: until then the namespace it joined, checked by its parent, stands for its own. */
+static ino_t guard_joined_ns;
+
+int rbx_mount_ns_enter_joined(ino_t host_ns, ino_t joined_ns)
+{
+    if (host_ns == 0 || joined_ns == 0 || joined_ns == host_ns)
+        return -EPERM;
+    guard_host_ns = host_ns;
+    guard_joined_ns = joined_ns;
+    guard_armed = true;
+    return 0;
+}
+
 int rbx_mount_guard(void)
 {
     if (!guard_armed)
         return -EPERM;
     ino_t cur = rbx_mount_ns_current();
+    if (cur == 0 && guard_joined_ns != 0)
+        return 0;
     return cur != 0 && cur != guard_host_ns ? 0 : -EPERM;
 }
 
@@ -89,16 +106,35 @@ const char *rbx_fd_path(char *buf, int fd)
 /* ---- the table ---------------------------------------------------------------------------- */
 
 static const struct rbx_mount_row proc_rows[] = {
-    {"proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, RBX_MNT_DIR},
+    {"proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
+     RBX_MNT_DIR | RBX_MNT_SYSTEM},
 };
 
 static const struct rbx_mount_row sys_rows[] = {
     /* sysfs shows the network devices of the namespace that mounts it: only ours. */
     {"sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL,
-     RBX_MNT_DIR | RBX_MNT_NETNS_OWN},
+     RBX_MNT_DIR | RBX_MNT_NETNS_OWN | RBX_MNT_SYSTEM},
     /* Without a network namespace of our own the kernel refuses a new sysfs: show the host's. */
-    {"/sys", "/sys", NULL, MS_BIND | MS_REC | MS_RDONLY, NULL, RBX_MNT_DIR | RBX_MNT_NETNS_HOST},
+    {"/sys", "/sys", NULL, MS_BIND | MS_REC | MS_RDONLY, NULL,
+     RBX_MNT_DIR | RBX_MNT_NETNS_HOST | RBX_MNT_SYSTEM},
 };
+
+/* moby's and runc's lists: what a container must not read (masked: /dev/null over a file, an
+ * empty read-only tmpfs over a directory) or write (read-only). Absent paths are skipped. */
+const struct rbx_path_row rbx_proc_paths[] = {
+    {"/proc/acpi", false},         {"/proc/asound", false},      {"/proc/interrupts", false},
+    {"/proc/kcore", false},        {"/proc/keys", false},        {"/proc/latency_stats", false},
+    {"/proc/timer_list", false},   {"/proc/timer_stats", false}, {"/proc/sched_debug", false},
+    {"/proc/scsi", false},         {"/proc/bus", true},          {"/proc/fs", true},
+    {"/proc/irq", true},           {"/proc/sys", true},          {"/proc/sysrq-trigger", true},
+};
+const size_t rbx_proc_paths_count = RBX_ARRAY_SIZE(rbx_proc_paths);
+
+const struct rbx_path_row rbx_sys_paths[] = {
+    {"/sys/firmware", false},
+    {"/sys/devices/virtual/powercap", false},
+};
+const size_t rbx_sys_paths_count = RBX_ARRAY_SIZE(rbx_sys_paths);
 
 #define RBX_MAX_USER_MOUNTS 128
 
@@ -242,12 +278,60 @@ static int prepare_symlink(int rootfd, const struct rbx_mount_row *row, struct r
                                row->data);
 }
 
+/* /proc, /dev, /sys and what is below them: made when missing, but never reached through a
+ * symlink the image put there (a link at /proc would send the mount elsewhere). */
+static int prepare_system(int rootfd, const struct rbx_mount_row *row, struct rbx_error **err)
+{
+    bool dir = !(row->options & RBX_MNT_FILE);
+    int flags = O_PATH | (dir ? O_DIRECTORY : 0);
+    _cleanup_error_ struct rbx_error *e = NULL;
+    int fd = rbx_open_in_root(rootfd, row->target, flags, 0,
+                              RBX_RESOLVE_NO_SYMLINKS | RBX_RESOLVE_NOFOLLOW, &e);
+    if (fd == -ENOENT) {
+        int made = dir ? rbx_mkdir_p_in_root(rootfd, row->target, 0755, NULL, err)
+                       : prepare_file(rootfd, row->target, err);
+        if (made < 0)
+            return made;
+        close(made);
+        rbx_error_free(TAKE_PTR(e));
+        fd = rbx_open_in_root(rootfd, row->target, flags, 0,
+                              RBX_RESOLVE_NO_SYMLINKS | RBX_RESOLVE_NOFOLLOW, &e);
+    }
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISLNK(st.st_mode)) {
+        close(fd);
+        fd = -ELOOP;
+    }
+    if (fd == -ELOOP)
+        return rbx_error_set(err, RBX_ERR_ESCAPE, ELOOP,
+                             "refusing to mount on %s: the image has a symbolic link there",
+                             row->target);
+    if (fd == -ENOTDIR)
+        return rbx_error_set(err, RBX_ERR_SANDBOX, ENOTDIR,
+                             "%s: the image has a file where a directory is mounted", row->target);
+    if (fd < 0)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, -fd, "%s", row->target);
+    if (!dir && (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode))) {
+        close(fd);
+        return rbx_error_set(err, RBX_ERR_SANDBOX, EISDIR,
+                             "%s: a directory where a file is mounted", row->target);
+    }
+    return fd;
+}
+
 int rbx_mount_target_prepare(int rootfd, const struct rbx_mount_row *row, int *fd,
                              struct rbx_error **err)
 {
     *fd = -1;
     if (row->options & RBX_MNT_SYMLINK)
         return prepare_symlink(rootfd, row, err);
+    if (row->options & RBX_MNT_SYSTEM) {
+        int r = prepare_system(rootfd, row, err);
+        if (r < 0)
+            return rbx_error_wrap(err, "mount target");
+        *fd = r;
+        return 0;
+    }
     int r = (row->options & RBX_MNT_FILE)
                 ? prepare_file(rootfd, row->target, err)
                 : rbx_mkdir_p_in_root(rootfd, row->target, 0755, NULL, err);
@@ -259,7 +343,8 @@ int rbx_mount_target_prepare(int rootfd, const struct rbx_mount_row *row, int *f
 
 int rbx_mount_target_reopen(int rootfd, const struct rbx_mount_row *row, struct rbx_error **err)
 {
-    int fd = rbx_open_in_root(rootfd, row->target, O_PATH, 0, 0, err);
+    int fd = rbx_open_in_root(rootfd, row->target, O_PATH, 0,
+                              (row->options & RBX_MNT_SYSTEM) ? RBX_RESOLVE_NO_SYMLINKS : 0, err);
     if (fd < 0 && (fd == -ENOENT || fd == -ENOTDIR))
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, -fd, "mount target %s", row->target);
     return fd;
@@ -314,4 +399,59 @@ int rbx_mount_make_readonly(int fd, bool recursive)
     char path[32];
     return rbx_mount(NULL, rbx_fd_path(path, fd), NULL,
                      MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(fd), NULL);
+}
+
+/* ---- masked and read-only paths --------------------------------------------------------- */
+
+int rbx_devnull_open_checked(void)
+{
+    /* Runs in a child after pivot_root: /dev is our tmpfs, /dev/null our bind. The container may
+     * have replaced the file since, but without CAP_MKNOD never by a device: masks show what this
+     * file shows, so it must be the real null device. */
+    int fd = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) {
+        close(fd);
+        return -EINVAL;
+    }
+    return fd;
+}
+
+int rbx_paths_apply(const struct rbx_path_row *rows, size_t n, int devnull, size_t *index)
+{
+    /* Runs in a child after pivot_root, on filesystems we mounted (proc, sysfs): paths, not fds,
+     * and no allocation. */
+    for (size_t i = 0; i < n; i++) {
+        *index = i;
+        int fd = open(rows[i].path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT)
+                continue;
+            return -errno;
+        }
+        struct stat st;
+        int r = fstat(fd, &st) < 0 ? -errno : 0;
+        char target[32], source[32];
+        rbx_fd_path(target, fd);
+        if (r == 0 && rows[i].readonly) {
+            r = rbx_mount(target, target, NULL, MS_BIND | MS_REC, NULL);
+            if (r == 0) {
+                int top = open(rows[i].path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+                r = top < 0 ? -errno : rbx_mount_make_readonly(top, true);
+                if (top >= 0)
+                    close(top);
+            }
+        } else if (r == 0 && S_ISDIR(st.st_mode)) {
+            r = rbx_mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                          "size=0,mode=0555");
+        } else if (r == 0) {
+            r = rbx_mount(rbx_fd_path(source, devnull), target, NULL, MS_BIND, NULL);
+        }
+        close(fd);
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }

@@ -57,6 +57,10 @@ ino_t rbx_mount_ns_current(void);
  * `host_ns`, else makes "/" recursively private and arms the guard: every mount call of
  * sandbox/ goes through rbx_mount()/rbx_umount() and those refuse to run until this succeeded. */
 int rbx_mount_ns_make_private(ino_t host_ns);
+/* Runs in a process that setns()ed into a container's mount namespace `joined_ns` (its parent
+ * checked the inode is not `host_ns`) and unshared a copy: arms the guard even before a /proc
+ * of its own shows its namespace. */
+int rbx_mount_ns_enter_joined(ino_t host_ns, ino_t joined_ns);
 /* 0 when mounting is allowed here, -EPERM otherwise. */
 int rbx_mount_guard(void);
 int rbx_mount(const char *source, const char *target, const char *type, unsigned long flags,
@@ -75,6 +79,7 @@ enum {
     RBX_MNT_OPTIONAL = 1 << 3,   /* skipped when the host lacks the source */
     RBX_MNT_NETNS_OWN = 1 << 4,  /* only when the sandbox has its own network namespace */
     RBX_MNT_NETNS_HOST = 1 << 5, /* only with the host's network */
+    RBX_MNT_SYSTEM = 1 << 6,     /* /proc, /dev, /sys and below: never through an image's link */
 };
 
 /* One row of setup. A bind has MS_BIND in flags and a host path as source; MS_RDONLY on a bind
@@ -163,15 +168,15 @@ int rbx_exec_explain(int rootfd, const char *argv0, const char *exec_path, int e
 
 enum rbx_sync_type {
     RBX_SYNC_MAPPED = 1, /* parent -> child: the id maps are written */
-    RBX_SYNC_ROOTFS,     /* child -> parent: the rootfs is mounted, its O_PATH fd attached */
-    RBX_SYNC_MOUNT,      /* parent -> child: apply row `index` on the attached target fd */
-    RBX_SYNC_READONLY,   /* parent -> child: make the mount of row `index` (fd attached) ro */
+    RBX_SYNC_ROOTFS,     /* holder -> parent: the rootfs is mounted, its O_PATH fd attached */
+    RBX_SYNC_MOUNT,      /* parent -> holder: apply row `index` on the attached target fd */
+    RBX_SYNC_READONLY,   /* parent -> holder: make the mount of row `index` (fd attached) ro */
     RBX_SYNC_DONE,       /* child -> parent: the request is done */
-    RBX_SYNC_PLAN,       /* parent -> child: the exec plan; EOF after it means execve worked */
+    RBX_SYNC_FINISH,     /* parent -> holder: no more rows: pivot and park */
     RBX_SYNC_ERROR,      /* child -> parent: step `op` failed with errnum; the child exits */
 };
 
-/* Steps of the child, named in the parent's error messages. */
+/* Steps of the children, named in the parent's error messages. */
 enum rbx_child_op {
     RBX_OP_PROTOCOL,
     RBX_OP_STDIO,
@@ -190,18 +195,18 @@ enum rbx_child_op {
     RBX_OP_NO_NEW_PRIVS,
     RBX_OP_CLOSE_FDS,
     RBX_OP_EXEC,
+    RBX_OP_CGROUP,
+    RBX_OP_SETNS,
+    RBX_OP_UNSHARE,
+    RBX_OP_CLONE,
+    RBX_OP_PROC,
+    RBX_OP_MASK,
+    RBX_OP_RLIMIT,
+    RBX_OP_CAPS,
+    RBX_OP_SECCOMP,
+    RBX_OP_TTY,
+    RBX_OP_INIT,
     RBX_OP__MAX
-};
-
-/* What the parent decided once it could look inside the rootfs. */
-struct rbx_exec_plan {
-    uint32_t uid, gid;
-    uint32_t n_groups;
-    uint32_t groups[RBX_MAX_GROUPS];
-    bool set_groups; /* false when the user namespace denies setgroups */
-    char exec_path[RBX_PATH_MAX + 1];
-    char cwd[RBX_PATH_MAX + 1];
-    char home_env[sizeof("HOME=") + 256]; /* "" when the env already has HOME */
 };
 
 struct rbx_sync_msg {
@@ -210,24 +215,228 @@ struct rbx_sync_msg {
     uint32_t index; /* the mount row */
     int32_t errnum;
     char detail[256]; /* the kernel's own words, when it gave any */
-    struct rbx_exec_plan plan;
 };
 
 /* Send a message with an optional fd (-1: none). 0 or -errno. */
 int rbx_sync_send(int sock, const struct rbx_sync_msg *m, int fd);
 /* Receive one message and its fd (set to -1 when none came). 1: a message, 0: EOF, -errno. */
 int rbx_sync_recv(int sock, struct rbx_sync_msg *m, int *fd);
+/* Runs in a child: report which step failed and _exit(125). */
+_Noreturn void rbx_child_fail(int sock, enum rbx_child_op op, uint32_t index, int errnum,
+                              const char *detail);
+/* Runs in a child right after PR_SET_PDEATHSIG: true when the parent already went away (its end
+ * of the sync socket is closed), which the death signal would have missed. */
+bool rbx_child_parent_gone(int sock);
+/* The parent's side: an error of the child as an rbx_error (rows name the mount). */
+int rbx_child_error(const struct rbx_sync_msg *m, const struct rbx_mount_row *rows, size_t n_rows,
+                    const char *rootfs_dir, struct rbx_error **err);
+/* Receive, but a signal on sigfd (>= 0) interrupts (-EINTR, *signo set): a ^C during set-up. */
+int rbx_parent_recv(int sock, int sigfd, struct rbx_sync_msg *m, int *fd, int *signo);
+/* A message of type `want` from the child, or an error saying why not (its own error, a
+ * signal, its death: `pid` is reaped then and set to -1). */
+int rbx_parent_expect(int sock, int sigfd, pid_t *pid, enum rbx_sync_type want,
+                      struct rbx_sync_msg *m, int *fd, const struct rbx_mount_row *rows,
+                      size_t n_rows, const char *rootfs_dir, struct rbx_error **err);
+/* Keep our fds off 0-2 (a caller that closed its stdio). */
+int rbx_fd_above_stdio(int fd);
+/* Raw clone with fork semantics and the given extra flags; the child returns 0. */
+pid_t rbx_clone(unsigned long flags);
+void rbx_kill_and_reap(pid_t *pid);
 
-/* ---- the supervisor (supervise.c) ------------------------------------------------------- */
+/* ---- launching into namespaces (launch.c) ----------------------------------------------- */
 
-struct rbx_supervisor {
-    pid_t pid;
-    int pidfd;          /* -1: poll waitpid on a short timer instead */
-    int sigfd;          /* signalfd of the signals to forward, -1: none */
-    int out_r, err_r;   /* the read ends of the command's stdout and stderr pipes */
-    int out_fd, err_fd; /* where to copy them, -1: discard */
-    struct rbx_tail *out_tail, *err_tail;
+/* How a process is started inside existing namespaces: a launcher forked from reprobox joins
+ * the cgroup and the namespaces, unshares what must be new, and clones the target with
+ * CLONE_PARENT (so reprobox is its parent and can wait for it), writes its pid on a pipe of
+ * its own and exits. Errors of the launcher come on the sync socket. */
+#define RBX_MAX_CGROUP_FDS 4
+struct rbx_launch {
+    int cgroup_procs[RBX_MAX_CGROUP_FDS]; /* "0" is written to each (joins the cgroup) */
+    size_t n_cgroup_procs;
+    int ns_net, ns_uts, ns_ipc, ns_cgroup, ns_mnt, ns_user; /* -1: keep ours */
+    int unshare_flags;
+    int devnull; /* the launcher's and the target's 0-2 until they set their own, -1: keep */
+    int sock;    /* the child's end of the sync socket */
 };
 
-/* Relay output until the command is gone, forwarding signals; returns its wait status. */
-int rbx_supervise(struct rbx_supervisor *s, int *wstatus, struct rbx_error **err);
+/* Fork the launcher; in the target, `fn(arg)` runs (and must not return). Returns the target's
+ * pid, reaping the launcher, or an error. */
+int rbx_launch(const struct rbx_launch *l, int parent_sock, int sigfd, void (*fn)(void *),
+               void *arg, pid_t *target, struct rbx_error **err);
+
+/* ---- cgroups (cgroup.c) ------------------------------------------------------------------ */
+
+enum rbx_cgroup_kind { RBX_CGROUP_NONE, RBX_CGROUP_V1, RBX_CGROUP_V2 };
+
+struct rbx_cgroup {
+    enum rbx_cgroup_kind kind;
+    char *dirs[RBX_MAX_CGROUP_FDS]; /* v1: one per controller hierarchy; v2: one */
+    size_t n_dirs;
+    char *memory_dir, *pids_dir; /* among dirs, for counters; NULL when absent */
+    int procs[RBX_MAX_CGROUP_FDS];
+    struct rbx_limits applied;
+    bool nproc_fallback; /* pids limited by RLIMIT_NPROC instead */
+    char *note;
+};
+
+/* Where cgroups are mounted and where this process is: parsed from mountinfo and
+ * /proc/self/cgroup text (pure, for tests). */
+struct rbx_cgroup_layout {
+    char *v1_memory, *v1_pids, *v1_cpu; /* our own cgroup dir in each v1 hierarchy, or NULL */
+    char *v2;                           /* our own cgroup dir in a cgroup2 mount, or NULL */
+    bool v2_unified;                    /* /sys/fs/cgroup itself is cgroup2 */
+};
+int rbx_cgroup_layout_parse(const char *mountinfo, const char *self_cgroup,
+                            struct rbx_cgroup_layout *out, struct rbx_error **err);
+void rbx_cgroup_layout_clear(struct rbx_cgroup_layout *l);
+/* Make a cgroup for a container and apply the limits; degrades (kind NONE, note set) where this
+ * user has no cgroup to write to. Errors only for a cgroup that exists but refuses a limit. */
+int rbx_cgroup_create(const struct rbx_limits *want, struct rbx_cgroup *cg,
+                      struct rbx_error **err);
+/* Kill whatever is in it, remove it. */
+void rbx_cgroup_destroy(struct rbx_cgroup *cg);
+/* OOM kills so far (memory.events oom_kill / memory.oom_control oom_kill). */
+uint64_t rbx_cgroup_oom_kills(const struct rbx_cgroup *cg);
+/* Remove cgroups named reprobox-<pid>-<id> under `dir` whose pid is gone. */
+void rbx_cgroup_sweep_dir(const char *dir);
+/* "reprobox-<pid>-<id>" names: the pid, or 0 when the name is not one of ours. */
+pid_t rbx_cgroup_name_pid(const char *name);
+
+/* ---- capabilities and rlimits (caps.c) -------------------------------------------------- */
+
+#define RBX_DEFAULT_CAPS                                                                           \
+    ((1ULL << 0) /* CHOWN */ | (1ULL << 1) /* DAC_OVERRIDE */ | (1ULL << 3) /* FOWNER */ |         \
+     (1ULL << 4) /* FSETID */ | (1ULL << 5) /* KILL */ | (1ULL << 6) /* SETGID */ |                \
+     (1ULL << 7) /* SETUID */ | (1ULL << 8) /* SETPCAP */ | (1ULL << 10) /* NET_BIND_SERVICE */ |  \
+     (1ULL << 18) /* SYS_CHROOT */ | (1ULL << 31) /* SETFCAP */)
+/* The highest capability this kernel knows. */
+unsigned rbx_cap_last(void);
+/* Child: bounding set and ambient set reduced to `caps` (before the uid changes). */
+int rbx_caps_drop_bounding(uint64_t caps, unsigned last);
+/* Child: permitted/effective `caps` (uid 0) or none, inheritable none (after the uid changes). */
+int rbx_caps_apply(uint64_t caps, bool root);
+/* "CAP_CHOWN,CAP_KILL" into buf. */
+void rbx_caps_format(uint64_t caps, char *buf, size_t len);
+
+#define RBX_MAX_RLIMITS 16
+#define RBX_DEFAULT_NOFILE_SOFT 1024
+#define RBX_DEFAULT_NOFILE_HARD 524288
+/* The rlimits a process gets: the spec's, plus the nofile default, hard limits capped at ours. */
+int rbx_rlimits_plan(const struct rbx_rlimit *in, size_t n, struct rbx_rlimit *out,
+                     size_t *n_out, struct rbx_error **err);
+const char *rbx_rlimit_name(int resource);
+/* "nofile" or "RLIMIT_NOFILE" -> RLIMIT_NOFILE, -1 when unknown. */
+int rbx_rlimit_resource(const char *name);
+
+/* ---- seccomp (seccomp.c, seccomp_default.c) --------------------------------------------- */
+
+/* A compiled filter, ready for seccomp(SECCOMP_SET_MODE_FILTER). */
+struct rbx_bpf {
+    void *insns; /* struct sock_filter[] */
+    size_t len;  /* instructions */
+    char digest[RBX_DIGEST_LEN + 1];
+};
+/* The filter a process gets: the default profile for `caps`, or spec's profile; from the cache
+ * dir when there, else compiled with libseccomp (and stored). `desc` says which. */
+int rbx_seccomp_prepare(enum rbx_seccomp_mode mode, const struct rbx_seccomp *profile,
+                        uint64_t caps, const char *cache_dir, struct rbx_bpf *out, char *desc,
+                        size_t desc_len, struct rbx_error **err);
+void rbx_bpf_clear(struct rbx_bpf *b);
+/* The default profile as a parsed profile (for bundles and tests). */
+int rbx_seccomp_default(struct rbx_seccomp **out);
+/* The profile resolved for `caps` (includes/excludes applied) as an OCI linux.seccomp object. */
+json_t *rbx_seccomp_to_oci(const struct rbx_seccomp *s, uint64_t caps);
+/* Child: install the filter (the last step before execve). */
+int rbx_seccomp_install(const struct rbx_bpf *b);
+
+/* ---- masked and read-only paths (mounts.c) ---------------------------------------------- */
+
+struct rbx_path_row {
+    const char *path;
+    bool readonly; /* false: masked */
+};
+extern const struct rbx_path_row rbx_proc_paths[];
+extern const size_t rbx_proc_paths_count;
+extern const struct rbx_path_row rbx_sys_paths[];
+extern const size_t rbx_sys_paths_count;
+/* Child, after the fresh /proc is mounted: mask (bind /dev/null from `devnull`, or an empty
+ * read-only tmpfs on a directory) or make read-only each path of the table that exists. Returns
+ * 0 or -errno with the failing row's index in *index. */
+int rbx_paths_apply(const struct rbx_path_row *rows, size_t n, int devnull, size_t *index);
+/* Child, after pivot_root: /dev/null, refused (-EINVAL) unless the real char device 1:3. */
+int rbx_devnull_open_checked(void);
+
+/* ---- pods, containers, processes (pod.c, container.c, process.c, supervise.c) ------------ */
+
+struct rbx_pod {
+    enum rbx_network_mode network;
+    char hostname[65];
+    int userns, netns, utsns, ipcns; /* netns: ours with RBX_NETWORK_HOST */
+    struct rbx_idmap uid_map, gid_map;
+    bool setgroups_deny;
+    struct rbx_container *containers;
+};
+
+/* Internal variants with a signalfd that interrupts set-up (rbx_sandbox_run's). */
+int rbx_pod_create_internal(enum rbx_network_mode network, const char *hostname, int sigfd,
+                            struct rbx_pod **out, struct rbx_error **err);
+
+struct rbx_container {
+    struct rbx_pod *pod;
+    bool own_pod;
+    struct rbx_container *next; /* in the pod */
+    pid_t holder;
+    int sock;   /* the holder parks on it: closing it lets the holder go */
+    int rootfd; /* O_PATH of the merged rootfs */
+    int mntns, cgroupns;
+    ino_t host_mntns, mntns_ino;
+    char *rootfs_dir;
+    struct rbx_cgroup cg;
+    struct rbx_process *procs;
+};
+
+int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *pod, int sigfd,
+                                  struct rbx_container **out, struct rbx_error **err);
+
+struct rbx_process {
+    struct rbx_container *c;
+    struct rbx_process *next_in_container, *next_live;
+    pid_t pid;
+    int pidfd;
+    int src[2];       /* stdout, stderr read ends (a pty: src[0] only), -1 once done */
+    int dst[2];       /* the caller's fds, -1: discard (or broken) */
+    int log[2];       /* log files, -1: none */
+    uint64_t log_max, log_written[2];
+    bool log_truncated[2];
+    struct rbx_tail *tail[2];
+    int tty_in;       /* with a pty: the caller's stdin, relayed to the master */
+    bool tty;
+    /* timing and supervision */
+    uint64_t t_start, t_exec, t_exit, t_last_output;
+    uint64_t timeout_ns, idle_ns, grace_ns, kill_at;
+    enum rbx_stop_reason stop_reason;
+    bool term_sent, kill_sent, killed_after_grace;
+    bool exited;
+    int wstatus;
+    uint64_t oom_base;
+    /* what the report shows */
+    char *exec_path;
+    uid_t uid;
+    gid_t gid;
+    bool cwd_created;
+    uint64_t caps;
+    char seccomp[96];
+};
+
+/* Start a process; `res` (optional) gets what set-up found out even when it fails. */
+int rbx_spawn_internal(struct rbx_container *c, const struct rbx_spec *proc, int sigfd,
+                       struct rbx_process **out, struct rbx_result *res, struct rbx_error **err);
+/* Supervise every live process until `target` is done (or once, without blocking, when
+ * `once`); signals read from sigfd are passed to `target`. */
+int rbx_supervise(struct rbx_process *target, bool once, int sigfd, struct rbx_error **err);
+void rbx_supervise_add(struct rbx_process *p);
+void rbx_supervise_remove(struct rbx_process *p);
+/* SIGTERM now, SIGKILL after the grace (reason kept unless one is already set). */
+void rbx_process_begin_stop(struct rbx_process *p, enum rbx_stop_reason reason, uint64_t grace_ns);
+/* Fill res from a finished process. */
+void rbx_process_result(const struct rbx_process *p, struct rbx_result *res);

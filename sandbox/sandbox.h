@@ -40,6 +40,28 @@ struct rbx_mount_spec {
     bool readonly;
 };
 
+/* Resource limits, applied with cgroups (v2 where delegated or as root, v1 on hybrid hosts). */
+#define RBX_DEFAULT_PIDS_LIMIT 2048
+struct rbx_limits {
+    uint64_t memory_bytes; /* --memory; 0: none */
+    int64_t pids;          /* --pids-limit; 0: RBX_DEFAULT_PIDS_LIMIT, -1: unlimited */
+    uint64_t cpu_millis;   /* --cpus 1.5 is 1500; 0: none */
+};
+
+/* One rlimit (--ulimit nofile=1024:4096). Unset rlimits are inherited, except RLIMIT_NOFILE
+ * whose default is 1024:524288 (capped by reprobox's own hard limit). */
+struct rbx_rlimit {
+    int resource; /* RLIMIT_* */
+    uint64_t soft, hard;
+};
+
+enum rbx_seccomp_mode {
+    RBX_SECCOMP_DEFAULT = 0, /* Docker's default profile, templated by the capabilities */
+    RBX_SECCOMP_UNCONFINED,  /* --security-opt seccomp=unconfined */
+    RBX_SECCOMP_PROFILE,     /* spec.seccomp: a Docker JSON profile or a bundle's linux.seccomp */
+};
+struct rbx_seccomp; /* a parsed profile (seccomp.c) */
+
 struct rbx_spec {
     /* rootfs: an overlay of read-only layer dirs (lowest first) with a writable upper dir, or a
      * plain directory used as it is */
@@ -53,20 +75,40 @@ struct rbx_spec {
     char *cwd;      /* absolute; created when missing, as docker does */
     char *user;     /* NULL/"" (root), "name", "uid", "uid:gid", "name:group"; resolved in the
                      * image's /etc/passwd and /etc/group */
+    uint32_t *additional_gids; /* added to the groups of /etc/group (docker's --group-add) */
+    size_t n_additional_gids;
+    bool groups_explicit;      /* only additional_gids, /etc/group is not read (OCI bundles) */
     char *hostname; /* NULL: "reprobox" */
     enum rbx_network_mode network;
     struct rbx_mount_spec *mounts;
     size_t n_mounts;
 
     /* I/O: stdin is handed to the command as it is; stdout/stderr go through pipes to a relay
-     * that copies them to these fds (-1: discard) and keeps a tail for the report. */
+     * that copies them to these fds (-1: discard) and keeps a tail for the report. With `tty`
+     * the command gets a pty of its own (its controlling terminal) instead; stdin_fd is relayed
+     * into it. Without `tty` the command is in a session of its own with no controlling
+     * terminal, so TIOCSTI cannot reach the caller's. */
     int stdin_fd, stdout_fd, stderr_fd;
     size_t tail_lines; /* 0: 64 */
+    bool tty;
+    char *log_dir;          /* when set: stdout.log and stderr.log there, each capped */
+    uint64_t log_max_bytes; /* 0: 64 MiB per stream; then a truncation marker */
 
     /* Supervision (0: none): the whole sandbox gets SIGTERM after timeout_ms, or after
      * idle_timeout_ms without a byte of output, then SIGKILL after stop_timeout_ms (0: 10 s). */
     uint64_t timeout_ms, idle_timeout_ms, stop_timeout_ms;
     bool init; /* reprobox's init at pid 1 (reaps, forwards signals); else the command is pid 1 */
+
+    /* Confinement. no_new_privs is always on. Capabilities: Docker's default set minus
+     * NET_RAW, MKNOD and AUDIT_WRITE; cap_drop is applied first, then cap_add (names with or
+     * without "CAP_", any case, or "ALL"). */
+    char **cap_add, **cap_drop;
+    enum rbx_seccomp_mode seccomp_mode;
+    struct rbx_seccomp *seccomp; /* RBX_SECCOMP_PROFILE: owned by the spec */
+    char *seccomp_cache_dir;     /* compiled filters are kept there (NULL: compiled each run) */
+    struct rbx_limits limits;    /* per container */
+    struct rbx_rlimit *rlimits;
+    size_t n_rlimits;
 };
 
 /* What happened. Filled as far as the run got, also when an error is returned. */
@@ -86,60 +128,123 @@ struct rbx_result {
         RBX_STOP_IDLE,      /* spec.idle_timeout_ms passed without output: a hang */
         RBX_STOP_REQUESTED, /* stopped by the caller (a detached recipe step at the end) */
     } stop_reason;
+    bool killed_after_grace; /* it outlived SIGTERM by stop_timeout_ms and got SIGKILL */
     bool oom_killed; /* the memory limit killed it */
+
+    /* The confinement it actually had, for the report. */
+    uint64_t caps;        /* bounding = permitted = effective set of root, bit N = capability N */
+    char seccomp[96];     /* "default", "unconfined", "profile sha256:<12 hex>" */
+    struct rbx_limits limits; /* as applied (0 / -1: not applied) */
+    const char *cgroup;   /* "v1", "v2" or "none" (static string) */
+    char *limits_note;    /* why some limit could not be applied, or NULL: say it once */
 };
 
-/* Run the spec to completion. Returns 0 when the command ran (whatever its status), or an error:
- * RBX_ERR_EXEC_NOT_FOUND (exit_code 127), RBX_ERR_EXEC_DENIED (126), RBX_ERR_EXEC_FORMAT (126),
- * other kinds for a sandbox that could not be set up (the CLI exits 125). */
+/* Run the spec to completion: rbx_container_create + rbx_container_spawn + rbx_process_wait,
+ * forwarding SIGINT/SIGTERM/SIGHUP/SIGQUIT received meanwhile to the command (a multi-threaded
+ * caller blocks them in its other threads). Returns 0 when the command ran (whatever its
+ * status), or an error: RBX_ERR_EXEC_NOT_FOUND (exit_code 127), RBX_ERR_EXEC_DENIED (126),
+ * RBX_ERR_EXEC_FORMAT (126), other kinds for a sandbox that could not be set up (the CLI exits
+ * 125). */
 int rbx_sandbox_run(const struct rbx_spec *spec, struct rbx_result *res, struct rbx_error **err);
 void rbx_result_clear(struct rbx_result *res);
 void rbx_spec_clear(struct rbx_spec *spec);
+/* A spec with its fds at -1 and everything else empty. */
+void rbx_spec_init(struct rbx_spec *spec);
+
+/* ---- confinement pieces the CLI and the OCI bundle code share ------------------------------- */
+
+/* Load a Docker JSON seccomp profile (moby's format: defaultAction, defaultErrnoRet,
+ * architectures/archMap, syscalls[] with names, action, errnoRet, args, includes/excludes);
+ * strict: unknown fields and values are errors naming their JSON path. */
+int rbx_seccomp_load_file(const char *path, struct rbx_seccomp **out, struct rbx_error **err);
+int rbx_seccomp_from_json(const json_t *j, const char *what, struct rbx_seccomp **out,
+                          struct rbx_error **err);
+struct rbx_seccomp *rbx_seccomp_free(struct rbx_seccomp *s);
+RBX_DEFINE_CLEANUP(struct rbx_seccomp, rbx_seccomp_free)
+/* The capability set a spec gets (bit N = capability N), or an error naming an unknown one. */
+int rbx_caps_resolve(char *const *cap_add, char *const *cap_drop, uint64_t *out,
+                     struct rbx_error **err);
+/* "CAP_CHOWN" for 0 ... NULL for numbers the kernel does not have. */
+const char *rbx_cap_name(unsigned cap);
+/* docker's --ulimit NAME=SOFT[:HARD] ("nofile=1024:4096", "nproc=-1" for unlimited). */
+int rbx_rlimit_parse(const char *s, struct rbx_rlimit *out, struct rbx_error **err);
+
+/* ---- OCI runtime-spec bundles ------------------------------------------------------------ */
+
+/* The config.json of a spec, for a bundle whose rootfs is `rootfs_path` (relative to the bundle;
+ * usually "rootfs"): process (args, env, cwd, numeric user, capabilities, rlimits, terminal,
+ * noNewPrivileges), hostname, mounts, linux namespaces, maskedPaths, readonlyPaths, resources
+ * and the resolved seccomp profile, so that runc or crun run it as reprobox would. `rootfd`: the
+ * rootfs, to resolve spec->user to numbers (-1: the user must be numeric). */
+int rbx_spec_to_oci_config(const struct rbx_spec *spec, int rootfd, const char *rootfs_path,
+                           json_t **out, struct rbx_error **err);
+/* A bundle's config.json into a spec (rootfs_dir = bundle_dir/root.path). The subset reprobox
+ * runs; any other field or value is refused, naming its JSON path. */
+int rbx_spec_from_oci_config(const json_t *config, const char *bundle_dir, struct rbx_spec *spec,
+                             struct rbx_error **err);
 
 /* ---- pods and containers: several processes, one rootfs; several rootfs, one network ------- */
 /* A recipe runs its services and steps as an ECS task or a pod would: every container of a pod
  * shares one network namespace (127.0.0.1 reaches a sidecar), and the processes of one container
  * share its rootfs and its writes (a migration's side effects are seen by the next step) while
  * each is pid 1 of its own pid namespace (or runs under reprobox's init), as if it were started
- * with its own `docker run` over the same container filesystem. */
+ * with its own `docker run` over the same container filesystem.
+ *
+ * Lifetimes: free processes before their container and containers before their pod (each free
+ * kills what still runs in it). Everything here is driven from one thread; the sandbox's
+ * processes die with the thread that created them (PR_SET_PDEATHSIG), so create them from a
+ * thread that lives as long as they should. While any rbx_process_wait/running/stop call runs,
+ * the output of every live process is relayed and every process's timeouts are enforced, so a
+ * detached service never blocks on a full pipe while a step is waited for. */
 
 struct rbx_pod;
 struct rbx_container;
 struct rbx_process;
 
-/* A network (+ uts, ipc) namespace held open for the pod's lifetime. RBX_NETWORK_NONE: loopback
- * only; RBX_NETWORK_HOST: the caller's network. */
+/* A user, network, uts and ipc namespace held open (by fds, no process) for the pod's lifetime.
+ * RBX_NETWORK_NONE: loopback only, up; RBX_NETWORK_HOST: the caller's network. `hostname`
+ * NULL: "reprobox". */
 int rbx_pod_create(enum rbx_network_mode network, const char *hostname, struct rbx_pod **out,
                    struct rbx_error **err);
 /* The pod's network namespace, for probes: a thread may setns(fd, CLONE_NEWNET) and connect to
- * 127.0.0.1 from inside it. Owned by the pod. */
+ * 127.0.0.1 from inside it (with RBX_NETWORK_HOST: the caller's own). Owned by the pod. */
 int rbx_pod_netns_fd(const struct rbx_pod *pod);
-/* Stops every container of the pod (SIGKILL) and releases its namespaces. */
+/* Stops every container of the pod still alive (SIGKILL) and releases its namespaces. */
 struct rbx_pod *rbx_pod_free(struct rbx_pod *pod);
 RBX_DEFINE_CLEANUP(struct rbx_pod, rbx_pod_free)
 
-/* Mount the spec's rootfs and mounts once; spec->argv is not run. With a pod, the container joins
- * its network (spec->network and spec->hostname are then the pod's). */
+/* Mount the spec's rootfs and mounts once, in a cgroup of the container's own (spec->limits);
+ * spec->argv is not run. With a pod, the container joins its network, uts and ipc namespaces
+ * (spec->network and spec->hostname are then the pod's); without, it gets a pod of its own.
+ * What limits could be applied is reported in each process's result (limits, cgroup,
+ * limits_note). */
 int rbx_container_create(const struct rbx_spec *spec, struct rbx_pod *pod,
                          struct rbx_container **out, struct rbx_error **err);
 /* An O_PATH fd of the container's merged rootfs, for looking inside (diagnosis, doctor): resolve
  * with rbx_open_in_root only. Owned by the container. */
 int rbx_container_rootfd(const struct rbx_container *c);
-/* Start proc->argv in the container, with proc's env, cwd, user, I/O, timeouts and init (its
- * rootfs fields are ignored). Returns once the command has been executed (or failed to be,
- * with the same errors as rbx_sandbox_run). */
+/* Start proc->argv in the container, with proc's env, cwd, user, groups, I/O, tty, logs,
+ * timeouts, init, capabilities, seccomp and rlimits (its rootfs, mounts, network, hostname and
+ * limits fields are ignored: they are the container's). Returns once the command has been
+ * executed, or failed to be: the same errors as rbx_sandbox_run (RBX_ERR_EXEC_NOT_FOUND is
+ * exit 127, RBX_ERR_EXEC_DENIED and RBX_ERR_EXEC_FORMAT 126, others 125). The spec is copied:
+ * it need not outlive the call. */
 int rbx_container_spawn(struct rbx_container *c, const struct rbx_spec *proc,
                         struct rbx_process **out, struct rbx_error **err);
-/* Wait for the process to end (supervising its output and timeouts meanwhile) and fill res. */
+/* The process's pid 1 as the caller sees it (its /proc/PID/net/tcp is the pod's). */
+pid_t rbx_process_pid(const struct rbx_process *p);
+/* Wait for the process to end (supervising its output and timeouts meanwhile) and fill res
+ * (exit code, signal, stop reason, OOM, tails, byte counts, run time). */
 int rbx_process_wait(struct rbx_process *p, struct rbx_result *res, struct rbx_error **err);
-/* Is it still running? (non-blocking; also relays pending output) */
+/* Is it still running? (non-blocking; also relays pending output and enforces timeouts) */
 bool rbx_process_running(struct rbx_process *p);
-/* SIGTERM, then SIGKILL after grace_ms; res gets RBX_STOP_REQUESTED unless it ended before. */
+/* SIGTERM, then SIGKILL after grace_ms, then as rbx_process_wait; res gets RBX_STOP_REQUESTED
+ * unless it ended before. */
 int rbx_process_stop(struct rbx_process *p, uint64_t grace_ms, struct rbx_result *res,
                      struct rbx_error **err);
 struct rbx_process *rbx_process_free(struct rbx_process *p); /* kills it if still running */
 RBX_DEFINE_CLEANUP(struct rbx_process, rbx_process_free)
-/* Kills what still runs, unmounts. */
+/* Kills what still runs in it (its whole cgroup), unmounts, removes its cgroup. */
 struct rbx_container *rbx_container_free(struct rbx_container *c);
 RBX_DEFINE_CLEANUP(struct rbx_container, rbx_container_free)
 

@@ -102,6 +102,43 @@ START_TEST(test_open_in_root_contains_escapes_walker)
 }
 END_TEST
 
+/* The sandbox mounts over /proc, /dev and /sys only where no link of the image leads. */
+static void check_no_symlinks(void)
+{
+    struct rbx_error *err = NULL;
+    int fd = rbx_open_in_root(rootfd, "etc-link/passwd", O_PATH, 0, RBX_RESOLVE_NO_SYMLINKS, &err);
+    ck_assert_int_eq(fd, -ELOOP);
+    err = rbx_error_free(err);
+    fd = rbx_open_in_root(rootfd, "etc-link", O_PATH | O_DIRECTORY, 0, RBX_RESOLVE_NO_SYMLINKS,
+                          &err);
+    ck_assert_int_eq(fd, -ELOOP);
+    err = rbx_error_free(err);
+    fd = rbx_open_in_root(rootfd, "etc/passwd", O_PATH, 0, RBX_RESOLVE_NO_SYMLINKS, &err);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    /* As openat2: O_PATH|O_NOFOLLOW of a final link gives the link. */
+    fd = rbx_open_in_root(rootfd, "etc-link", O_PATH, 0,
+                          RBX_RESOLVE_NO_SYMLINKS | RBX_RESOLVE_NOFOLLOW, &err);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert_ptr_null(err);
+}
+
+START_TEST(test_open_in_root_no_symlinks_openat2)
+{
+    if (!rbx_openat2_available())
+        return;
+    check_no_symlinks();
+}
+END_TEST
+
+START_TEST(test_open_in_root_no_symlinks_walker)
+{
+    rbx_fs_force_walker(true);
+    check_no_symlinks();
+}
+END_TEST
+
 static void check_create_through_symlink(void)
 {
     struct rbx_error *err = NULL;
@@ -282,6 +319,8 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_open_in_root_contains_escapes_openat2);
     tcase_add_test(tc, test_open_in_root_contains_escapes_walker);
+    tcase_add_test(tc, test_open_in_root_no_symlinks_openat2);
+    tcase_add_test(tc, test_open_in_root_no_symlinks_walker);
     tcase_add_test(tc, test_mkdir_p_through_symlink_stays_inside_openat2);
     tcase_add_test(tc, test_mkdir_p_through_symlink_stays_inside_walker);
     tcase_add_test(tc, test_mkdir_p_reports_created);

@@ -1,0 +1,352 @@
+/* container.c — a container: the rootfs and its mounts, set up once by a holder process that
+ * then parks, pid 1 of a pid namespace of its own, so its mount and cgroup namespaces stay there
+ * for every process spawned into it. The parent resolves each mount target inside the root and
+ * hands the holder an fd; the holder only mounts. */
+#include "sandbox/sandbox-internal.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+
+/* Everything the holder needs, computed before it exists: it reads its copy, allocates
+ * nothing. */
+struct holder {
+    const struct rbx_spec *spec;
+    const struct rbx_rootfs_plan *rootfs;
+    const struct rbx_mount_row *rows;
+    size_t n_rows;
+    int sock;
+    ino_t host_mntns;
+};
+
+/* ---- the holder ---------------------------------------------------------------------------- */
+
+static void holder_answer(int sock, uint32_t index)
+{
+    struct rbx_sync_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = RBX_SYNC_DONE;
+    m.index = index;
+    if (rbx_sync_send(sock, &m, -1) < 0)
+        _exit(125);
+}
+
+/* Runs in the holder, pid 1 of the container's pid namespace: only system calls. */
+static void holder_main(void *arg)
+{
+    const struct holder *h = arg;
+    int sock = h->sock;
+    struct rbx_sync_msg m;
+    int fd, r;
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (rbx_child_parent_gone(sock))
+        _exit(125);
+    r = rbx_mount_ns_make_private(h->host_mntns);
+    if (r < 0)
+        rbx_child_fail(sock, RBX_OP_PRIVATE, 0, -r, NULL);
+
+    char detail[256] = "";
+    int rootfd = rbx_rootfs_mount(h->spec, h->rootfs, detail, sizeof(detail));
+    if (rootfd < 0)
+        rbx_child_fail(sock, RBX_OP_ROOTFS, 0, -rootfd, detail);
+    memset(&m, 0, sizeof(m));
+    m.type = RBX_SYNC_ROOTFS;
+    if (rbx_sync_send(sock, &m, rootfd) < 0)
+        _exit(125);
+
+    for (;;) {
+        r = rbx_sync_recv(sock, &m, &fd);
+        if (r <= 0)
+            _exit(125); /* the parent gave up or died */
+        if (m.type == RBX_SYNC_FINISH)
+            break;
+        if ((m.type != RBX_SYNC_MOUNT && m.type != RBX_SYNC_READONLY) || m.index >= h->n_rows ||
+            fd < 0)
+            rbx_child_fail(sock, RBX_OP_PROTOCOL, m.index, EPROTO, NULL);
+        const struct rbx_mount_row *row = &h->rows[m.index];
+        if (m.type == RBX_SYNC_MOUNT) {
+            r = rbx_mount_row_apply(row, fd);
+            if (r < 0)
+                rbx_child_fail(sock, RBX_OP_MOUNT, m.index, -r, NULL);
+        } else {
+            r = rbx_mount_make_readonly(fd, row->flags & MS_REC);
+            if (r < 0)
+                rbx_child_fail(sock, RBX_OP_READONLY, m.index, -r, NULL);
+        }
+        close(fd);
+        holder_answer(sock, m.index);
+    }
+
+    if (h->spec->readonly_rootfs && (r = rbx_rootfs_make_readonly(rootfd)) < 0)
+        rbx_child_fail(sock, RBX_OP_ROOT_READONLY, 0, -r, NULL);
+    r = rbx_rootfs_pivot(rootfd);
+    if (r < 0)
+        rbx_child_fail(sock, RBX_OP_PIVOT, 0, -r, NULL);
+    close(rootfd);
+
+    /* /sys is ours now (a fresh sysfs or a bind we made): mask what Docker masks there. */
+    int devnull = rbx_devnull_open_checked();
+    if (devnull < 0)
+        rbx_child_fail(sock, RBX_OP_MASK, 0, -devnull, "/dev/null");
+    size_t index = 0;
+    r = rbx_paths_apply(rbx_sys_paths, rbx_sys_paths_count, devnull, &index);
+    if (r < 0)
+        rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_sys_paths[index].path);
+    close(devnull);
+    /* Nothing inside may read this process's memory or follow its /proc links. */
+    prctl(PR_SET_DUMPABLE, 0);
+
+    holder_answer(sock, 0);
+    /* Park until the container is freed (EOF) or reprobox dies (the death signal). */
+    while (rbx_sync_recv(sock, &m, &fd) > 0)
+        if (fd >= 0)
+            close(fd);
+    _exit(0);
+}
+
+/* ---- the parent ---------------------------------------------------------------------------- */
+
+struct create {
+    const struct rbx_spec *spec;
+    struct rbx_container *c;
+    struct rbx_rootfs_plan rootfs;
+    struct rbx_mount_row *rows;
+    size_t n_rows;
+    int sock, sigfd;
+};
+
+static int expect(struct create *cr, enum rbx_sync_type want, struct rbx_sync_msg *m, int *fd,
+                  struct rbx_error **err)
+{
+    return rbx_parent_expect(cr->sock, cr->sigfd, &cr->c->holder, want, m, fd, cr->rows,
+                             cr->n_rows, cr->spec->rootfs_dir, err);
+}
+
+static int send_row(struct create *cr, enum rbx_sync_type type, size_t index, int fd,
+                    struct rbx_error **err)
+{
+    struct rbx_sync_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = type;
+    m.index = (uint32_t)index;
+    int r = rbx_sync_send(cr->sock, &m, fd);
+    if (r < 0)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket");
+    int got = -1;
+    r = expect(cr, RBX_SYNC_DONE, &m, &got, err);
+    if (got >= 0)
+        close(got);
+    return r;
+}
+
+static int apply_rows(struct create *cr, struct rbx_error **err)
+{
+    int rootfd = cr->c->rootfd;
+    for (size_t i = 0; i < cr->n_rows; i++) {
+        const struct rbx_mount_row *row = &cr->rows[i];
+        int fd = -1;
+        int r = rbx_mount_target_prepare(rootfd, row, &fd, err);
+        if (r < 0)
+            return r;
+        if (fd < 0)
+            continue;
+        r = send_row(cr, RBX_SYNC_MOUNT, i, fd, err);
+        close(fd);
+        if (r < 0)
+            return r;
+        if (rbx_mount_row_needs_readonly(row)) {
+            fd = rbx_mount_target_reopen(rootfd, row, err);
+            if (fd < 0)
+                return fd;
+            r = send_row(cr, RBX_SYNC_READONLY, i, fd, err);
+            close(fd);
+            if (r < 0)
+                return r;
+        }
+    }
+    return 0;
+}
+
+static int open_holder_ns(struct rbx_container *c, const char *name, struct rbx_error **err)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)c->holder, name);
+    int fd = rbx_fd_above_stdio(open(path, O_RDONLY | O_CLOEXEC));
+    return fd < 0 ? rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: open %s", path)
+                  : fd;
+}
+
+static int drive(struct create *cr, struct rbx_error **err)
+{
+    struct rbx_container *c = cr->c;
+    struct rbx_sync_msg m;
+    int fd = -1;
+    int r = expect(cr, RBX_SYNC_ROOTFS, &m, &fd, err);
+    if (r < 0)
+        return r;
+    if (fd < 0)
+        return rbx_error_set(err, RBX_ERR_SANDBOX, EPROTO, "sandbox: no rootfs fd from the child");
+    c->rootfd = rbx_fd_above_stdio(fd);
+    r = apply_rows(cr, err);
+    if (r < 0)
+        return r;
+    memset(&m, 0, sizeof(m));
+    m.type = RBX_SYNC_FINISH;
+    r = rbx_sync_send(cr->sock, &m, -1);
+    if (r < 0)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket");
+    r = expect(cr, RBX_SYNC_DONE, &m, &fd, err);
+    if (fd >= 0)
+        close(fd);
+    if (r < 0)
+        return r;
+    if ((c->mntns = open_holder_ns(c, "mnt", err)) < 0 ||
+        (c->cgroupns = open_holder_ns(c, "cgroup", err)) < 0)
+        return -EIO;
+    struct stat st;
+    if (fstat(c->mntns, &st) < 0 || st.st_ino == c->host_mntns)
+        return rbx_error_set(err, RBX_ERR_SANDBOX, EPERM,
+                             "sandbox: the container has no mount namespace of its own");
+    c->mntns_ino = st.st_ino;
+    return 0;
+}
+
+static void link_into_pod(struct rbx_container *c)
+{
+    struct rbx_container **pp = &c->pod->containers;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = c;
+}
+
+int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *pod, int sigfd,
+                                  struct rbx_container **out, struct rbx_error **err)
+{
+    _cleanup_(rbx_container_freep) struct rbx_container *c = rbx_xcalloc(1, sizeof(*c));
+    c->holder = -1;
+    c->sock = c->rootfd = c->mntns = c->cgroupns = -1;
+    for (size_t i = 0; i < RBX_MAX_CGROUP_FDS; i++)
+        c->cg.procs[i] = -1;
+    struct create cr = {.spec = spec, .c = c, .sock = -1, .sigfd = sigfd};
+    int r;
+
+    long page = sysconf(_SC_PAGESIZE);
+    r = rbx_rootfs_plan_build(spec, page > 0 ? (size_t)page : 4096, &cr.rootfs, err);
+    if (r < 0)
+        goto out;
+    r = rbx_mount_rows_build(spec, &cr.rows, &cr.n_rows, err);
+    if (r < 0)
+        goto out;
+    c->rootfs_dir = rbx_xstrdup(spec->rootfs_dir);
+    c->host_mntns = rbx_mount_ns_current();
+    if (c->host_mntns == 0) {
+        r = rbx_error_set(err, RBX_ERR_SANDBOX, ENOENT,
+                          "sandbox: cannot read /proc/self/ns/mnt (is /proc mounted?)");
+        goto out;
+    }
+
+    if (!pod) {
+        r = rbx_pod_create_internal(spec->network, spec->hostname, sigfd, &pod, err);
+        if (r < 0)
+            goto out;
+        c->own_pod = true;
+    }
+    c->pod = pod;
+    link_into_pod(c);
+
+    r = rbx_cgroup_create(&spec->limits, &c->cg, err);
+    if (r < 0)
+        goto out;
+
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        r = rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "socketpair");
+        goto out;
+    }
+    c->sock = cr.sock = rbx_fd_above_stdio(sv[0]);
+    _cleanup_close_ int child_sock = rbx_fd_above_stdio(sv[1]);
+    _cleanup_close_ int devnull = rbx_fd_above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (c->sock < 0 || child_sock < 0 || devnull < 0) {
+        r = rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: socketpair");
+        goto out;
+    }
+
+    struct holder h = {.spec = spec,
+                       .rootfs = &cr.rootfs,
+                       .rows = cr.rows,
+                       .n_rows = cr.n_rows,
+                       .sock = child_sock,
+                       .host_mntns = c->host_mntns};
+    struct rbx_launch l = {
+        .n_cgroup_procs = c->cg.n_dirs,
+        .ns_net = pod->network == RBX_NETWORK_NONE ? pod->netns : -1,
+        .ns_uts = pod->utsns,
+        .ns_ipc = pod->ipcns,
+        .ns_cgroup = -1,
+        .ns_mnt = -1,
+        .ns_user = pod->userns,
+        .unshare_flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWCGROUP,
+        .devnull = devnull,
+        .sock = child_sock,
+    };
+    for (size_t i = 0; i < c->cg.n_dirs; i++)
+        l.cgroup_procs[i] = c->cg.procs[i];
+    r = rbx_launch(&l, c->sock, sigfd, holder_main, &h, &c->holder, err);
+    if (r < 0)
+        goto out;
+    close(TAKE_FD(child_sock));
+    r = drive(&cr, err);
+    if (r < 0)
+        goto out;
+    *out = TAKE_PTR(c);
+out:
+    rbx_rootfs_plan_clear(&cr.rootfs);
+    free(cr.rows);
+    return r;
+}
+
+int rbx_container_create(const struct rbx_spec *spec, struct rbx_pod *pod,
+                         struct rbx_container **out, struct rbx_error **err)
+{
+    return rbx_container_create_internal(spec, pod, -1, out, err);
+}
+
+int rbx_container_rootfd(const struct rbx_container *c)
+{
+    return c->rootfd;
+}
+
+struct rbx_container *rbx_container_free(struct rbx_container *c)
+{
+    if (!c)
+        return NULL;
+    while (c->procs)
+        rbx_process_free(c->procs);
+    /* The holder goes when its socket closes; SIGKILL makes it immediate. */
+    rbx_kill_and_reap(&c->holder);
+    rbx_cgroup_destroy(&c->cg);
+    int *fds[] = {&c->sock, &c->rootfd, &c->mntns, &c->cgroupns};
+    for (size_t i = 0; i < RBX_ARRAY_SIZE(fds); i++)
+        if (*fds[i] >= 0)
+            close(*fds[i]);
+    if (c->pod) {
+        struct rbx_container **pp = &c->pod->containers;
+        while (*pp && *pp != c)
+            pp = &(*pp)->next;
+        if (*pp)
+            *pp = c->next;
+        if (c->own_pod)
+            rbx_pod_free(c->pod);
+    }
+    free(c->rootfs_dir);
+    free(c);
+    return NULL;
+}
