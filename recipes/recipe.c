@@ -593,11 +593,12 @@ static int expand_vars(const char *in, struct ctx *c, char **out)
     for (const char *p = in; *p;) {
         const char *val = NULL;
         size_t vlen = 0, adv = 1;
+        _cleanup_free_ char *inner = NULL; /* a default value points into it */
         if (p[0] == '$' && p[1] == '{') {
             const char *end = strchr(p, '}');
             if (!end)
                 return fail(c, "\"${\" without a closing \"}\"");
-            _cleanup_free_ char *inner = rbx_xstrndup(p + 2, (size_t)(end - p - 2));
+            inner = rbx_xstrndup(p + 2, (size_t)(end - p - 2));
             char *dflt = strstr(inner, ":-");
             if (dflt) {
                 *dflt = '\0';
