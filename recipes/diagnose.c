@@ -129,6 +129,8 @@ static enum lookup look(int rootfd, const char *path, char *target, size_t tlen)
 struct walk {
     const char *want;     /* a name to find */
     const char *want_sub; /* when set, the found directory must hold this entry */
+    bool want_file;       /* a command: anything but a directory */
+    bool want_dir;        /* a package: a real directory */
     char found[RBX_PATH_MAX];
     unsigned budget;      /* entries left to look at */
 };
@@ -161,7 +163,7 @@ static bool walk_dir(int dfd, char *path, size_t plen, unsigned depth, struct wa
         path[plen] = '/';
         memcpy(path + plen + 1, e->d_name, n + 1);
         if (strcmp(e->d_name, w->want) == 0) {
-            bool ok = true;
+            bool ok = !(w->want_file && e->d_type == DT_DIR) && !(w->want_dir && e->d_type != DT_DIR);
             if (w->want_sub) {
                 struct stat st;
                 _cleanup_close_ int sub = openat(dirfd(d), e->d_name,
@@ -186,7 +188,8 @@ static bool walk_dir(int dfd, char *path, size_t plen, unsigned depth, struct wa
 
 /* Find an entry named `name` (holding `sub` when given) anywhere in the image; the first found,
  * in directory order, within a bounded number of entries. */
-static bool find_in_image(int rootfd, const char *name, const char *sub, char *out, size_t outlen)
+static bool find_in_image(int rootfd, const char *name, const char *sub, bool file, char *out,
+                          size_t outlen)
 {
     if (rootfd < 0)
         return false;
@@ -194,7 +197,8 @@ static bool find_in_image(int rootfd, const char *name, const char *sub, char *o
                                                0, NULL);
     if (top < 0)
         return false;
-    struct walk w = {.want = name, .want_sub = sub, .budget = 200000};
+    struct walk w = {.want = name, .want_sub = sub, .want_file = file, .want_dir = !file,
+                     .budget = 200000};
     char path[RBX_PATH_MAX] = "";
     if (!walk_dir(top, path, 0, 0, &w))
         return false;
@@ -259,7 +263,7 @@ static bool rule_command_not_found(struct diag *d)
 
     const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
     char where[RBX_PATH_MAX];
-    bool elsewhere = *base && find_in_image(d->rootfd, base, NULL, where, sizeof(where));
+    bool elsewhere = *base && find_in_image(d->rootfd, base, NULL, true, where, sizeof(where));
     if (name[0] == '/' || strchr(name, '/')) {
         if (elsewhere)
             return say(d, "fix the path in the command or the script",
@@ -421,6 +425,13 @@ static const char *scheme_family(const char *url)
 static bool rule_provider_mismatch(struct diag *d)
 {
     struct rbx_outcome *o = d->o;
+    /* The files alone do not make the failure: the program must have stumbled on its
+     * datasource (Prisma's P1012/P1013 validation, or its words about the URL). */
+    _cleanup_free_ char *want = between(d->both, "the URL must start with the protocol `", "", "`");
+    if (!want && !has(d->both, "datasource") && !has(d->both, "P1012") && !has(d->both, "P1013"))
+        return false;
+    const char *hint = "make the schema's provider match the database that is deployed (then "
+                       "regenerate the client and the migrations)";
     static const char *const places[] = {"prisma/schema.prisma", "schema.prisma",
                                          "/app/prisma/schema.prisma"};
     for (size_t i = 0; i < RBX_ARRAY_SIZE(places); i++) {
@@ -431,20 +442,17 @@ static bool rule_provider_mismatch(struct diag *d)
         if (!text || !schema_datasource(text, provider, sizeof(provider), var, sizeof(var)))
             continue;
         const char *url = env_of(o, var);
-        const char *fam = scheme_family(url), *want = strcmp(provider, "postgres") == 0 ? "postgresql" : provider;
-        if (!fam || strcmp(fam, want) == 0)
-            return false;
+        const char *fam = scheme_family(url);
+        const char *have = strcmp(provider, "postgres") == 0 ? "postgresql" : provider;
+        if (!fam || strcmp(fam, have) == 0)
+            break;
         _cleanup_free_ char *scheme = rbx_xstrndup(url, strcspn(url, ":"));
-        return say(d, "make the schema's provider match the database that is deployed (then "
-                      "regenerate the client and the migrations)",
-                   "%s says provider = \"%s\", but %s is a %s:// URL (a %s database)", path,
-                   provider, var, scheme, fam);
+        return say(d, hint, "%s says provider = \"%s\", but %s is a %s:// URL (a %s database)",
+                   path, provider, var, scheme, fam);
     }
-    _cleanup_free_ char *want = between(d->both, "the URL must start with the protocol `", "", "`");
     if (!want)
         return false;
-    return say(d, "make the schema's provider match the database that is deployed",
-               "the schema wants a %s URL, but the database URL is another kind", want);
+    return say(d, hint, "the schema wants a %s URL, but the database URL is another kind", want);
 }
 
 static bool rule_table_missing(struct diag *d)
@@ -644,7 +652,7 @@ static bool rule_module_not_found(struct diag *d)
     }
     const char *pkg_base = strrchr(pkg, '/') ? strrchr(pkg, '/') + 1 : pkg;
     char where[RBX_PATH_MAX];
-    if (find_in_image(d->rootfd, pkg_base, sub, where, sizeof(where))) {
+    if (find_in_image(d->rootfd, pkg_base, sub, false, where, sizeof(where))) {
         bool generated = pkg[0] == '.';
         return say(d, generated ? "the generated client must sit at node_modules/" ".prisma/client "
                                   "beside @prisma/client: generate it in the final stage, or copy it "
