@@ -313,20 +313,58 @@ static bool rule_exec_format(struct diag *d)
                "architecture, or a script without a #! line");
 }
 
+/* A URL in the environment (DATABASE_URL=postgresql://...@127.0.0.1:5432/...) that points at a
+ * port of this pod where nothing listens: what a silent process is most likely waiting for. */
+static bool waiting_for(const struct rbx_outcome *o, char *out, size_t len)
+{
+    if (!o->listening_known)
+        return false;
+    for (size_t i = 0; o->env && o->env[i]; i++) {
+        const char *eq = strchr(o->env[i], '='), *sep = eq ? strstr(eq, "://") : NULL;
+        if (!sep)
+            continue;
+        const char *host = sep + 3, *at = strchr(host, '@'), *end = host + strcspn(host, "/?#");
+        if (at && at < end)
+            host = at + 1;
+        const char *colon = memchr(host, ':', (size_t)(end - host));
+        size_t hlen = (size_t)((colon ? colon : end) - host);
+        bool local = (hlen == 9 && strncmp(host, "127.0.0.1", 9) == 0) ||
+                     (hlen == 9 && strncmp(host, "localhost", 9) == 0);
+        int port = colon ? atoi(colon + 1) : 0;
+        if (!local || port <= 0)
+            continue;
+        bool listening = false;
+        for (size_t j = 0; j < o->n_listening; j++)
+            listening = listening || o->listening[j] == port;
+        if (!listening) {
+            snprintf(out, len, "nothing listens on %.*s:%d, where %.*s points", (int)hlen, host,
+                     port, (int)(eq - o->env[i]), o->env[i]);
+            return true;
+        }
+    }
+    return false;
+}
+
 static bool rule_hang(struct diag *d)
 {
     struct rbx_outcome *o = d->o;
     if (!o->ended || o->res.stop_reason != RBX_STOP_IDLE)
         return false;
-    uint64_t s = (o->proc ? o->proc->idle_timeout_ms : 0) / 1000;
     _cleanup_free_ char *last = last_line(d->both);
+    char why[256];
+    bool waits = waiting_for(o, why, sizeof(why));
+    if (waits)
+        return say(d, "start what it waits for first (a service in the recipe with a ready probe); "
+                      "in production, check that the task can reach it (security group, host "
+                      "in the URL), and give the wait a time limit and a log line",
+                   "%s%s%s; %s: it was waiting for it", last ? "its last line was \"" : "it printed nothing",
+                   last ? last : "", last ? "\"" : "", why);
     const char *hint = "it is waiting on something that never answers: a database or host it can "
                        "not reach, a download without network, a prompt for input. Run it with "
                        "more logging, and give it a connection timeout";
     if (last)
-        return say(d, hint, "no output for %llu s after \"%s\"; it was stopped",
-                   (unsigned long long)s, last);
-    return say(d, hint, "no output at all for %llu s; it was stopped", (unsigned long long)s);
+        return say(d, hint, "it went silent after \"%s\" and never finished", last);
+    return say(d, hint, "it printed nothing at all and never finished");
 }
 
 static bool rule_timeout(struct diag *d)

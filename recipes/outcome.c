@@ -123,7 +123,7 @@ void rbx_outcome_describe(struct rbx_outcome *o)
         const struct rbx_http_response *r = &o->http[i].resp;
         const char *get = o->proc->expect.http[i].get;
         if (r->status >= 500) {
-            o->outcome_text = rbx_xasprintf("GET %s -> %ld", get, r->status);
+            o->outcome_text = rbx_xasprintf("GET %s answered %ld", get, r->status);
             return;
         }
         if (r->status == 0) {

@@ -262,6 +262,9 @@ static bool run_one(struct replay *R, struct live *l, bool service, int *fatal, 
     if (!detached) {
         collect(l);
         o->duration_ms = (rbx_now_ns() - l->started_ns) / 1000000;
+        /* What a stopped process might have waited for is still up (or not) in the pod. */
+        if (o->res.stop_reason == RBX_STOP_IDLE || o->res.stop_reason == RBX_STOP_TIMEOUT)
+            note_listening(R, o);
     } else {
         if (p->ready.kind) {
             struct rbx_probe_env env = {.netns_fd = rbx_pod_netns_fd(R->pod),

@@ -533,7 +533,7 @@ if [ "$1" = postgres ]; then
         initdb -D "$PGDATA" -U "$POSTGRES_USER" --auth=trust --no-sync --no-locale -E UTF8 \
             >/tmp/initdb.log 2>&1 || { cat /tmp/initdb.log >&2; exit 1; }
         if [ "$POSTGRES_DB" != postgres ]; then
-            echo "CREATE DATABASE \"$POSTGRES_DB\"" | postgres --single -D "$PGDATA" postgres >/dev/null
+            echo "CREATE DATABASE \"$POSTGRES_DB\"" | postgres --single -D "$PGDATA" -c fsync=off postgres >/dev/null
         fi
         echo "database cluster initialised in $PGDATA (superuser $POSTGRES_USER, database $POSTGRES_DB)"
     fi

@@ -185,11 +185,25 @@ START_TEST(test_hang_no_output)
     proc.idle_timeout_ms = 5000;
     o.res.signal = SIGTERM;
     o.res.stop_reason = RBX_STOP_IDLE;
-    diagnose(&o, "hang-no-output", "no output at all for 5 s");
+    diagnose(&o, "hang-no-output", "it printed nothing at all and never finished");
     step(&o, 143, "Prisma schema loaded from prisma/schema.prisma\n");
     proc.idle_timeout_ms = 30000;
     o.res.stop_reason = RBX_STOP_IDLE;
-    diagnose(&o, "hang-no-output", "no output for 30 s after \"Prisma schema loaded from prisma/schema.prisma\"");
+    diagnose(&o, "hang-no-output", "it went silent after \"Prisma schema loaded from prisma/schema.prisma\"");
+    /* Nothing listens where DATABASE_URL points: that is what it waits for. */
+    step(&o, 143, NULL);
+    o.res.stop_reason = RBX_STOP_IDLE;
+    o.listening_known = true;
+    o.listening[0] = 4000;
+    o.n_listening = 1;
+    diagnose(&o, "hang-no-output", "it printed nothing; nothing listens on 127.0.0.1:5432, where DATABASE_URL points: it was waiting for it");
+    /* When the database listens, it is not the explanation. */
+    step(&o, 143, NULL);
+    o.res.stop_reason = RBX_STOP_IDLE;
+    o.listening_known = true;
+    o.listening[0] = 5432;
+    o.n_listening = 1;
+    diagnose(&o, "hang-no-output", "it printed nothing at all");
 }
 END_TEST
 
@@ -405,7 +419,7 @@ START_TEST(test_hang_beats_output_words)
     struct rbx_outcome o;
     step(&o, 143, "Error: connect ECONNREFUSED 127.0.0.1:5432\n");
     o.res.stop_reason = RBX_STOP_IDLE;
-    diagnose(&o, "hang-no-output", "no output for");
+    diagnose(&o, "hang-no-output", "it went silent after");
 }
 END_TEST
 
