@@ -5,6 +5,7 @@
 #include "recipes/recipes.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 
 /* Until sandbox/ provides pods, a build without them still links, and a replay says so. */
@@ -31,11 +32,21 @@ struct box {
     struct rbx_container *ctr;
 };
 
+/* The output of one process on its way to the log, each line prefixed with its name, as
+ * docker compose does: "db      | LOG:  database system is ready". */
+struct prefixer {
+    pthread_t thread;
+    bool running;
+    int read_fd, write_fd, log_fd;
+    char prefix[80];
+};
+
 struct live {
     struct rbx_outcome *o;
     struct box *box;
     struct rbx_process *proc;
     uint64_t started_ns;
+    struct prefixer log;
 };
 
 struct replay {
@@ -89,11 +100,105 @@ static int box_open(struct replay *R, struct box *b, const char *ref, struct rbx
     return r < 0 ? rbx_error_wrap(err, "image %s", ref) : 0;
 }
 
+/* ---- the log ------------------------------------------------------------------------------------ */
+
+static void write_all(int fd, const char *buf, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, buf, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        buf += w;
+        n -= (size_t)w;
+    }
+}
+
+static void emit_line(struct prefixer *p, const char *line, size_t n)
+{
+    char out[4096 + 96];
+    size_t plen = strlen(p->prefix);
+    if (n > sizeof(out) - plen - 1)
+        n = sizeof(out) - plen - 1;
+    memcpy(out, p->prefix, plen);
+    memcpy(out + plen, line, n);
+    out[plen + n] = '\n';
+    write_all(p->log_fd, out, plen + n + 1); /* one write per line: lines do not interleave */
+}
+
+static void *prefixer_main(void *arg)
+{
+    struct prefixer *p = arg;
+    char buf[4096];
+    size_t have = 0;
+    for (;;) {
+        ssize_t n = read(p->read_fd, buf + have, sizeof(buf) - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        size_t start = 0;
+        for (size_t i = 0; i < have; i++) {
+            if (buf[i] == '\n') {
+                emit_line(p, buf + start, i - start);
+                start = i + 1;
+            }
+        }
+        if (start == 0 && have == sizeof(buf)) { /* a line longer than the buffer */
+            emit_line(p, buf, have);
+            start = have;
+        }
+        memmove(buf, buf + start, have - start);
+        have -= start;
+    }
+    if (have)
+        emit_line(p, buf, have);
+    return NULL;
+}
+
+/* A pipe whose write end the process's output goes to; -1 when there is no log. */
+static int prefixer_start(struct prefixer *p, int log_fd, const char *name)
+{
+    int fds[2];
+    p->read_fd = p->write_fd = -1;
+    if (log_fd < 0 || pipe2(fds, O_CLOEXEC) < 0)
+        return -1;
+    p->read_fd = fds[0];
+    p->write_fd = fds[1];
+    p->log_fd = log_fd;
+    snprintf(p->prefix, sizeof(p->prefix), "%-10s | ", name);
+    if (pthread_create(&p->thread, NULL, prefixer_main, p) != 0) {
+        close(fds[0]);
+        close(fds[1]);
+        p->read_fd = p->write_fd = -1;
+        return -1;
+    }
+    p->running = true;
+    return p->write_fd;
+}
+
+/* After the process is gone: the last lines, then the thread. */
+static void prefixer_stop(struct prefixer *p)
+{
+    if (p->write_fd >= 0)
+        close(p->write_fd);
+    p->write_fd = -1;
+    if (p->running)
+        pthread_join(p->thread, NULL);
+    p->running = false;
+    if (p->read_fd >= 0)
+        close(p->read_fd);
+    p->read_fd = -1;
+}
+
 /* ---- composing one process as `docker run` would ------------------------------------------- */
 
-static int compose(struct replay *R, struct box *b, const struct rbx_recipe_proc *p, bool service,
+static int compose(struct replay *R, struct live *l, const struct rbx_recipe_proc *p, bool service,
                    struct rbx_spec *spec, struct rbx_outcome *o, struct rbx_error **err)
 {
+    struct box *b = l->box;
     const struct rbx_recipe *rc = R->rc;
     _cleanup_strv_ char **env = NULL;
     if (!service)
@@ -116,8 +221,7 @@ static int compose(struct replay *R, struct box *b, const struct rbx_recipe_proc
     if (r < 0)
         return rbx_error_wrap(err, "%s %s", service ? "service" : "step", p->name);
     spec->stdin_fd = R->null_fd;
-    spec->stdout_fd = R->opts->log_fd;
-    spec->stderr_fd = R->opts->log_fd;
+    spec->stdout_fd = spec->stderr_fd = prefixer_start(&l->log, R->opts->log_fd, p->name);
     spec->tail_lines = TAIL_LINES;
     spec->timeout_ms = p->timeout_ms;
     spec->idle_timeout_ms = p->idle_timeout_ms;
@@ -235,7 +339,7 @@ static bool run_one(struct replay *R, struct live *l, bool service, int *fatal, 
     const struct rbx_recipe_proc *p = o->proc;
     struct rbx_spec spec;
     memset(&spec, 0, sizeof(spec));
-    int r = compose(R, l->box, p, service, &spec, o, err);
+    int r = compose(R, l, p, service, &spec, o, err);
     if (r < 0) {
         rbx_spec_clear(&spec);
         *fatal = r;
@@ -418,9 +522,11 @@ static void finish(struct replay *R)
             out->first_failure = o;
     }
     out->passed = !out->unmet && !out->error;
-    for (size_t i = 0; i < out->n_outcomes; i++)
+    for (size_t i = 0; i < out->n_outcomes; i++) {
         if (R->live[i].proc)
             R->live[i].proc = rbx_process_free(R->live[i].proc);
+        prefixer_stop(&R->live[i].log);
+    }
     for (size_t i = 0; i < R->n_boxes; i++)
         box_close(&R->boxes[i], R->opts->keep, &out->kept_dirs);
     if (R->pod)
@@ -441,6 +547,8 @@ int rbx_replay_run(const struct rbx_recipe *recipe, const struct rbx_replay_opts
     }
     struct replay R = {.rc = recipe, .opts = opts, .out = out};
     R.live = rbx_xcalloc(out->n_outcomes + 1, sizeof(*R.live));
+    for (size_t i = 0; i < out->n_outcomes; i++)
+        R.live[i].log.read_fd = R.live[i].log.write_fd = -1;
     R.null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     uint64_t t0 = rbx_now_ns();
 
