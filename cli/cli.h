@@ -38,4 +38,11 @@ int cli_open_store(struct rbx_store **store, struct rbx_error **err);
 bool cli_progress_enabled(void);
 
 int cmd_run(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
+/* What every replay gets from the CLI (cmd_replay.c): the store, the caller's environment and
+ * where the processes' output goes. */
+struct rbx_replay_opts;
+int cli_replay_opts(struct rbx_replay_opts *o, struct rbx_store **store, int log_fd,
+                    struct rbx_error **err);
+int cmd_test(int argc, char **argv);
 int cmd_version(int argc, char **argv);

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make-fixtures.sh — builds the OCI image layouts that the tests and the Quick start use (busybox,
-# node), offline and byte-for-byte reproducibly from the host's busybox-static and nodejs packages.
+# node, api, postgres), offline and byte-for-byte reproducibly from the host's busybox-static,
+# nodejs and postgresql packages and the app sources in tests/fixtures/api.
 #
 # Usage: scripts/make-fixtures.sh [OUTDIR]   (default build/fixtures)
-# OUTDIR/busybox and OUTDIR/node are OCI image layouts; tests/fixtures.md says what each holds.
+# OUTDIR/{busybox,node,api,postgres} are OCI image layouts; tests/fixtures.md says what each holds.
 # A stamp in OUTDIR names the script and the host inputs it used; when they match, nothing is done.
 set -euo pipefail
 export LC_ALL=C TZ=UTC
@@ -35,14 +36,31 @@ if [[ $(ldd "$BUSYBOX" 2>&1) != *"not a dynamic executable"* ]]; then
 fi
 NODE=$(command -v node) || die "node not found (install nodejs)"
 NODE=$(readlink -f "$NODE")
+API_SRC=$(dirname "$SELF")/../tests/fixtures/api
+[ -f "$API_SRC/dist/index.js" ] || die "$API_SRC: the api app's sources are missing"
+API_SRC=$(readlink -f "$API_SRC")
+# Debian's layout: /usr/lib/postgresql/<major>/{bin,lib}, /usr/share/postgresql/<major>.
+PG_BINDIR=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n1)
+[ -n "$PG_BINDIR" ] && [ -x "$PG_BINDIR/postgres" ] || die "PostgreSQL server binaries not found (install postgresql)"
+PG_MAJOR=$(basename "$(dirname "$PG_BINDIR")")
+PG_LIBDIR=/usr/lib/postgresql/$PG_MAJOR/lib
+PG_SHAREDIR=/usr/share/postgresql/$PG_MAJOR
+[ -f "$PG_SHAREDIR/postgres.bki" ] || die "$PG_SHAREDIR/postgres.bki not found (install postgresql-$PG_MAJOR)"
+# The server, initdb, the modules initdb loads (PL/pgSQL, snowball, the encoding conversions);
+# not the JIT, which pulls in LLVM.
+mapfile -t PG_MODULES < <(find "$PG_LIBDIR" -maxdepth 1 -name '*.so' ! -name 'llvmjit*' | sort)
+PG_PROGRAMS=("$PG_BINDIR/postgres" "$PG_BINDIR/initdb")
 
-# The shared objects the dynamic loader maps for node, at the paths ldd gives: "name => /path (..)"
-# lines, and the ELF interpreter, which ldd prints as a bare absolute path.
-node_libs() {
-    ldd "$NODE" | awk '$2 == "=>" && $3 ~ /^\// { print $3; next } $1 ~ /^\// { print $1 }' | sort -u
+# The shared objects the dynamic loader maps for programs, at the paths ldd gives: "name =>
+# /path (..)" lines, and the ELF interpreter, which ldd prints as a bare absolute path.
+libs_of() {
+    ldd "$@" | awk '$2 == "=>" && $3 ~ /^\// { print $3; next } $1 ~ /^\// && $1 !~ /:$/ { print $1 }' | sort -u
 }
+node_libs() { libs_of "$NODE"; }
 mapfile -t NODE_LIBS < <(node_libs)
 ((${#NODE_LIBS[@]} > 0)) || die "ldd lists no libraries for $NODE"
+mapfile -t PG_LIBS < <(libs_of "${PG_PROGRAMS[@]}" "${PG_MODULES[@]}")
+((${#PG_LIBS[@]} > 0)) || die "ldd lists no libraries for $PG_BINDIR/postgres"
 
 # Only root can record owners other than its own; images made without root differ, so the stamp
 # says which kind OUTDIR holds.
@@ -61,10 +79,14 @@ stamp_text() {
     echo "script $(sha256sum <"$SELF" | cut -d' ' -f1)"
     echo "owners $( ((AS_ROOT)) && echo as-staged || echo all-0:0)"
     echo "inputs $(cat "$BUSYBOX" "$NODE" "${NODE_LIBS[@]}" | sha256sum | cut -d' ' -f1)"
+    echo "api $(cd "$API_SRC" && find . -type f | sort | xargs sha256sum | sha256sum | cut -d' ' -f1)"
+    echo "postgres $( (cat "${PG_PROGRAMS[@]}" "${PG_MODULES[@]}" "${PG_LIBS[@]}"
+        find "$PG_SHAREDIR" -type f | sort | xargs cat) | sha256sum | cut -d' ' -f1)"
 }
 STAMP=$(stamp_text)
 if [ -f "$OUTDIR/$STAMP_NAME" ] && [ "$(cat "$OUTDIR/$STAMP_NAME")" == "$STAMP" ] &&
-    [ -f "$OUTDIR/busybox/index.json" ] && [ -f "$OUTDIR/node/index.json" ]; then
+    [ -f "$OUTDIR/busybox/index.json" ] && [ -f "$OUTDIR/node/index.json" ] &&
+    [ -f "$OUTDIR/api/index.json" ] && [ -f "$OUTDIR/postgres/index.json" ]; then
     note "$OUTDIR is up to date"
     exit 0
 fi
@@ -301,23 +323,24 @@ mkdir -p "$SN/usr/local/bin"
 cp "$NODE" "$SN/usr/local/bin/node"
 chmod 755 "$SN/usr/local/bin/node"
 
-# add_host_path P: the host's P at the same path in the image; a symlink is kept as a symlink
-# and its target added too (the ELF interpreter is /lib64/ld-linux-x86-64.so.2 -> /lib/...).
-add_host_path() {
-    local p=$1 t
-    [[ -e $SN$p || -L $SN$p ]] && return 0
-    mkdir -p "$SN$(dirname "$p")"
+# add_host_path_to STAGE P: the host's P at the same path in STAGE; a symlink is kept as a
+# symlink and its target added too (the ELF interpreter is /lib64/ld-linux-x86-64.so.2 -> /lib/...).
+add_host_path_to() {
+    local stage=$1 p=$2 t
+    [[ -e $stage$p || -L $stage$p ]] && return 0
+    mkdir -p "$stage$(dirname "$p")"
     if [ -L "$p" ]; then
         t=$(readlink "$p")
-        ln -s "$t" "$SN$p"
+        ln -s "$t" "$stage$p"
         [[ $t == /* ]] || t=$(realpath -m -s "$(dirname "$p")/$t")
-        add_host_path "$t"
+        add_host_path_to "$stage" "$t"
     else
-        [ -f "$p" ] || die "$p (a library of $NODE) is not a regular file"
-        cp "$p" "$SN$p"
-        chmod "$(stat -c %a "$p")" "$SN$p"
+        [ -f "$p" ] || die "$p (a file of an image) is not a regular file"
+        cp "$p" "$stage$p"
+        chmod "$(stat -c %a "$p")" "$stage$p"
     fi
 }
+add_host_path() { add_host_path_to "$SN" "$1"; }
 for lib in "${NODE_LIBS[@]}"; do add_host_path "$lib"; done
 find "$SN" -type d -exec chmod 755 {} +
 
@@ -359,6 +382,7 @@ put_blob "$NL" "$BB1_FILE"
 NODE_LAYERS+=("$(descriptor "$BB1_MT")") NODE_DIFF_IDS+=("$BB1_DIFF_ID")
 # -6: as small as -9 within 1% on this binary, and three times faster.
 make_layer "$SN" node gzip-6
+NODE_FILE=$LAYER_FILE NODE_MT=$LAYER_MT NODE_DIFF_ID=$LAYER_DIFF_ID # the api image's too
 put_blob "$NL" "$LAYER_FILE"
 NODE_LAYERS+=("$(descriptor "$LAYER_MT")") NODE_DIFF_IDS+=("$LAYER_DIFF_ID")
 make_layer "$SA" app gzip-9
@@ -379,6 +403,178 @@ NODE_CONFIG=$(jq -cn --arg t "$EPOCH_ISO" --arg path "$PATH_ENV" \
 image "$NL" "$NODE_CONFIG" "$(printf '%s\n' "${NODE_LAYERS[@]}" | jq -cs .)"
 write_layout "$NL" "$(descriptor "$MT_MANIFEST" "$(ref_name latest)")"
 
+# ---- api: the postmortem's service, once as it works and once for each way it broke -----------
+note "building api image"
+AL="$NEW/api"
+mkdir -p "$AL"
+put_blob "$AL" "$BB1_FILE"
+API_BASE_LAYERS=("$(descriptor "$BB1_MT")") API_BASE_DIFF_IDS=("$BB1_DIFF_ID")
+put_blob "$AL" "$NODE_FILE"
+API_BASE_LAYERS+=("$(descriptor "$NODE_MT")") API_BASE_DIFF_IDS+=("$NODE_DIFF_ID")
+
+# api_stage VARIANT: the app as tests/fixtures/api has it, then broken as VARIANT says; the
+# stage dir is $WORK/api-VARIANT.
+api_stage() {
+    local v=$1 s="$WORK/api-$1" nm
+    mkdir -p "$s/usr/bin"
+    # npm's bin shims start with "#!/usr/bin/env node"; busybox has env in /bin only.
+    ln -s /bin/busybox "$s/usr/bin/env"
+    cp -R "$API_SRC" "$s/app"
+    nm="$s/app/node_modules"
+    mkdir -p "$nm/.bin"
+    ln -s ../prisma/build/index.js "$nm/.bin/prisma"
+    case $v in
+    good) ;;
+    express-missing) # a production prune that dropped a runtime dependency
+        rm -rf "$nm/express" ;;
+    prisma-client-location) # generated inside @prisma/client, not at node_modules/.prisma
+        mv "$nm/.prisma" "$nm/@prisma/client/.prisma" ;;
+    pnpm-migrate) # the migration script calls the package manager of the build stage
+        cat >"$s/app/scripts/run-migrations.sh" <<'SH'
+#!/bin/sh
+# The migration task's command, as the monorepo runs its scripts.
+set -e
+echo "🔄 Running database migrations..."
+pnpm db:migrate
+echo "✅ Migrations completed successfully!"
+SH
+        ;;
+    pnpm-symlinks) # pnpm's layout: links into a .pnpm store the final stage did not copy
+        rm -rf "$nm/express" "$nm/@prisma/client" "$nm/prisma"
+        ln -s .pnpm/express@4.21.2/node_modules/express "$nm/express"
+        ln -s ../.pnpm/@prisma+client@5.22.0/node_modules/@prisma/client "$nm/@prisma/client"
+        ln -s .pnpm/prisma@5.22.0/node_modules/prisma "$nm/prisma"
+        ;;
+    provider-mysql) # the schema (and the client generated from it) says mysql
+        sed -i 's/provider = "postgresql"/provider = "mysql"/' "$s/app/prisma/schema.prisma" \
+            "$s/app/prisma/migrations/migration_lock.toml"
+        sed -i "s/provider: 'postgresql'/provider: 'mysql'/" "$nm/.prisma/client/default.js"
+        ;;
+    *) die "unknown api variant $v" ;;
+    esac
+    find "$s" -type d -exec chmod 755 {} +
+    find "$s" -type f -exec chmod 644 {} +
+    chmod 755 "$s/app/scripts/run-migrations.sh"
+    if [ -f "$nm/prisma/build/index.js" ]; then chmod 755 "$nm/prisma/build/index.js"; fi
+    if ((AS_ROOT)); then chown -hR 0:0 "$s"; fi
+}
+
+API_ENTRIES=()
+# api_image TAG VARIANT [CONFIG-FILTER]: the base layers, VARIANT's app layer, a tagged manifest.
+api_image() {
+    local tag=$1 v=$2 filter=${3:-.} diffs config
+    if [ ! -f "$WORK/api-$v.tar.gz" ]; then
+        api_stage "$v"
+        make_layer "$WORK/api-$v" "api-$v" gzip-9
+    fi
+    LAYER_DIFF_ID=sha256:$(sha256sum <"$WORK/api-$v.tar" | cut -d' ' -f1)
+    put_blob "$AL" "$WORK/api-$v.tar.gz"
+    local layers=("${API_BASE_LAYERS[@]}" "$(descriptor "$MT_LAYER+gzip")")
+    diffs=$(printf '%s\n' "${API_BASE_DIFF_IDS[@]}" "$LAYER_DIFF_ID" | jq -Rcs 'split("\n") | map(select(. != ""))')
+    config=$(jq -cn --arg t "$EPOCH_ISO" --arg path "$PATH_ENV" --arg v "$v" --argjson d "$diffs" '{
+        architecture: "amd64", os: "linux", created: $t,
+        config: {Env: [$path, "NODE_ENV=production", "PORT=4000"], WorkingDir: "/app",
+                 Cmd: ["node", "dist/index.js"], ExposedPorts: {"4000/tcp": {}},
+                 Labels: {"org.reprobox.fixture": "api"}},
+        rootfs: {type: "layers", diff_ids: $d},
+        history: [
+            {created: $t, created_by: "fixture: busybox, its applets, users, whiteout targets"},
+            {created: $t, created_by: "fixture: node and the shared libraries it loads"},
+            {created: $t, created_by: ("fixture: the api app (" + $v + ")")}
+        ]} | '"$filter")
+    image "$AL" "$config" "$(printf '%s\n' "${layers[@]}" | jq -cs .)"
+    API_ENTRIES+=("$(descriptor "$MT_MANIFEST" "$(ref_name "$tag")")")
+}
+api_image good good
+api_image express-missing express-missing
+api_image workdir-missing good '.config.WorkingDir = "/app/apps/api"'
+api_image prisma-client-location prisma-client-location
+api_image pnpm-migrate pnpm-migrate
+api_image pnpm-symlinks pnpm-symlinks
+api_image provider-mysql provider-mysql
+write_layout "$AL" "${API_ENTRIES[@]}"
+
+# ---- postgres: a sidecar made of the host's PostgreSQL server ----------------------------------
+note "building postgres image"
+SP="$WORK/pg"
+mkdir -p "$SP"
+for f in "${PG_PROGRAMS[@]}" "${PG_MODULES[@]}" "${PG_LIBS[@]}" /usr/share/zoneinfo/UTC; do
+    add_host_path_to "$SP" "$f"
+done
+mkdir -p "$SP$(dirname "$PG_SHAREDIR")"
+cp -R "$PG_SHAREDIR" "$SP$PG_SHAREDIR"
+mkdir -p "$SP/etc" "$SP/usr/local/bin" "$SP/var/lib/postgresql"
+cat >"$SP/etc/passwd" <<'PASSWD'
+root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/sbin/nologin
+nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin
+app:x:1000:1000:app:/home/app:/bin/sh
+postgres:x:999:999:PostgreSQL administrator:/var/lib/postgresql:/bin/sh
+PASSWD
+cat >"$SP/etc/group" <<'GROUP'
+root:x:0:
+daemon:x:1:
+users:x:100:app
+app:x:1000:
+postgres:x:999:
+nogroup:x:65534:
+GROUP
+cat >"$SP/usr/local/bin/docker-entrypoint.sh" <<'ENTRYPOINT'
+#!/bin/sh
+# The official postgres image's entrypoint, reduced: on the first start a cluster (trust
+# authentication, the POSTGRES_USER superuser, the POSTGRES_DB database), then the server in the
+# foreground on 127.0.0.1:5432, durability off (a test database).
+set -e
+if [ "$1" = postgres ]; then
+    shift
+    : "${PGDATA:=/var/lib/postgresql/data}" "${POSTGRES_USER:=postgres}"
+    : "${POSTGRES_DB:=$POSTGRES_USER}"
+    if [ ! -s "$PGDATA/PG_VERSION" ]; then
+        initdb -D "$PGDATA" -U "$POSTGRES_USER" --auth=trust --no-sync --no-locale -E UTF8 \
+            >/tmp/initdb.log 2>&1 || { cat /tmp/initdb.log >&2; exit 1; }
+        if [ "$POSTGRES_DB" != postgres ]; then
+            echo "CREATE DATABASE \"$POSTGRES_DB\"" | postgres --single -D "$PGDATA" -c fsync=off postgres >/dev/null
+        fi
+        echo "database cluster initialised in $PGDATA (superuser $POSTGRES_USER, database $POSTGRES_DB)"
+    fi
+    exec postgres -D "$PGDATA" -c listen_addresses=127.0.0.1 -c port=5432 \
+        -c unix_socket_directories=/tmp -c fsync=off -c synchronous_commit=off \
+        -c full_page_writes=off "$@"
+fi
+exec "$@"
+ENTRYPOINT
+find "$SP" -type d -exec chmod 755 {} +
+find "$SP/etc" "$SP$PG_SHAREDIR" -type f -exec chmod 644 {} +
+chmod 755 "$SP/usr/local/bin/docker-entrypoint.sh"
+# initdb makes PGDATA itself (0700, owned by the server's user): its parent is writable by all,
+# as /tmp is, so the image needs no owner that only root could record.
+chmod 1777 "$SP/var/lib/postgresql"
+if ((AS_ROOT)); then chown -hR 0:0 "$SP"; fi
+
+PL="$NEW/postgres"
+mkdir -p "$PL"
+PG_LAYERS=() PG_DIFF_IDS=()
+put_blob "$PL" "$BB1_FILE"
+PG_LAYERS+=("$(descriptor "$BB1_MT")") PG_DIFF_IDS+=("$BB1_DIFF_ID")
+make_layer "$SP" postgres gzip-6
+put_blob "$PL" "$LAYER_FILE"
+PG_LAYERS+=("$(descriptor "$LAYER_MT")") PG_DIFF_IDS+=("$LAYER_DIFF_ID")
+PG_CONFIG=$(jq -cn --arg t "$EPOCH_ISO" --arg bin "$PG_BINDIR" --arg major "$PG_MAJOR" \
+    --argjson d "$(printf '%s\n' "${PG_DIFF_IDS[@]}" | jq -Rcs 'split("\n") | map(select(. != ""))')" '{
+    architecture: "amd64", os: "linux", created: $t,
+    config: {Env: ["PATH=/usr/local/sbin:/usr/local/bin:" + $bin + ":/usr/sbin:/usr/bin:/sbin:/bin",
+                   "PGDATA=/var/lib/postgresql/data", "PG_MAJOR=" + $major],
+             User: "postgres", Entrypoint: ["docker-entrypoint.sh"], Cmd: ["postgres"],
+             StopSignal: "SIGINT", ExposedPorts: {"5432/tcp": {}},
+             Labels: {"org.reprobox.fixture": "postgres"}},
+    rootfs: {type: "layers", diff_ids: $d},
+    history: [
+        {created: $t, created_by: "fixture: busybox, its applets, users, whiteout targets"},
+        {created: $t, created_by: "fixture: the host PostgreSQL server, initdb, their libraries and share files, the entrypoint"}
+    ]}')
+image "$PL" "$PG_CONFIG" "$(printf '%s\n' "${PG_LAYERS[@]}" | jq -cs .)"
+write_layout "$PL" "$(descriptor "$MT_MANIFEST" "$(ref_name latest)")"
+
 # ---- publish ---------------------------------------------------------------------------------
 printf '%s\n' "$STAMP" >"$NEW/$STAMP_NAME"
 chmod 644 "$NEW/$STAMP_NAME"
@@ -388,4 +584,4 @@ rm -rf "$OUTDIR"
 if ! mv -T "$NEW" "$OUTDIR" 2>/dev/null; then
     [ "$(cat "$OUTDIR/$STAMP_NAME" 2>/dev/null)" == "$STAMP" ] || die "cannot publish $OUTDIR"
 fi
-note "wrote $OUTDIR/busybox and $OUTDIR/node"
+note "wrote $OUTDIR/busybox, $OUTDIR/node, $OUTDIR/api and $OUTDIR/postgres"

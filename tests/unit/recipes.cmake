@@ -2,3 +2,6 @@
 rbx_unit_test(recipes_run SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_recipes_run.c LIBS rbx_recipes)
 rbx_unit_test(recipes_envfile SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_recipes_envfile.c LIBS rbx_recipes)
 rbx_unit_test(recipes_report SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_recipes_report.c LIBS rbx_recipes)
+rbx_unit_test(recipes_recipe SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_recipes_recipe.c
+              ${CMAKE_CURRENT_LIST_DIR}/schema_check.c LIBS rbx_recipes)
+rbx_unit_test(recipes_diagnose SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_recipes_diagnose.c LIBS rbx_recipes)
