@@ -175,6 +175,12 @@ int rbx_write_file_atomic_at(int dirfd, const char *path, const void *data, size
  * that would climb above the top and components over RBX_NAME_MAX. Result is relative ("" = root). */
 int rbx_path_clean(const char *in, char **out, struct rbx_error **err);
 bool rbx_openat2_available(void);
+/* The canonical absolute path of `path` in the root ("/app/node_modules/express"): symlinks
+ * expanded with chroot semantics, "." and ".." resolved. A relative path is taken from the root.
+ * -ENOENT / -ENOTDIR are returned without setting err (callers probe) and then *out names where
+ * the resolution broke: the canonical path of the first missing component ("/app/node_modules/
+ * .pnpm"), or of the non-directory met on the way. -ELOOP after RBX_SYMLINK_HOPS links. */
+int rbx_realpath_in_root(int rootfd, const char *path, char **out, struct rbx_error **err);
 
 /* ---- sha256 digests ------------------------------------------------------------------------ */
 

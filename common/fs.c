@@ -477,3 +477,112 @@ int rbx_write_file_atomic_at(int dirfd, const char *path, const void *data, size
     }
     return 0;
 }
+
+/* A walker that keeps the path it has resolved as text: the answer is that text, and on a
+ * failure it says where the chain broke (what a broken pnpm link points into). */
+int rbx_realpath_in_root(int rootfd, const char *path, char **out, struct rbx_error **err)
+{
+    struct walk_stack st = {0};
+    _cleanup_free_ char *rest = rbx_xstrdup(path);
+    /* res holds "/a/b" (or "" for the root) and one fd per component in st */
+    size_t cap = RBX_PATH_MAX + RBX_NAME_MAX + 2, rlen = 0;
+    _cleanup_free_ char *res = rbx_xmalloc(cap);
+    char link[RBX_PATH_MAX + 1];
+    int hops = 0, ret = 0;
+
+    *out = NULL;
+    res[0] = '\0';
+    if (strlen(path) > RBX_PATH_MAX)
+        return rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG, "path over %d bytes", RBX_PATH_MAX);
+    for (;;) {
+        char *p = rest;
+        while (*p == '/')
+            p++;
+        if (*p == '\0')
+            break;
+        size_t clen = strcspn(p, "/");
+        if (clen > RBX_NAME_MAX) {
+            ret = rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG, "path component over %d bytes",
+                                RBX_NAME_MAX);
+            goto out;
+        }
+        char comp[RBX_NAME_MAX + 1];
+        memcpy(comp, p, clen);
+        comp[clen] = '\0';
+        memmove(rest, p + clen, strlen(p + clen) + 1);
+
+        if (strcmp(comp, ".") == 0)
+            continue;
+        if (strcmp(comp, "..") == 0) {
+            if (st.n)
+                close(st.fds[--st.n]);
+            while (rlen > 0 && res[rlen - 1] != '/')
+                rlen--;
+            if (rlen > 0)
+                rlen--;
+            res[rlen] = '\0';
+            continue;
+        }
+        if (rlen + 1 + clen >= cap) {
+            ret = rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG, "path over %d bytes", RBX_PATH_MAX);
+            goto out;
+        }
+        int cur = st.n ? st.fds[st.n - 1] : rootfd;
+        int fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        struct stat sb;
+        ret = fd < 0 ? -errno : fstat(fd, &sb) < 0 ? -errno : 0;
+        if (ret < 0) {
+            if (fd >= 0)
+                close(fd);
+            if (!is_probe_errno(-ret)) {
+                rbx_error_set_errno(err, RBX_ERR_IO, -ret, "\"%s\"", path);
+                goto out;
+            }
+            snprintf(res + rlen, cap - rlen, "/%s", comp);
+            rlen += 1 + clen;
+            goto out;
+        }
+        if (S_ISLNK(sb.st_mode)) {
+            ssize_t n = ++hops > RBX_SYMLINK_HOPS ? -1 : readlinkat(fd, "", link, sizeof(link) - 1);
+            close(fd);
+            if (n < 0) {
+                ret = hops > RBX_SYMLINK_HOPS ? -ELOOP : -errno;
+                rbx_error_set_errno(err, ret == -ELOOP ? RBX_ERR_LIMIT : RBX_ERR_IO, -ret, "\"%s\"",
+                                    path);
+                goto out;
+            }
+            link[n] = '\0';
+            if (link[0] == '/') {
+                while (st.n)
+                    close(st.fds[--st.n]);
+                rlen = 0;
+                res[0] = '\0';
+            }
+            char *joined = rbx_xasprintf("%s/%s", link, rest);
+            free(rest);
+            rest = joined;
+            if (strlen(rest) > RBX_PATH_MAX * 2) {
+                ret = rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG, "\"%s\": links expand past "
+                                    "%d bytes", path, RBX_PATH_MAX * 2);
+                goto out;
+            }
+            continue;
+        }
+        snprintf(res + rlen, cap - rlen, "/%s", comp);
+        rlen += 1 + clen;
+        const char *q = rest;
+        while (*q == '/')
+            q++;
+        if (*q && !S_ISDIR(sb.st_mode)) {
+            close(fd);
+            ret = -ENOTDIR;
+            goto out;
+        }
+        stack_push(&st, fd);
+    }
+out:
+    stack_clear(&st);
+    if (ret == 0 || is_probe_errno(-ret))
+        *out = rlen ? TAKE_PTR(res) : rbx_xstrdup("/");
+    return ret;
+}

@@ -312,6 +312,50 @@ START_TEST(test_write_file_atomic)
 }
 END_TEST
 
+START_TEST(test_realpath_in_root)
+{
+    struct rbx_error *err = NULL;
+    char *out = NULL;
+    ck_assert_int_eq(mkdirat(rootfd, "app", 0755), 0);
+    ck_assert_int_eq(mkdirat(rootfd, "app/node_modules", 0755), 0);
+    ck_assert_int_eq(symlinkat(".pnpm/express@4/node_modules/express", rootfd,
+                               "app/node_modules/express"), 0);
+    ck_assert_int_eq(symlinkat("../../etc-link/../up/etc", rootfd, "app/node_modules/cfg"), 0);
+
+    ck_assert_int_eq(rbx_realpath_in_root(rootfd, "etc-link/passwd", &out, &err), 0);
+    ck_assert_str_eq(out, "/etc/passwd");
+    free(out);
+    ck_assert_int_eq(rbx_realpath_in_root(rootfd, "/up/abs/./etc/../etc/passwd", &out, &err), 0);
+    ck_assert_str_eq(out, "/etc/passwd");
+    free(out);
+    ck_assert_int_eq(rbx_realpath_in_root(rootfd, "/", &out, &err), 0);
+    ck_assert_str_eq(out, "/");
+    free(out);
+    ck_assert_int_eq(rbx_realpath_in_root(rootfd, "app/node_modules/cfg", &out, &err), 0);
+    ck_assert_str_eq(out, "/etc");
+    free(out);
+    /* an escape is a path inside the root, never the sentinel next to it */
+    ck_assert_int_eq(rbx_realpath_in_root(rootfd, "to-sentinel/secret", &out, &err), -ENOENT);
+    ck_assert_str_eq(out, "/sentinel");
+    free(out);
+    /* where a broken chain of links breaks */
+    ck_assert_int_eq(rbx_realpath_in_root(rootfd, "/app/node_modules/express/package.json", &out,
+                                          &err), -ENOENT);
+    ck_assert_str_eq(out, "/app/node_modules/.pnpm");
+    free(out);
+    ck_assert_ptr_null(err);
+    ck_assert_int_eq(rbx_realpath_in_root(rootfd, "etc/passwd/x", &out, &err), -ENOTDIR);
+    ck_assert_str_eq(out, "/etc/passwd");
+    free(out);
+    ck_assert_ptr_null(err);
+    ck_assert_int_eq(rbx_realpath_in_root(rootfd, "loop", &out, &err), -ELOOP);
+    ck_assert_ptr_null(out);
+    ck_assert_error(err, RBX_ERR_LIMIT, "loop");
+    rbx_error_free(err);
+}
+END_TEST
+
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("common_fs");
@@ -330,6 +374,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_rm_rf_unreadable_dirs);
     tcase_add_test(tc, test_read_fd_limit);
     tcase_add_test(tc, test_write_file_atomic);
+    tcase_add_test(tc, test_realpath_in_root);
     suite_add_tcase(s, tc);
     return s;
 }
