@@ -62,3 +62,41 @@ int rbx_elf_closure(int rootfd, const char *exe_path, const struct rbx_elf *exe,
 void rbx_elf_closure_clear(struct rbx_elf_closure *c);
 /* The directories glibc's ldconfig would cache: /etc/ld.so.conf and what it includes. */
 int rbx_ld_so_conf_dirs(int rootfd, char ***dirs, struct rbx_error **err);
+
+/* ---- shell words (doctor_shell.c) ------------------------------------------------------------ */
+/* Not a shell: a careful, bounded splitter that finds the simple commands of sh -c strings and
+ * scripts (quotes, escapes, $(...) and `...` inside, here-documents skipped, if/for/case/while
+ * structure, function definitions) and expands the variables it can know. */
+
+#define RBX_SH_MAX_BYTES (1u << 20)
+#define RBX_SH_MAX_COMMANDS 4096
+#define RBX_SH_MAX_WORDS 256
+#define RBX_SH_MAX_DEPTH 8
+
+struct rbx_sh_word {
+    char *text;   /* after quote removal and the expansions that could be resolved */
+    bool dynamic; /* holds what only the running shell knows: $1, $(...), ${x%y}, an unset $X, a glob */
+};
+
+struct rbx_sh_command {
+    struct rbx_sh_word *words; /* argv: assignments and redirections taken out */
+    size_t n_words;
+    unsigned line; /* of the command word, from 1 */
+};
+
+struct rbx_sh_script {
+    struct rbx_sh_command *cmds;
+    size_t n_cmds;
+    char **functions; /* defined in the text */
+    char **probed;    /* what the text checks for first: command -v X, which X, [ -x X ] */
+    bool truncated;   /* a bound was hit; what follows was not read */
+};
+
+/* Split `text` into simple commands, in order. `env` gives the values of variables the text does
+ * not set itself (NULL: none known). A text the splitter cannot follow (an unterminated quote)
+ * is RBX_ERR_MALFORMED with its line; `out` keeps the commands read up to there. */
+int rbx_sh_parse(const char *text, size_t len, char *const *env, struct rbx_sh_script *out,
+                 struct rbx_error **err);
+void rbx_sh_script_clear(struct rbx_sh_script *s);
+/* Builtins and keywords of sh, dash, ash and bash: commands that need no file. */
+bool rbx_sh_builtin(const char *name);
