@@ -93,10 +93,92 @@ struct rbx_sh_script {
 };
 
 /* Split `text` into simple commands, in order. `env` gives the values of variables the text does
- * not set itself (NULL: none known). A text the splitter cannot follow (an unterminated quote)
- * is RBX_ERR_MALFORMED with its line; `out` keeps the commands read up to there. */
-int rbx_sh_parse(const char *text, size_t len, char *const *env, struct rbx_sh_script *out,
-                 struct rbx_error **err);
+ * not set itself (NULL: none known), `args` its positional parameters $1... (NULL: unknown; they
+ * stay unknown inside function bodies and after shift or set --). A text the splitter cannot
+ * follow (an unterminated quote) is RBX_ERR_MALFORMED with its line; `out` keeps the commands
+ * read up to there. */
+int rbx_sh_parse(const char *text, size_t len, char *const *env, char *const *args,
+                 struct rbx_sh_script *out, struct rbx_error **err);
 void rbx_sh_script_clear(struct rbx_sh_script *s);
 /* Builtins and keywords of sh, dash, ash and bash: commands that need no file. */
 bool rbx_sh_builtin(const char *name);
+
+/* ---- Node (doctor_node.c) ------------------------------------------------------------------ */
+
+#define RBX_JS_MAX_BYTES (2u << 20) /* larger files (bundles) are not scanned */
+
+struct rbx_js_import {
+    char *specifier;
+    unsigned line;
+    bool esm;     /* import/export ... from, import 'x' (not require, not import()) */
+    bool guarded; /* inside try { } or catch { }: the code expects it may be missing */
+};
+
+/* The literal specifiers a JavaScript file loads: require('x'), import ... from 'x', import 'x',
+ * import('x'), export ... from 'x'. Comments, strings, template literals and regular expressions
+ * are lexed, so no text inside them is taken for a load. */
+void rbx_js_imports(const char *text, size_t len, struct rbx_js_import **out, size_t *n);
+void rbx_js_imports_free(struct rbx_js_import *v, size_t n);
+/* "fs", "node:fs", "fs/promises": Node's own modules. */
+bool rbx_node_builtin(const char *specifier);
+
+enum rbx_node_status {
+    RBX_NODE_FOUND = 0,
+    RBX_NODE_NOT_FOUND,    /* MODULE_NOT_FOUND */
+    RBX_NODE_NOT_EXPORTED, /* ERR_PACKAGE_PATH_NOT_EXPORTED: "exports" has no such entry */
+    RBX_NODE_BAD_PACKAGE,  /* a package.json that is not JSON */
+};
+
+struct rbx_node_resolution {
+    enum rbx_node_status status;
+    char *path;        /* the file, canonical (symlinks followed in the image) */
+    char *package_dir; /* bare specifiers: the package's directory, canonical */
+    char **searched;   /* where it was looked for: ".../node_modules/express" */
+    char **broken;     /* links on the way that lead nowhere: "A -> T (M is not in the image)" */
+    char *detail;      /* why a package refused it */
+};
+
+/* Resolve `specifier` from a module in directory `from_dir` with Node's algorithm: relative and
+ * absolute paths (file, .js/.json/.node, directory with package.json main or index), bare names
+ * through node_modules up the tree and NODE_PATH, package.json "exports" with the conditions
+ * node, require (or import for esm) and default, symlinks followed inside the image. */
+int rbx_node_resolve(int rootfd, const char *specifier, const char *from_dir, bool esm,
+                     char *const *env, struct rbx_node_resolution *out, struct rbx_error **err);
+void rbx_node_resolution_clear(struct rbx_node_resolution *r);
+
+/* ---- the checking context (doctor.c) -------------------------------------------------------- */
+
+#define RBX_DOCTOR_MAX_DEPTH 6 /* scripts calling scripts, interpreters of interpreters */
+
+struct rbx_doctor {
+    int rootfd;
+    const char *arch;
+    struct rbx_doctor_report *rep;
+    const struct rbx_doctor_process *proc; /* being checked */
+    bool cwd_missing;
+    bool have_user;
+    struct rbx_user user; /* the process's user, when it resolves */
+    unsigned depth;
+    char **seen;       /* what was checked already for this process ("script:/app/x.sh") */
+    char **seen_image; /* what was checked for every process ("elf:/usr/bin/node") */
+};
+
+/* Add a finding for the process being checked (NULL proc: the image as such); returns it so the
+ * caller can add evidence. */
+struct rbx_finding *rbx_doctor_add(struct rbx_doctor *d, const char *check, enum rbx_severity sev,
+                                   const char *hint, const char *fmt, ...) RBX_PRINTF(5, 6);
+void rbx_finding_evidence(struct rbx_finding *f, const char *fmt, ...) RBX_PRINTF(2, 3);
+/* Marks `key` seen; true when it was already (in the process's set, or the image's). */
+bool rbx_doctor_seen(struct rbx_doctor *d, const char *key, bool image_wide);
+/* A file of the image that is a regular file, read whole (at most max bytes): 0, -errno. */
+int rbx_doctor_read(struct rbx_doctor *d, const char *path, size_t max, char **out, size_t *len);
+
+/* The checks, one entry point per file. */
+void rbx_doctor_command(struct rbx_doctor *d, char *const *argv, size_t argc, const char *where,
+                        bool from_shell);                                  /* doctor_exec.c */
+void rbx_doctor_node(struct rbx_doctor *d, char *const *args, size_t argc, const char *where);
+                                                                           /* doctor_node.c */
+void rbx_doctor_workdir(struct rbx_doctor *d);                             /* doctor_fs.c */
+void rbx_doctor_user(struct rbx_doctor *d);
+void rbx_doctor_symlinks(struct rbx_doctor *d, const struct rbx_doctor_process *procs, size_t n);
+void rbx_doctor_env(struct rbx_doctor *d);                                 /* doctor_env.c */

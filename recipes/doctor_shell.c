@@ -13,16 +13,17 @@
 
 struct wbuf {
     char *s;
-    bool *split; /* may be field-split */
+    unsigned char *split; /* 1: a blank that may be field-split; 2: a boundary of "$@" */
     size_t n, cap;
     bool dynamic, quoted, glob, bracket, literal_name; /* literal_name: only unquoted name chars */
+    bool empty_at; /* a "$@" of no arguments: no word, even quoted */
     ssize_t eq;  /* first unquoted '=' when all before it is a name, else -1 */
 };
 
 static void wbuf_reset(struct wbuf *w)
 {
     w->n = 0;
-    w->dynamic = w->quoted = w->glob = w->bracket = false;
+    w->dynamic = w->quoted = w->glob = w->bracket = w->empty_at = false;
     w->literal_name = true;
     w->eq = -1;
 }
@@ -34,14 +35,14 @@ static void wbuf_free(struct wbuf *w)
     memset(w, 0, sizeof(*w));
 }
 
-static bool wbuf_put(struct wbuf *w, char c, bool split)
+static bool wbuf_put(struct wbuf *w, char c, unsigned char split)
 {
     if (w->n + 1 >= MAX_WORD_BYTES)
         return false;
     if (w->n + 1 >= w->cap) {
         w->cap = w->cap ? w->cap * 2 : 64;
         w->s = rbx_xrealloc(w->s, w->cap);
-        w->split = rbx_xrealloc(w->split, w->cap * sizeof(bool));
+        w->split = rbx_xrealloc(w->split, w->cap);
     }
     w->s[w->n] = c;
     w->split[w->n] = split;
@@ -67,6 +68,10 @@ struct sh {
     unsigned line, tok_line; /* where we are, where the last token began */
     unsigned depth;
     char *const *env;
+    char *const *args;  /* $1...: the script's arguments, when known */
+    bool *args_known;   /* shared: "shift" or "set --" anywhere makes them unknown */
+    unsigned braces, func_braces; /* { } depth; inside a function body when > func_braces */
+    bool func_pending;  /* a function's name was read: its body comes next */
     struct var *vars; /* shared by nested texts (backquotes) */
     size_t *n_vars;
     struct rbx_sh_script *out;
@@ -198,6 +203,42 @@ static void parse_nested(struct sh *p, const char *text, size_t len, unsigned li
         p->failed = true;
 }
 
+static bool args_usable(const struct sh *p)
+{
+    return p->args && *p->args_known && p->braces <= p->func_braces;
+}
+
+/* $1..$9, $@, $*, $#: the script's arguments, unless a function body (its own arguments) or a
+ * shift made them unknown. */
+static void positional(struct sh *p, struct wbuf *w, char which, bool quoted)
+{
+    if (!args_usable(p)) {
+        w->dynamic = true;
+        return;
+    }
+    size_t argc = rbx_strv_len(p->args);
+    if (which >= '1' && which <= '9') {
+        size_t i = (size_t)(which - '1');
+        append_value(w, i < argc ? p->args[i] : "", quoted);
+        return;
+    }
+    if (which == '#') {
+        char num[24];
+        snprintf(num, sizeof(num), "%zu", argc);
+        append_value(w, num, quoted);
+        return;
+    }
+    if (argc == 0) {
+        w->empty_at = which == '@';
+        return;
+    }
+    for (size_t i = 0; i < argc; i++) {
+        if (i)
+            wbuf_put(w, ' ', quoted ? (which == '@' ? 2 : 0) : 1);
+        append_value(w, p->args[i], quoted);
+    }
+}
+
 /* At "$": one expansion into w. */
 static void expansion(struct sh *p, struct wbuf *w, bool quoted)
 {
@@ -213,6 +254,10 @@ static void expansion(struct sh *p, struct wbuf *w, bool quoted)
         }
         const char *in = p->s + start;
         size_t n = p->pos - 1 - start, k = 0;
+        if (n == 1 && strchr("123456789@*#", in[0])) {
+            positional(p, w, in[0], quoted);
+            return;
+        }
         while (k < n && name_char(in[k], k == 0))
             k++;
         const char *val = NULL;
@@ -277,7 +322,12 @@ static void expansion(struct sh *p, struct wbuf *w, bool quoted)
             w->dynamic = true;
         return;
     }
-    if (c >= 0 && strchr("0123456789@*#?$!-", c)) {
+    if (c >= 0 && strchr("123456789@*#", c)) {
+        p->pos++;
+        positional(p, w, (char)c, quoted);
+        return;
+    }
+    if (c >= 0 && strchr("0?$!-", c)) {
         p->pos++;
         w->dynamic = true;
         return;
@@ -531,31 +581,40 @@ static void cmd_clear(struct cmd *c)
     memset(c, 0, sizeof(*c));
 }
 
-/* Field splitting of a finished word: unquoted expansions split on blanks, and one that
- * expanded to nothing is no word at all. */
+/* Field splitting of a finished word: unquoted expansions split on blanks, "$@" into its
+ * arguments, and an unquoted expansion to nothing is no word at all. */
+static void emit(struct sh *p, struct cmd *c, const struct wbuf *w, size_t start, size_t end)
+{
+    if (c->n_words >= RBX_SH_MAX_WORDS)
+        return;
+    c->words = rbx_xrealloc(c->words, (c->n_words + 1) * sizeof(*c->words));
+    c->words[c->n_words++] = (struct rbx_sh_word){
+        rbx_xstrndup(w->n ? w->s + start : "", end - start), w->dynamic || (w->glob && !w->quoted)};
+    if (c->n_words == 1)
+        c->line = p->tok_line;
+}
+
 static void add_fields(struct sh *p, struct cmd *c, struct wbuf *w)
 {
-    size_t i = 0;
-    bool any = false;
-    while (i <= w->n) {
-        while (i < w->n && w->split[i] && strchr(" \t\n", w->s[i]))
-            i++;
-        size_t start = i;
-        while (i < w->n && !(w->split[i] && strchr(" \t\n", w->s[i])))
-            i++;
-        if (i > start || (!any && i >= w->n && (w->quoted || (w->dynamic && !w->n)))) {
-            if (c->n_words < RBX_SH_MAX_WORDS) {
-                c->words = rbx_xrealloc(c->words, (c->n_words + 1) * sizeof(*c->words));
-                c->words[c->n_words++] = (struct rbx_sh_word){
-                    rbx_xstrndup(w->n ? w->s + start : "", i - start), w->dynamic || (w->glob && !w->quoted)};
-                if (c->n_words == 1)
-                    c->line = p->tok_line;
-            }
+    if (w->n == 0 && w->empty_at)
+        return;
+    size_t start = 0;
+    bool any = false, prev_hard = false;
+    for (size_t i = 0; i <= w->n; i++) {
+        bool end = i == w->n;
+        bool hard = !end && w->split[i] == 2;
+        bool soft = !end && w->split[i] == 1 && strchr(" \t\n", w->s[i]);
+        if (!end && !hard && !soft)
+            continue;
+        if (i > start || hard || prev_hard) {
+            emit(p, c, w, start, i);
             any = true;
         }
-        if (i >= w->n)
-            break;
+        prev_hard = hard;
+        start = i + 1;
     }
+    if (!any && (w->quoted || w->dynamic))
+        emit(p, c, w, 0, 0);
 }
 
 static void probe_words(struct sh *p, const struct cmd *c)
@@ -616,6 +675,16 @@ static void finish(struct sh *p, struct cmd *c)
                 free(v->value);
                 v->value = NULL;
             }
+        }
+    } else if (strcmp(w0, "shift") == 0) {
+        *p->args_known = false;
+    } else if (strcmp(w0, "set") == 0) {
+        for (size_t i = 1; i < c->n_words; i++) {
+            const char *a = c->words[i].text;
+            if ((a[0] != '-' && a[0] != '+') || strcmp(a, "--") == 0)
+                *p->args_known = false;
+            if (strcmp(a, "-o") == 0 || strcmp(a, "+o") == 0)
+                i++;
         }
     } else if (strcmp(w0, "read") == 0) {
         for (size_t i = 1; i < c->n_words; i++)
@@ -702,6 +771,7 @@ static void parse_list(struct sh *p, bool until_paren)
                     /* name() body: a function, not a command */
                     if (!after_func_name)
                         rbx_strv_push(&p->out->functions, c.words[0].text);
+                    p->func_pending = true;
                     cmd_clear(&c);
                     p->pos = q + 1;
                     after_func_name = false;
@@ -772,6 +842,7 @@ static void parse_list(struct sh *p, bool until_paren)
             if (w.s)
                 rbx_strv_push(&p->out->functions, w.s);
             after_func_name = true;
+            p->func_pending = true;
             mode = M_START;
             continue;
         case M_START:
@@ -784,6 +855,15 @@ static void parse_list(struct sh *p, bool until_paren)
                 if (kw) {
                     if (c.assigns) /* "A=1 }" is not a thing; drop what came before */
                         cmd_clear(&c);
+                    if (is(&w, "{")) {
+                        if (p->func_pending && p->braces < p->func_braces)
+                            p->func_braces = p->braces; /* a function body: $1 is its own */
+                        p->func_pending = false;
+                        p->braces++;
+                    } else if (is(&w, "}") && p->braces > 0) {
+                        if (--p->braces == p->func_braces)
+                            p->func_braces = UINT32_MAX;
+                    }
                     continue;
                 }
                 if (is(&w, "esac")) {
@@ -826,8 +906,8 @@ static void parse_list(struct sh *p, bool until_paren)
     wbuf_free(&w);
 }
 
-int rbx_sh_parse(const char *text, size_t len, char *const *env, struct rbx_sh_script *out,
-                 struct rbx_error **err)
+int rbx_sh_parse(const char *text, size_t len, char *const *env, char *const *args,
+                 struct rbx_sh_script *out, struct rbx_error **err)
 {
     memset(out, 0, sizeof(*out));
     if (len > RBX_SH_MAX_BYTES) {
@@ -836,8 +916,10 @@ int rbx_sh_parse(const char *text, size_t len, char *const *env, struct rbx_sh_s
     }
     size_t n_vars = 0;
     struct var *vars = rbx_xcalloc(MAX_VARS, sizeof(*vars));
-    struct sh p = {.s = text, .len = len, .line = 1, .env = env, .vars = vars, .n_vars = &n_vars,
-                   .out = out, .err = err};
+    bool args_known = args != NULL;
+    struct sh p = {.s = text, .len = len, .line = 1, .env = env, .args = args,
+                   .args_known = &args_known, .func_braces = UINT32_MAX, .vars = vars,
+                   .n_vars = &n_vars, .out = out, .err = err};
     /* "#!..." is a comment to the shell too */
     parse_list(&p, false);
     for (size_t i = 0; i < p.n_heredocs; i++)

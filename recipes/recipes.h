@@ -324,3 +324,71 @@ struct rbx_junit_case {
 };
 /* One <testsuite> of the cases. Caller frees. */
 char *rbx_junit_xml(const char *suite, const struct rbx_junit_case *cases, size_t n);
+
+/* ---- doctor (doctor*.c, docs/doctor.md): what would fail, read in the image before it runs ---- */
+/* The image's merged rootfs is mounted in a container where nothing is run, and read through its
+ * root fd with rbx_open_in_root only: no host path is made of image data, nothing of the image is
+ * executed, nothing goes to the network. */
+
+enum rbx_severity {
+    RBX_SEVERITY_ERROR = 0, /* it will fail */
+    RBX_SEVERITY_WARNING,   /* it may fail, or the doctor could not tell */
+};
+
+struct rbx_finding {
+    const char *check;  /* a stable id of rbx_doctor_checks[] */
+    enum rbx_severity severity;
+    char *processes;    /* the processes it concerns ("migrate, start"); NULL: the image as such */
+    char *message;      /* one line */
+    char **evidence;    /* paths, link targets, script lines: what the message rests on */
+    char *hint;         /* what to change; NULL when there is nothing to add */
+};
+
+/* One process as it will be started, composed as `docker run` composes it. */
+struct rbx_doctor_process {
+    const char *name;            /* "image" for the image's own command, else the step's name */
+    char *const *argv;
+    char *const *env;            /* the whole environment: image Env, recipe, env files */
+    const char *cwd;
+    const char *user;            /* NULL or "": root */
+    char *const *requires_env;   /* names the recipe marks required (NULL: none) */
+};
+
+struct rbx_doctor_report {
+    char *image;                 /* the reference checked */
+    struct rbx_finding *findings; /* errors first, then warnings, each in the order found */
+    size_t n_findings, n_errors, n_warnings;
+    char **processes;            /* the names of the processes checked */
+    uint64_t entries_walked;     /* files, directories and links looked at */
+    uint64_t elapsed_ns;
+};
+
+/* The stable check ids, NULL-terminated (docs/doctor.md lists each with an example). */
+extern const char *const rbx_doctor_checks[];
+
+/* Check the processes against the rootfs at rootfd: command resolution as execve and the shell
+ * would do it (PATH, #!, ELF loader and libraries, the commands of sh -c strings and scripts),
+ * working directory and user, broken symlinks, Node module resolution, the environment and a
+ * Prisma schema. `arch` is the image's architecture ("amd64"; NULL: not checked). Findings go in
+ * `out`; an error return is reserved for reprobox's own failures. */
+int rbx_doctor_check(int rootfd, const char *arch, const struct rbx_doctor_process *procs,
+                     size_t n, struct rbx_doctor_report *out, struct rbx_error **err);
+
+struct rbx_doctor_opts {
+    struct rbx_store *store;
+    const char *image;                 /* the reference; NULL: the recipe's */
+    const struct rbx_recipe *recipe;   /* NULL: the image's own Entrypoint and Cmd */
+    const struct rbx_run_request *req; /* without a recipe: args, env, workdir, user as for run */
+    char *const *caller_env;
+    const struct rbx_platform *platform; /* NULL: the host's */
+};
+
+/* Open and unpack the image, mount its rootfs in a container where nothing runs, compose the
+ * processes (each step of the recipe, or the image's command changed by req) and check them. */
+int rbx_doctor_image(const struct rbx_doctor_opts *o, struct rbx_doctor_report *out,
+                     struct rbx_error **err);
+/* The JSON report (schema "reprobox.doctor/v1", docs/doctor.md). Caller owns it. */
+json_t *rbx_doctor_report_json(const struct rbx_doctor_report *r);
+/* The human report: errors, then warnings, each with its evidence and hint. Caller frees. */
+char *rbx_doctor_report_text(const struct rbx_doctor_report *r);
+void rbx_doctor_report_clear(struct rbx_doctor_report *r);

@@ -10,7 +10,7 @@ static struct rbx_sh_script S;
 static void parse(const char *text, char **env)
 {
     struct rbx_error *err = NULL;
-    int r = rbx_sh_parse(text, strlen(text), env, &S, &err);
+    int r = rbx_sh_parse(text, strlen(text), env, NULL, &S, &err);
     ck_assert_msg(r == 0, "%s", err ? err->message : "");
 }
 
@@ -186,7 +186,7 @@ START_TEST(test_shell_unterminated_quote_is_located)
 {
     struct rbx_error *err = NULL;
     const char *t = "ok\necho 'x\ny\n";
-    ck_assert_int_eq(rbx_sh_parse(t, strlen(t), NULL, &S, &err), -EINVAL);
+    ck_assert_int_eq(rbx_sh_parse(t, strlen(t), NULL, NULL, &S, &err), -EINVAL);
     ck_assert_error(err, RBX_ERR_MALFORMED, "line 2");
     ck_assert_uint_eq(S.n_cmds, 1);
     ck_assert_str_eq(S.cmds[0].words[0].text, "ok");
@@ -230,7 +230,7 @@ START_TEST(test_shell_survives_every_prefix_and_mutation)
     char buf[512];
     for (size_t n = 0; n <= len; n++) {
         struct rbx_error *err = NULL;
-        rbx_sh_parse(script, n, NULL, &S, &err);
+        rbx_sh_parse(script, n, NULL, NULL, &S, &err);
         rbx_error_free(err);
         rbx_sh_script_clear(&S);
     }
@@ -240,11 +240,56 @@ START_TEST(test_shell_survives_every_prefix_and_mutation)
             memcpy(buf, script, len);
             buf[i] = specials[k];
             struct rbx_error *err = NULL;
-            rbx_sh_parse(buf, len, NULL, &S, &err);
+            rbx_sh_parse(buf, len, NULL, NULL, &S, &err);
             rbx_error_free(err);
             rbx_sh_script_clear(&S);
         }
     }
+}
+END_TEST
+
+static void parse_args(const char *text, char **args)
+{
+    struct rbx_error *err = NULL;
+    int r = rbx_sh_parse(text, strlen(text), NULL, args, &S, &err);
+    ck_assert_msg(r == 0, "%s", err ? err->message : "");
+}
+
+START_TEST(test_shell_positional_parameters)
+{
+    char *args[] = {"postgres", "-c", "fsync=off", NULL};
+    /* an entrypoint's exec "$@": the image's Cmd is the command */
+    parse_args("if [ \"$1\" = postgres ]; then echo $#; fi\nexec \"$@\"\n", args);
+    ck_assert_str_eq(commands(), "[ echo exec");
+    ck_assert_uint_eq(S.cmds[2].n_words, 4);
+    ck_assert_str_eq(S.cmds[2].words[1].text, "postgres");
+    ck_assert_str_eq(S.cmds[2].words[3].text, "fsync=off");
+    ck_assert_str_eq(S.cmds[0].words[1].text, "postgres");
+    ck_assert_str_eq(S.cmds[1].words[1].text, "3");
+    rbx_sh_script_clear(&S);
+
+    /* "$*" is one word; unquoted $@ splits; no arguments: no word */
+    char *two[] = {"a b", "c", NULL};
+    parse_args("x \"$*\"\ny $@\nz \"$@\"\n", two);
+    ck_assert_uint_eq(S.cmds[0].n_words, 2);
+    ck_assert_str_eq(S.cmds[0].words[1].text, "a b c");
+    ck_assert_uint_eq(S.cmds[1].n_words, 4);
+    ck_assert_uint_eq(S.cmds[2].n_words, 3);
+    ck_assert_str_eq(S.cmds[2].words[1].text, "a b");
+    rbx_sh_script_clear(&S);
+    char *none[] = {NULL};
+    parse_args("exec \"$@\"\n", none);
+    ck_assert_uint_eq(S.cmds[0].n_words, 1);
+    rbx_sh_script_clear(&S);
+
+    /* a function's $1 is its own; after shift, nothing is known */
+    parse_args("run() { \"$1\" x; }\nrun node\n\"$1\" y\nshift\n\"$1\" z\n", args);
+    ck_assert_str_eq(commands(), "? run postgres shift ?");
+    rbx_sh_script_clear(&S);
+
+    /* unknown arguments: dynamic */
+    parse_args("exec \"$@\"\n", NULL);
+    ck_assert(S.cmds[0].words[1].dynamic);
 }
 END_TEST
 
@@ -276,6 +321,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_shell_unterminated_quote_is_located);
     tcase_add_test(tc, test_shell_bounds);
     tcase_add_test(tc, test_shell_survives_every_prefix_and_mutation);
+    tcase_add_test(tc, test_shell_positional_parameters);
     tcase_add_test(tc, test_shell_builtins);
     suite_add_tcase(s, tc);
     return s;
