@@ -45,4 +45,5 @@ struct rbx_replay_opts;
 int cli_replay_opts(struct rbx_replay_opts *o, struct rbx_store **store, int log_fd,
                     struct rbx_error **err);
 int cmd_test(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 int cmd_version(int argc, char **argv);

@@ -12,6 +12,7 @@ static const struct rbx_command commands[] = {
     {"run", "run a command in a new sandbox from an image", cmd_run, true},
     {"replay", "replay a recipe's services and steps, explain what failed", cmd_replay, true},
     {"test", "replay recipes and check their expectations", cmd_test, true},
+    {"doctor", "find what would fail in an image before anything runs", cmd_doctor, true},
     {"version", "print the version", cmd_version, false},
 };
 

@@ -153,12 +153,14 @@ void rbx_node_resolution_clear(struct rbx_node_resolution *r);
 struct rbx_doctor {
     int rootfd;
     const char *arch;
+    unsigned flags;
     struct rbx_doctor_report *rep;
     const struct rbx_doctor_process *proc; /* being checked */
     bool cwd_missing;
     bool have_user;
     struct rbx_user user; /* the process's user, when it resolves */
     unsigned depth;
+    bool migrate_deploy; /* the process runs `prisma migrate deploy` somewhere */
     char **seen;       /* what was checked already for this process ("script:/app/x.sh") */
     char **seen_image; /* what was checked for every process ("elf:/usr/bin/node") */
 };

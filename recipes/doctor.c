@@ -135,6 +135,7 @@ static void check_process(struct rbx_doctor *d, const struct rbx_doctor_process 
     d->seen = rbx_strv_free(d->seen);
     d->cwd_missing = false;
     d->have_user = false;
+    d->migrate_deploy = false;
     rbx_doctor_user(d);
     rbx_doctor_workdir(d);
     size_t argc = rbx_strv_len(p->argv);
@@ -145,10 +146,12 @@ static void check_process(struct rbx_doctor *d, const struct rbx_doctor_process 
 }
 
 int rbx_doctor_check(int rootfd, const char *arch, const struct rbx_doctor_process *procs,
-                     size_t n, struct rbx_doctor_report *out, struct rbx_error **err)
+                     size_t n, unsigned flags, struct rbx_doctor_report *out,
+                     struct rbx_error **err)
 {
     uint64_t t0 = rbx_now_ns();
-    struct rbx_doctor d = {.rootfd = rootfd, .arch = arch && *arch ? arch : NULL, .rep = out};
+    struct rbx_doctor d = {.rootfd = rootfd, .arch = arch && *arch ? arch : NULL, .flags = flags,
+                           .rep = out};
     for (size_t i = 0; i < n; i++) {
         rbx_strv_push(&out->processes, procs[i].name);
         check_process(&d, &procs[i]);
@@ -204,6 +207,7 @@ json_t *rbx_doctor_report_json(const struct rbx_doctor_report *r)
                           "processes", procs, "findings", findings, "entries_walked",
                           (json_int_t)r->entries_walked, "seconds", (double)r->elapsed_ns / 1e9);
     json_object_set_new(j, "image", r->image ? json_string(r->image) : json_null());
+    json_object_set_new(j, "links_elsewhere", json_integer((json_int_t)r->links_elsewhere));
     return j;
 }
 
@@ -258,5 +262,143 @@ char *rbx_doctor_report_text(const struct rbx_doctor_report *r)
                 put(&t, "      hint: %s\n", f->hint);
         }
     }
+    if (r->links_elsewhere)
+        put(&t, "\n(%zu broken link%s elsewhere in the image, away from the processes' directories "
+                "and PATH; --all-links lists them)\n",
+            r->links_elsewhere, r->links_elsewhere == 1 ? "" : "s");
     return t.buf;
+}
+
+/* ---- an image, mounted where nothing runs ------------------------------------------------------ */
+
+struct composed {
+    struct rbx_doctor_process *procs;
+    struct rbx_spec *specs;
+    char ***required;
+    size_t n;
+};
+
+static void composed_clear(struct composed *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        rbx_spec_clear(&c->specs[i]);
+        rbx_strv_free(c->required[i]);
+    }
+    free(c->procs);
+    free(c->specs);
+    free(c->required);
+    memset(c, 0, sizeof(*c));
+}
+
+static int compose_one(struct composed *c, const struct rbx_image_config *cfg, const char *name,
+                       const struct rbx_run_request *req, char *const *req1, char *const *req2,
+                       struct rbx_error **err)
+{
+    size_t i = c->n;
+    c->procs = rbx_xrealloc(c->procs, (i + 1) * sizeof(*c->procs));
+    c->specs = rbx_xrealloc(c->specs, (i + 1) * sizeof(*c->specs));
+    c->required = rbx_xrealloc(c->required, (i + 1) * sizeof(*c->required));
+    memset(&c->specs[i], 0, sizeof(c->specs[i]));
+    c->required[i] = NULL;
+    c->n++;
+    struct rbx_compose_info info = {0};
+    int r = rbx_run_compose(cfg, req, &c->specs[i], &info, err);
+    rbx_compose_info_clear(&info);
+    if (r < 0)
+        return r;
+    for (size_t k = 0; req1 && req1[k]; k++)
+        rbx_strv_push(&c->required[i], req1[k]);
+    for (size_t k = 0; req2 && req2[k]; k++)
+        rbx_strv_push(&c->required[i], req2[k]);
+    c->procs[i] = (struct rbx_doctor_process){name, c->specs[i].argv, c->specs[i].env,
+                                              c->specs[i].cwd, c->specs[i].user, c->required[i]};
+    return 0;
+}
+
+/* The processes as replay would start them: each step in the recipe's image, with the recipe's
+ * env, env files, workdir and user under the step's own. */
+static int compose_all(const struct rbx_doctor_opts *o, const struct rbx_image *img,
+                       struct composed *c, struct rbx_error **err)
+{
+    const struct rbx_recipe *rc = o->recipe;
+    if (!rc) {
+        struct rbx_run_request none = {.caller_env = o->caller_env};
+        return compose_one(c, &img->config, "image", o->req ? o->req : &none, NULL, NULL, err);
+    }
+    for (size_t s = 0; s < rc->n_steps; s++) {
+        const struct rbx_recipe_proc *p = &rc->steps[s];
+        _cleanup_strv_ char **env = NULL;
+        for (size_t i = 0; rc->env && rc->env[i]; i++)
+            rbx_env_set(&env, rc->env[i]);
+        for (size_t i = 0; p->env && p->env[i]; i++)
+            rbx_env_set(&env, p->env[i]);
+        struct rbx_run_request req = {
+            .args = p->command,
+            .entrypoint = p->entrypoint,
+            .env = env,
+            .env_files = rc->env_files,
+            .caller_env = o->caller_env,
+            .workdir = p->workdir ? p->workdir : rc->workdir,
+            .user = p->user ? p->user : rc->user,
+        };
+        int r = compose_one(c, &img->config, p->name, &req, rc->requires_env, p->requires_env, err);
+        if (r < 0)
+            return rbx_error_wrap(err, "%s: step %s", rc->path, p->name);
+    }
+    return 0;
+}
+
+int rbx_doctor_image(const struct rbx_doctor_opts *o, struct rbx_doctor_report *out,
+                     struct rbx_error **err)
+{
+    memset(out, 0, sizeof(*out));
+    uint64_t t0 = rbx_now_ns();
+    const char *ref = o->image ? o->image : o->recipe ? o->recipe->image : NULL;
+    if (!ref)
+        return rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP,
+                             "%s: the recipe builds its image; doctor checks built images: build "
+                             "it and name it on the command line",
+                             o->recipe ? o->recipe->path : "doctor");
+    out->image = rbx_xstrdup(ref);
+    _cleanup_(rbx_image_freep) struct rbx_image *img = NULL;
+    struct rbx_open_opts oo = {.platform = o->platform};
+    int r = rbx_image_open(o->store, ref, &oo, &img, err);
+    if (r < 0)
+        return r;
+    struct rbx_unpack_opts uo = {0};
+    struct rbx_unpack_stats st = {0};
+    r = rbx_image_unpack(o->store, img, &uo, &st, err);
+    if (r < 0)
+        return r;
+    struct composed c = {0};
+    r = compose_all(o, img, &c, err);
+    if (r < 0) {
+        composed_clear(&c);
+        return r;
+    }
+
+    struct rbx_spec spec;
+    memset(&spec, 0, sizeof(spec));
+    spec.stdin_fd = spec.stdout_fd = spec.stderr_fd = -1;
+    struct rbx_run_dir *rd = NULL;
+    struct rbx_container *ctr = NULL;
+    r = rbx_image_layer_dirs(o->store, img, &spec.lower_dirs, err);
+    if (r == 0)
+        r = rbx_run_dir_create(o->store, &rd, err);
+    if (r == 0) {
+        spec.upper_dir = rbx_xstrdup(rbx_run_dir_upper(rd));
+        spec.work_dir = rbx_xstrdup(rbx_run_dir_work(rd));
+        spec.rootfs_dir = rbx_xstrdup(rbx_run_dir_merged(rd));
+        spec.network = RBX_NETWORK_NONE;
+        r = rbx_container_create(&spec, NULL, &ctr, err);
+    }
+    if (r == 0)
+        r = rbx_doctor_check(rbx_container_rootfd(ctr), img->config.architecture, c.procs, c.n,
+                             o->flags, out, err);
+    rbx_container_free(ctr);
+    rbx_run_dir_close(rd, false);
+    rbx_spec_clear(&spec);
+    composed_clear(&c);
+    out->elapsed_ns = rbx_now_ns() - t0;
+    return r < 0 ? rbx_error_wrap(err, "image %s", ref) : 0;
 }

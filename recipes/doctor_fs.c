@@ -377,6 +377,10 @@ void rbx_doctor_symlinks(struct rbx_doctor *d, const struct rbx_doctor_process *
                                 : "copy what the links point to into the image, or drop the links";
         enum rbx_severity sev = g->used ? RBX_SEVERITY_ERROR : RBX_SEVERITY_WARNING;
         struct rbx_finding *f;
+        if (!g->used && !(d->flags & RBX_DOCTOR_ALL_LINKS)) {
+            d->rep->links_elsewhere += g->count;
+            goto next;
+        }
         if (!*g->missing)
             f = rbx_doctor_add(d, "broken-symlinks", sev, "break the loop of links",
                                "%zu link%s under %s %s a loop", g->count, g->count == 1 ? "" : "s",
@@ -393,6 +397,7 @@ void rbx_doctor_symlinks(struct rbx_doctor *d, const struct rbx_doctor_process *
             rbx_finding_evidence(f, "%s", g->examples[k]);
         if (g->count > MAX_EXAMPLES)
             rbx_finding_evidence(f, "... and %zu more", g->count - MAX_EXAMPLES);
+    next:
         free(g->missing);
         free(g->under);
         for (size_t k = 0; k < MAX_EXAMPLES; k++)

@@ -240,6 +240,25 @@ static int f_env(const json_t *v, void *obj, const struct field *f, struct ctx *
     return 0;
 }
 
+/* ["JWT_SECRET", "DATABASE_URL"]: variable names, each once. */
+static int f_env_names(const json_t *v, void *obj, const struct field *f, struct ctx *c)
+{
+    char ***dst = AT(obj, f, char **);
+    int r = read_strv(v, dst, false, c);
+    if (r < 0)
+        return r;
+    for (size_t i = 0; (*dst)[i]; i++) {
+        size_t old = path_push_index(c, i);
+        if (!env_name_valid((*dst)[i]))
+            return fail(c, "\"%s\" is not a variable name", (*dst)[i]);
+        for (size_t k = 0; k < i; k++)
+            if (strcmp((*dst)[k], (*dst)[i]) == 0)
+                return fail(c, "\"%s\" is listed twice", (*dst)[i]);
+        path_pop(c, old);
+    }
+    return 0;
+}
+
 static char *make_absolute(const char *dir, const char *p)
 {
     return p[0] == '/' ? rbx_xstrdup(p) : rbx_xasprintf("%s/%s", dir, p);
@@ -518,6 +537,7 @@ static int f_expect(const json_t *v, void *obj, const struct field *f, struct ct
     {"env", f_env, offsetof(struct rbx_recipe_proc, env), 0, 0, 0},                                \
     {"user", f_nonempty_string, offsetof(struct rbx_recipe_proc, user), 0, 0, 0},                  \
     {"workdir", f_absolute_path, offsetof(struct rbx_recipe_proc, workdir), 0, 0, 0},              \
+    {"requires_env", f_env_names, offsetof(struct rbx_recipe_proc, requires_env), 0, 0, 0},        \
     {"ready", f_probe, offsetof(struct rbx_recipe_proc, ready), 0, 0, 0}
 
 static int f_image(const json_t *v, void *obj, const struct field *f, struct ctx *c);
@@ -714,6 +734,7 @@ static const struct field recipe_fields[] = {
     {"build", f_build, 0, 0, 0, 0},
     {"env", f_env, offsetof(struct rbx_recipe, env), 0, 0, 0},
     {"env_file", f_env_file, offsetof(struct rbx_recipe, env_files), 0, 0, 0},
+    {"requires_env", f_env_names, offsetof(struct rbx_recipe, requires_env), 0, 0, 0},
     {"network", f_network, offsetof(struct rbx_recipe, network), 0, 0, 0},
     {"init", f_bool, offsetof(struct rbx_recipe, init), 0, 0, 0},
     {"user", f_nonempty_string, offsetof(struct rbx_recipe, user), 0, 0, 0},
@@ -731,6 +752,7 @@ static void proc_clear(struct rbx_recipe_proc *p)
     rbx_strv_free(p->command);
     free(p->entrypoint);
     rbx_strv_free(p->env);
+    rbx_strv_free(p->requires_env);
     free(p->user);
     free(p->workdir);
     free(p->ready.url);
@@ -774,6 +796,7 @@ struct rbx_recipe *rbx_recipe_free(struct rbx_recipe *r)
     }
     rbx_strv_free(r->env);
     rbx_strv_free(r->env_files);
+    rbx_strv_free(r->requires_env);
     free(r->user);
     free(r->workdir);
     for (size_t i = 0; i < r->n_services; i++)

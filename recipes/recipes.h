@@ -113,6 +113,7 @@ struct rbx_recipe_proc {
     char *entrypoint; /* replaces the image's Entrypoint ("" clears it); NULL: the image's */
     char **env;       /* "K=V", applied after the recipe's env */
     char *user, *workdir;
+    char **requires_env; /* variables that must be set when it starts (doctor checks them) */
     uint64_t timeout_ms, idle_timeout_ms, stop_timeout_ms;
     bool detach;      /* keep running while later steps run; stopped at the end */
     struct rbx_probe ready;
@@ -134,6 +135,7 @@ struct rbx_recipe {
     struct rbx_recipe_build *build;
     char **env;        /* "K=V" */
     char **env_files;  /* absolute */
+    char **requires_env; /* variables every step needs set (doctor checks them) */
     enum rbx_network_mode network;
     bool init;
     char *user, *workdir;
@@ -360,7 +362,15 @@ struct rbx_doctor_report {
     size_t n_findings, n_errors, n_warnings;
     char **processes;            /* the names of the processes checked */
     uint64_t entries_walked;     /* files, directories and links looked at */
+    size_t links_elsewhere;      /* broken links outside the processes' directories, not listed
+                                  * unless RBX_DOCTOR_ALL_LINKS */
     uint64_t elapsed_ns;
+};
+
+enum {
+    /* list every broken link; by default only those under a process's working directory or
+     * PATH (a dangling link in /usr/share/doc breaks nothing) */
+    RBX_DOCTOR_ALL_LINKS = 1 << 0,
 };
 
 /* The stable check ids, NULL-terminated (docs/doctor.md lists each with an example). */
@@ -372,7 +382,8 @@ extern const char *const rbx_doctor_checks[];
  * Prisma schema. `arch` is the image's architecture ("amd64"; NULL: not checked). Findings go in
  * `out`; an error return is reserved for reprobox's own failures. */
 int rbx_doctor_check(int rootfd, const char *arch, const struct rbx_doctor_process *procs,
-                     size_t n, struct rbx_doctor_report *out, struct rbx_error **err);
+                     size_t n, unsigned flags, struct rbx_doctor_report *out,
+                     struct rbx_error **err);
 
 struct rbx_doctor_opts {
     struct rbx_store *store;
@@ -381,6 +392,7 @@ struct rbx_doctor_opts {
     const struct rbx_run_request *req; /* without a recipe: args, env, workdir, user as for run */
     char *const *caller_env;
     const struct rbx_platform *platform; /* NULL: the host's */
+    unsigned flags;                    /* RBX_DOCTOR_* */
 };
 
 /* Open and unpack the image, mount its rootfs in a container where nothing runs, compose the

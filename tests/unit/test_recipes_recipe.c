@@ -61,6 +61,19 @@ START_TEST(test_issue_example_loads)
 }
 END_TEST
 
+START_TEST(test_requires_env_lists_names)
+{
+    const char *j = "{\"image\": \"oci:/x\", \"requires_env\": [\"JWT_SECRET\"],"
+                    " \"steps\": [{\"name\": \"a\", \"requires_env\": [\"DATABASE_URL\", \"PORT\"]}]}";
+    struct rbx_recipe *r = parse_ok(j, env_none);
+    ck_assert_uint_eq(rbx_strv_len(r->requires_env), 1);
+    ck_assert_str_eq(r->requires_env[0], "JWT_SECRET");
+    ck_assert_uint_eq(rbx_strv_len(r->steps[0].requires_env), 2);
+    ck_assert_str_eq(r->steps[0].requires_env[1], "PORT");
+    rbx_recipe_free(r);
+}
+END_TEST
+
 START_TEST(test_name_defaults_to_file_and_vars_expand)
 {
     struct rbx_recipe *r = parse_ok("{\"image\": \"oci:${RBX_FIXTURES}/app:x\", \"steps\": [{\"name\": \"a\"}]}", env_fix);
@@ -178,6 +191,12 @@ static const struct bad_case bad[] = {
     {"{\"image\": \"oci:/x\", \"services\": [{\"name\": \"db\", \"image\": \"oci:/y\", \"detach\": true}], \"steps\": [{\"name\": \"a\"}]}",
      "services[0].detach: unknown field", true},
     {"[1]", "recipe.json: expected a JSON object at the top", true},
+    {"{\"image\": \"oci:/x\", \"requires_env\": \"JWT_SECRET\", \"steps\": [{\"name\": \"a\"}]}",
+     "recipe.json: requires_env: expected an array of strings", true},
+    {"{\"image\": \"oci:/x\", \"steps\": [{\"name\": \"a\", \"requires_env\": [\"A B\"]}]}",
+     "steps[0].requires_env[0]: \"A B\" is not a variable name", true},
+    {"{\"image\": \"oci:/x\", \"requires_env\": [\"A\", \"A\"], \"steps\": [{\"name\": \"a\"}]}",
+     "requires_env[1]: \"A\" is listed twice", false},
 };
 
 START_TEST(test_refused_with_located_message)
@@ -247,6 +266,8 @@ static const char *good[] = {
     " \"files\": [{\"path\": \"/x\"}, {\"path\": \"/y\", \"exists\": false}, {\"path\": \"/z\", \"exists\": true, \"contains\": \"q\"}],"
     " \"max_seconds\": 10}}]}",
     "{\"image\": \"oci:/x\", \"steps\": [{\"name\": \"a\", \"expect\": {\"signal\": 9, \"diagnosis\": \"none\"}}]}",
+    "{\"image\": \"oci:/x\", \"requires_env\": [\"JWT_SECRET\", \"DATABASE_URL\"], \"steps\": [{\"name\": \"a\","
+    " \"requires_env\": [\"PORT\"]}], \"services\": [{\"name\": \"db\", \"image\": \"oci:/pg\", \"requires_env\": []}]}",
     "{\"image\": \"oci:/x\", \"services\": [{\"name\": \"db\", \"image\": \"oci:/pg\", \"command\": [\"postgres\"],"
     " \"entrypoint\": \"/e\", \"env\": {\"A\": \"b\"}, \"user\": \"postgres\", \"workdir\": \"/\","
     " \"ready\": {\"tcp\": 5432, \"timeout\": 30}}], \"steps\": [{\"name\": \"a\"}]}",
@@ -340,6 +361,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("recipe");
     tcase_add_test(tc, test_issue_example_loads);
     tcase_add_test(tc, test_name_defaults_to_file_and_vars_expand);
+    tcase_add_test(tc, test_requires_env_lists_names);
     tcase_add_test(tc, test_signal_names_and_numbers);
     tcase_add_loop_test(tc, test_refused_with_located_message, 0, (int)RBX_ARRAY_SIZE(bad));
     tcase_add_test(tc, test_malformed_json_has_line_and_column);
