@@ -505,8 +505,11 @@ static void expand_dir(const struct search *s, const char *dir, const char *orig
             p += adv;
         }
         buf[len] = '\0';
-        if (ok && buf[0] == '/')
-            push_unique(out, buf);
+        _cleanup_free_ char *clean = NULL;
+        if (ok && buf[0] == '/' && rbx_path_clean(buf, &clean, NULL) == 0) {
+            _cleanup_free_ char *abs = rbx_xasprintf("/%s", clean);
+            push_unique(out, abs);
+        }
         if (!used_lib)
             break; /* one expansion is all there is */
     }

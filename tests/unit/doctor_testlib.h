@@ -216,3 +216,99 @@ static inline void test_elf(struct test_root *t, const char *rel, mode_t mode,
     size_t n = elf_build(sp, buf, sizeof(buf));
     test_write(t, rel, mode, buf, n);
 }
+
+/* ---- running the doctor on the tree ------------------------------------------------------------ */
+
+#include "recipes/recipes.h"
+
+static struct rbx_doctor_report doctor_report;
+
+/* Check one process (cwd "/" and root unless given) against the tree. */
+static inline void doctor_run_flags(struct test_root *t, char **argv, char **env, const char *cwd,
+                                    const char *user, char **required, unsigned flags)
+{
+    static char *default_env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                                  NULL};
+    struct rbx_doctor_process p = {"test", argv, env ? env : default_env, cwd ? cwd : "/", user,
+                                   required};
+    rbx_doctor_report_clear(&doctor_report);
+    struct rbx_error *err = NULL;
+    ck_assert_int_eq(rbx_doctor_check(t->fd, "amd64", &p, 1, flags, &doctor_report, &err), 0);
+}
+
+static inline void doctor_run(struct test_root *t, char **argv, char **env, const char *cwd,
+                              const char *user, char **required)
+{
+    doctor_run_flags(t, argv, env, cwd, user, required, 0);
+}
+
+static inline char *doctor_text(void)
+{
+    static char buf[16384];
+    char *s = rbx_doctor_report_text(&doctor_report);
+    snprintf(buf, sizeof(buf), "%s", s);
+    free(s);
+    return buf;
+}
+
+/* The finding with that id (NULL: none). */
+static inline const struct rbx_finding *doctor_find(const char *check)
+{
+    for (size_t i = 0; i < doctor_report.n_findings; i++)
+        if (strcmp(doctor_report.findings[i].check, check) == 0)
+            return &doctor_report.findings[i];
+    return NULL;
+}
+
+static inline bool finding_says(const struct rbx_finding *f, const char *needle)
+{
+    if (strstr(f->message, needle) || (f->hint && strstr(f->hint, needle)))
+        return true;
+    for (size_t i = 0; f->evidence && f->evidence[i]; i++)
+        if (strstr(f->evidence[i], needle))
+            return true;
+    return false;
+}
+
+/* Exactly one finding, with this id and severity, that mentions `needle` somewhere. */
+#define expect_one(check, sev, needle)                                                             \
+    do {                                                                                           \
+        ck_assert_msg(doctor_report.n_findings == 1, "want one %s, got:\n%s", check, doctor_text()); \
+        const struct rbx_finding *f_ = doctor_find(check);                                         \
+        ck_assert_msg(f_ != NULL, "no %s in:\n%s", check, doctor_text());                          \
+        ck_assert_msg(f_->severity == (sev), "%s has the wrong severity:\n%s", check, doctor_text()); \
+        ck_assert_msg(finding_says(f_, needle), "%s does not say \"%s\":\n%s", check, needle,      \
+                      doctor_text());                                                              \
+    } while (0)
+
+#define expect_silent()                                                                            \
+    ck_assert_msg(doctor_report.n_findings == 0, "want no findings, got:\n%s", doctor_text())
+
+/* A fake static program: an ELF file with nothing to load. */
+static inline void test_static_prog(struct test_root *t, const char *rel)
+{
+    struct elf_spec sp = {.type = 2};
+    test_elf(t, rel, 0755, &sp);
+}
+
+/* A Debian-like glibc base: loader, libc, and a static /bin/sh with /usr/bin/env. */
+static inline void test_glibc_base(struct test_root *t)
+{
+    struct elf_spec ld = {.soname = "ld-linux-x86-64.so.2"};
+    test_elf(t, "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", 0755, &ld);
+    test_link(t, "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2");
+    struct elf_spec libc = {.soname = "libc.so.6", .needed = {"ld-linux-x86-64.so.2"}};
+    test_elf(t, "lib/x86_64-linux-gnu/libc.so.6", 0755, &libc);
+    test_static_prog(t, "bin/sh");
+    test_static_prog(t, "usr/bin/env");
+    test_file(t, "etc/passwd", 0644,
+              "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n");
+    test_file(t, "etc/group", 0644, "root:x:0:\nusers:x:100:app\napp:x:1000:\n");
+}
+
+/* A dynamic program against the glibc base. */
+static inline void test_glibc_prog(struct test_root *t, const char *rel)
+{
+    struct elf_spec sp = {.interp = "/lib64/ld-linux-x86-64.so.2", .needed = {"libc.so.6"}};
+    test_elf(t, rel, 0755, &sp);
+}
