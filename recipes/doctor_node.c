@@ -250,7 +250,10 @@ void rbx_js_imports(const char *text, size_t len, struct rbx_js_import **out, si
     lex(&L);
     const struct token *t = L.t;
     for (size_t i = 0; i < L.nt; i++) {
-        if (t[i].kind != K_IDENT || (i > 0 && tok_is(&L, &t[i - 1], ".")))
+        /* x.require() is a method; ...require() a spread */
+        bool member = i > 0 && tok_is(&L, &t[i - 1], ".") &&
+                      !(i > 2 && tok_is(&L, &t[i - 2], ".") && tok_is(&L, &t[i - 3], "."));
+        if (t[i].kind != K_IDENT || member)
             continue;
         bool req = tok_is(&L, &t[i], "require");
         bool imp = tok_is(&L, &t[i], "import");
