@@ -202,10 +202,11 @@ json_t *rbx_doctor_report_json(const struct rbx_doctor_report *r)
     json_t *procs = json_array();
     for (size_t i = 0; r->processes && r->processes[i]; i++)
         json_array_append_new(procs, json_string(r->processes[i]));
-    json_t *j = json_pack("{s:s, s:I, s:I, s:o, s:o, s:I, s:f}", "schema", "reprobox.doctor/v1",
+    json_t *j = json_pack("{s:s, s:I, s:I, s:o, s:o, s:I, s:I}", "schema", "reprobox.doctor/v1",
                           "errors", (json_int_t)r->n_errors, "warnings", (json_int_t)r->n_warnings,
                           "processes", procs, "findings", findings, "entries_walked",
-                          (json_int_t)r->entries_walked, "seconds", (double)r->elapsed_ns / 1e9);
+                          (json_int_t)r->entries_walked, "milliseconds",
+                          (json_int_t)(r->elapsed_ns / 1000000));
     json_object_set_new(j, "image", r->image ? json_string(r->image) : json_null());
     json_object_set_new(j, "links_elsewhere", json_integer((json_int_t)r->links_elsewhere));
     return j;

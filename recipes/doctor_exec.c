@@ -146,9 +146,10 @@ static char *local_bin(const struct rbx_doctor *d, const char *name)
     }
 }
 
-/* For `pnpm db:migrate`: the package.json script it would run. */
+/* For `pnpm db:migrate`: the package.json script it would run ("\"db:migrate\": \"prisma
+ * migrate deploy\""), and in *command that command alone. */
 static char *package_script(struct rbx_doctor *d, const struct arg *argv, size_t argc,
-                            char **pkg_path)
+                            char **pkg_path, char **command)
 {
     size_t i = 1;
     if (i < argc && (strcmp(argv[i].s, "run") == 0 || strcmp(argv[i].s, "run-script") == 0))
@@ -166,6 +167,7 @@ static char *package_script(struct rbx_doctor *d, const struct arg *argv, size_t
             if (!json_is_string(s))
                 return NULL;
             *pkg_path = TAKE_PTR(p);
+            *command = rbx_xstrdup(json_string_value(s));
             return rbx_xasprintf("\"%s\": \"%s\"", argv[i].s, json_string_value(s));
         }
         char *slash = strrchr(dir, '/');
@@ -190,9 +192,21 @@ static void not_found(struct rbx_doctor *d, const struct arg *argv, size_t argc,
     bool manager = false;
     for (size_t i = 0; i < RBX_ARRAY_SIZE(managers); i++)
         manager = manager || strcmp(name, managers[i]) == 0;
-    _cleanup_free_ char *script = manager ? package_script(d, argv, argc, &pkg) : NULL;
+    _cleanup_free_ char *command = NULL;
+    _cleanup_free_ char *script = manager ? package_script(d, argv, argc, &pkg, &command) : NULL;
     _cleanup_free_ char *hint = NULL;
-    if (script)
+    /* the script's program, when the image has it in node_modules/.bin */
+    _cleanup_free_ char *prog = command ? rbx_xstrndup(command, strcspn(command, " \t")) : NULL;
+    _cleanup_free_ char *prog_bin = prog && *prog && !strchr(prog, '/') ? local_bin(d, prog) : NULL;
+    if (prog_bin) {
+        const char *cwd = cwd_of(d);
+        size_t cl = strlen(cwd);
+        bool under = strncmp(prog_bin, cwd, cl) == 0 && prog_bin[cl] == '/';
+        hint = rbx_xasprintf("%s is a tool of the build stage that the final image lacks: run the "
+                             "script's command directly: %s%s%s",
+                             name, under ? "." : "", under ? prog_bin + cl : prog_bin,
+                             command + strlen(prog));
+    } else if (script)
         hint = rbx_xasprintf("%s is a tool of the build stage that the final image lacks: run the "
                              "script's own command instead, with the program from "
                              "./node_modules/.bin",
