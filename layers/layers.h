@@ -11,20 +11,28 @@ enum rbx_transport {
     RBX_TRANSPORT_OCI,            /* oci:DIR[:TAG] */
     RBX_TRANSPORT_OCI_ARCHIVE,    /* oci-archive:FILE[:TAG] */
     RBX_TRANSPORT_DOCKER_ARCHIVE, /* docker-archive:FILE[:REPO:TAG] */
-    RBX_TRANSPORT_DOCKER,         /* docker://HOST/NAME[:TAG|@DIGEST] (registry issue) */
+    RBX_TRANSPORT_DOCKER,         /* docker://[HOST[:PORT]/]NAME[:TAG][@DIGEST] */
 };
+
+#define RBX_DOCKER_HUB "docker.io"
 
 struct rbx_ref {
     enum rbx_transport transport;
     char *path; /* the layout dir or archive file (local transports) */
-    char *tag;  /* oci: tag (default "latest"); docker-archive: "repo:tag" or NULL */
-    /* docker:// only */
+    char *tag;  /* oci: tag (default "latest"); docker-archive: "repo:tag" or NULL;
+                 * docker://: the tag ("latest" when neither tag nor digest is given, NULL with
+                 * a digest alone) */
+    /* docker:// only: "docker.io" or "host[:port]"; "library/node"; "sha256:..." or NULL */
     char *registry, *repository, *digest;
 };
 
-/* Parse "transport:rest". The user's string is named in errors. */
+/* Parse "transport:rest". The user's string is named in errors. docker:// names are normalised
+ * as docker does: "node:20" is docker.io/library/node:20. */
 int rbx_ref_parse(const char *s, struct rbx_ref *out, struct rbx_error **err);
 void rbx_ref_clear(struct rbx_ref *ref);
+/* "registry/repository:tag" or "registry/repository@digest" (the digest wins when both are
+ * given, as it decides what is pulled); NULL for other transports. */
+char *rbx_ref_docker_name(const struct rbx_ref *ref);
 
 /* ---- platforms ---------------------------------------------------------------------------- */
 
