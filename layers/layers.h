@@ -139,7 +139,7 @@ struct rbx_pull_stats {
     char index_digest[RBX_DIGEST_LEN + 1]; /* "" unless the reference named an index */
     struct rbx_platform platform;          /* of the manifest, when the index said */
     unsigned layers, layers_downloaded, layers_present, layers_resumed;
-    uint64_t bytes_downloaded; /* over the network, blobs only */
+    uint64_t bytes_downloaded; /* layer bytes received over the network */
     uint64_t bytes_total;      /* all layers */
     uint64_t elapsed_ns;
 };

@@ -231,6 +231,21 @@ static void fetch_cleanup(struct rbx_blob_fetch *f)
     rbx_sha256_free(f->hash);
 }
 
+/* locks/blob-<hex> lives only while held: the holder unlinks it (rbx_store_lock takes care of
+ * a waiter that locked the unlinked file). */
+struct blob_lock {
+    struct rbx_store *s;
+    int fd;
+    char key[RBX_DIGEST_HEX_LEN + 8];
+};
+static void blob_lock_release(struct blob_lock *l)
+{
+    if (l->fd >= 0) {
+        unlinkat(l->s->locks_fd, l->key, 0);
+        close(l->fd);
+    }
+}
+
 /* Fetch one blob into blobs/sha256/<hex> unless it is there. The bytes go to tmp/partial-<hex>
  * (no '.' in the name: the store's sweep of tmp/ leaves it, so a later pull resumes from it),
  * under locks/blob-<hex> so that two pulls never write it at once. Returns 1 when fetched, 0
@@ -246,9 +261,10 @@ static int fetch_blob(struct rbx_registry_conn *c, struct rbx_store *s, const ch
     snprintf(key, sizeof(key), "blob-%s", hex);
     snprintf(partial, sizeof(partial), "partial-%s", hex);
     snprintf(dst, sizeof(dst), "sha256/%s", hex);
-    _cleanup_close_ int lock = rbx_store_lock(s, key, true, err);
-    if (lock < 0)
-        return lock;
+    _cleanup_(blob_lock_release) struct blob_lock lock = {.s = s, .fd = -1};
+    snprintf(lock.key, sizeof(lock.key), "%s", key);
+    if ((lock.fd = rbx_store_lock(s, key, true, err)) < 0)
+        return lock.fd;
     if (blob_present(s, digest, size))
         return 0; /* another pull published it while we waited */
 
@@ -585,7 +601,6 @@ static int pull(struct rbx_store *s, const struct rbx_ref *ref, const char *cano
         _cleanup_(rbx_registry_conn_freep) struct rbx_registry_conn *c = rbx_registry_conn_new(reg);
         struct rbx_blob_fetch st = {0};
         r = fetch_blob(c, s, config_digest, config_size, NULL, NULL, NULL, &st, err);
-        stats->bytes_downloaded += st.downloaded;
         if (r < 0)
             return rbx_error_wrap(err, "config %s", config_digest);
     }
