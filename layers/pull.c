@@ -637,6 +637,30 @@ static void fill_stats(struct rbx_pull_stats *stats, const struct rbx_image *img
     }
 }
 
+/* A manifest or index stored under the digest asked for is as good as a record: its media type
+ * is its own mediaType, or its shape. Returns 1 when usable, 0 when not. */
+static int record_from_blob(struct rbx_store *s, const char *digest, struct record *out)
+{
+    _cleanup_free_ char *buf = NULL;
+    size_t len = 0;
+    if (!blob_present(s, digest, -1) ||
+        rbx_blob_read(s->blobs_fd, digest, -1, RBX_MANIFEST_MAX, "manifest", &buf, &len, NULL) < 0)
+        return 0;
+    json_error_t je;
+    _cleanup_json_ json_t *j = json_loadb(buf, len, 0, &je);
+    const char *mt = json_string_value(json_object_get(j, "mediaType"));
+    if (!mt)
+        mt = json_object_get(j, "manifests") ? "application/vnd.oci.image.index.v1+json"
+                                             : "application/vnd.oci.image.manifest.v1+json";
+    enum rbx_media m = rbx_media_parse(mt);
+    if (!json_is_object(j) || (!rbx_media_is_index(m) && !rbx_media_is_manifest(m)))
+        return 0;
+    snprintf(out->digest, sizeof(out->digest), "%s", digest);
+    snprintf(out->media_type, sizeof(out->media_type), "%s", mt);
+    out->size = (int64_t)len;
+    return 1;
+}
+
 static bool all_layers_present(struct rbx_store *s, const struct rbx_image *img)
 {
     for (size_t i = 0; i < img->n_layers; i++)
@@ -663,6 +687,8 @@ int rbx_docker_open(struct rbx_store *s, struct rbx_image *img, const struct rbx
         int r = record_read(s, canonical, &rec, err);
         if (r < 0)
             return r;
+        if (r == 0 && ref->digest)
+            r = record_from_blob(s, ref->digest, &rec);
         if (r == 1) {
             _cleanup_(rbx_image_freep) struct rbx_image *stored = NULL;
             _cleanup_error_ struct rbx_error *e = NULL;
@@ -681,8 +707,7 @@ int rbx_docker_open(struct rbx_store *s, struct rbx_image *img, const struct rbx
         }
         if (policy == RBX_PULL_NEVER)
             return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT,
-                                 "%s is not in the store (--pull=never; reprobox pull fetches it)",
-                                 canonical);
+                                 "not in the store (--pull=never; reprobox pull fetches it)");
     }
     _cleanup_(rbx_image_freep) struct rbx_image *pulled = NULL;
     int r = pull(s, ref, canonical, ropts, platform, stats, &pulled, err);

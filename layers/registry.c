@@ -40,8 +40,7 @@ enum rbx_retry_class rbx_retry_classify(int curl_code, long status)
     case CURLE_PARTIAL_FILE:
     case CURLE_GOT_NOTHING:
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-    case CURLE_SSL_CONNECT_ERROR: return RBX_RETRY_YES;
+    case CURLE_HTTP2_STREAM: return RBX_RETRY_YES;
     default: return RBX_RETRY_NO;
     }
     return status == 408 || status == 429 || (status >= 500 && status != 501 && status != 505)
@@ -659,9 +658,12 @@ static long do_request(struct rbx_registry_conn *c, const struct request *req, s
                     : cc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT
                     : cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ? EPERM
                                                                                              : EIO;
-            const char *hint = cc == CURLE_PEER_FAILED_VERIFICATION
-                                   ? " (a private CA: --cert-dir DIR; or --tls-verify=false)"
-                                   : "";
+            const char *hint =
+                cc == CURLE_PEER_FAILED_VERIFICATION
+                    ? " (a private CA: --cert-dir DIR; or --tls-verify=false)"
+                : cc == CURLE_SSL_CONNECT_ERROR
+                    ? " (a plain HTTP registry? --tls-verify=false allows it on a loopback address)"
+                    : "";
             return rbx_error_set(err, RBX_ERR_NETWORK, e, "GET %s: %s%s", uwhat,
                                  c->errbuf[0] ? c->errbuf : curl_easy_strerror(cc), hint);
         }
