@@ -318,8 +318,9 @@ static int fetch_blob(struct rbx_registry_conn *c, struct rbx_store *s, const ch
     if (had > 0 || f.resumed_from > 0)
         stats->resumed_from = had > 0 ? had : f.resumed_from;
     if (r < 0) {
-        /* Bytes that do not hash right are worth nothing; an interrupted download is kept. */
-        if (err && *err && ((*err)->kind == RBX_ERR_DIGEST || (*err)->kind == RBX_ERR_LIMIT))
+        /* A download the network cut is kept for the next pull to resume; anything else (bytes
+         * that do not hash right, a pull given up because another blob failed) leaves nothing. */
+        if (!(err && *err && (*err)->kind == RBX_ERR_NETWORK))
             unlinkat(s->tmp_fd, partial, 0);
         return r;
     }
