@@ -70,15 +70,15 @@ int cmd_pull(int argc, char **argv)
     }
     struct rbx_platform plat;
     struct rbx_pull_stats stats = {0};
-    struct rbx_open_opts oopts = {.pull = RBX_PULL_ALWAYS, .registry = &ropts,
-                                  .pull_stats = &stats};
+    struct rbx_open_opts oopts = {
+        .pull = RBX_PULL_ALWAYS, .registry = &ropts, .pull_stats = &stats};
     if (platform) {
         if (rbx_platform_parse(platform, &plat, &err) < 0)
             return cli_fail(err);
         oopts.platform = &plat;
     }
-    struct cli_pull_progress *progress = !quiet && cli_progress_enabled() ? cli_pull_progress_new()
-                                                                         : NULL;
+    struct cli_pull_progress *progress =
+        !quiet && cli_progress_enabled() ? cli_pull_progress_new() : NULL;
     if (progress) {
         ropts.progress = cli_pull_progress_event;
         ropts.progress_data = progress;

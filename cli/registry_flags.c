@@ -8,9 +8,7 @@
 int cli_registry_flag(int opt, const char *arg, struct rbx_registry_opts *o, struct rbx_error **err)
 {
     switch (opt) {
-    case CLI_OPT_CREDS:
-        o->creds = arg;
-        return 1;
+    case CLI_OPT_CREDS: o->creds = arg; return 1;
     case CLI_OPT_TLS_VERIFY:
         if (!arg || strcmp(arg, "true") == 0 || strcmp(arg, "1") == 0)
             o->tls_insecure = false;
@@ -20,9 +18,7 @@ int cli_registry_flag(int opt, const char *arg, struct rbx_registry_opts *o, str
             return rbx_error_set(err, RBX_ERR_USAGE, EINVAL,
                                  "--tls-verify=\"%.40s\": expected true or false", arg);
         return 1;
-    case CLI_OPT_CERT_DIR:
-        o->cert_dir = arg;
-        return 1;
+    case CLI_OPT_CERT_DIR: o->cert_dir = arg; return 1;
     case CLI_OPT_MAX_CONCURRENT: {
         char *end;
         unsigned long n = strtoul(arg, &end, 10);
@@ -38,12 +34,12 @@ int cli_registry_flag(int opt, const char *arg, struct rbx_registry_opts *o, str
                                  "--limit-rate \"%.40s\": expected bytes per second, e.g. 10m",
                                  arg);
         return 1;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
-/* ---- progress ---------------------------------------------------------------------------------- */
+/* ---- progress ----------------------------------------------------------------------------------
+ */
 
 struct cli_pull_progress {
     struct rbx_progress_lines *lines;

@@ -336,7 +336,7 @@ static void challenge_clearp(struct rbx_challenge *c)
 
 static bool tchar(char c)
 {
-    return isalnum((unsigned char)c) || strchr("!#$%&'*+-.^_`|~", c);
+    return c && (isalnum((unsigned char)c) || strchr("!#$%&'*+-.^_`|~", c));
 }
 
 static const char *skip_ows(const char *p)

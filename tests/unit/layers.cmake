@@ -7,3 +7,10 @@ foreach(t ref manifest oci unpack store archive userns)
   rbx_unit_test(layers_${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_layers_${t}.c
                 LIBS rbx_layers_testlib rbx_layers Threads::Threads)
 endforeach()
+
+# The registry client: credentials and challenges; retries, redirects, resumption against a
+# scripted HTTP server on loopback.
+foreach(t auth registry)
+  rbx_unit_test(layers_${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_layers_${t}.c
+                LIBS rbx_layers_testlib rbx_layers Threads::Threads)
+endforeach()
