@@ -8,9 +8,9 @@
 static const struct {
     const char *machine, *arch, *variant;
 } arches[] = {
-    {"x86_64", "amd64", ""},    {"aarch64", "arm64", "v8"}, {"armv7l", "arm", "v7"},
-    {"armv6l", "arm", "v6"},    {"i686", "386", ""},        {"i386", "386", ""},
-    {"ppc64le", "ppc64le", ""}, {"s390x", "s390x", ""},     {"riscv64", "riscv64", ""},
+    {"x86_64", "amd64", ""}, {"aarch64", "arm64", "v8"}, {"armv7l", "arm", "v7"},
+    {"armv6l", "arm", "v6"}, {"i686", "386", ""},        {"i386", "386", ""},
+    {"ppc64le", "ppc64le", ""}, {"s390x", "s390x", ""},  {"riscv64", "riscv64", ""},
 };
 
 void rbx_platform_host(struct rbx_platform *p)
@@ -36,14 +36,12 @@ int rbx_platform_parse(const char *s, struct rbx_platform *p, struct rbx_error *
     memset(p, 0, sizeof(*p));
     const char *a = strchr(s, '/');
     if (!a || a == s || !a[1])
-        return rbx_error_set(err, RBX_ERR_USAGE, EINVAL,
-                             "invalid platform \"%s\": expected OS/ARCH[/VARIANT]", s);
+        return rbx_error_set(err, RBX_ERR_USAGE, EINVAL, "invalid platform \"%s\": expected OS/ARCH[/VARIANT]", s);
     const char *v = strchr(a + 1, '/');
     size_t oslen = (size_t)(a - s), alen = v ? (size_t)(v - a - 1) : strlen(a + 1);
     if (oslen >= sizeof(p->os) || alen == 0 || alen >= sizeof(p->architecture) ||
         (v && (strlen(v + 1) == 0 || strlen(v + 1) >= sizeof(p->variant) || strchr(v + 1, '/'))))
-        return rbx_error_set(err, RBX_ERR_USAGE, EINVAL,
-                             "invalid platform \"%s\": expected OS/ARCH[/VARIANT]", s);
+        return rbx_error_set(err, RBX_ERR_USAGE, EINVAL, "invalid platform \"%s\": expected OS/ARCH[/VARIANT]", s);
     memcpy(p->os, s, oslen);
     memcpy(p->architecture, a + 1, alen);
     if (v)
