@@ -355,7 +355,7 @@ START_TEST(test_blob_redirect_keeps_authorization_home)
     struct srv *storage = srv_start(storage_handler);
     struct srv *s = srv_start(redirect_handler);
     s->other_port = storage->port;
-    _cleanup_free_ char *blob = make_blob(50000);
+    _cleanup_free_ char *blob = make_blob(50001); /* one spare byte: "other bytes" below */
     storage->blob = blob;
     storage->blob_len = 50000;
     char digest[RBX_DIGEST_LEN + 1];
