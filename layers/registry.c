@@ -116,6 +116,10 @@ struct rbx_registry_conn {
     struct rbx_registry *reg;
     CURL *h;
     char errbuf[CURL_ERROR_SIZE];
+    /* Blob bytes on their way to the file: curl hands over 16 KiB at a time, the disk is
+     * written a MiB at a time. */
+    char *wbuf;
+    size_t wlen;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -146,6 +150,7 @@ struct rbx_registry_conn *rbx_registry_conn_free(struct rbx_registry_conn *c)
     if (!c)
         return NULL;
     curl_easy_cleanup(c->h);
+    free(c->wbuf);
     free(c);
     return NULL;
 }
@@ -192,6 +197,9 @@ struct rbx_registry_conn *rbx_registry_conn_new(struct rbx_registry *reg)
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, STALL_TIMEOUT_S);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
+    /* One connection per download thread: HTTP/2's multiplexing buys nothing here and its flow
+     * control costs a third of the throughput of a large blob (docs/BENCHMARKS.md). */
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "reprobox/" REPROBOX_VERSION);
     curl_easy_setopt(h, CURLOPT_SHARE, reg->share);
     curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, reg->insecure ? 0L : 1L);
@@ -1001,9 +1009,19 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Start over: no bytes, a fresh hash. */
-static int blob_restart(struct rbx_blob_fetch *f)
+#define WBUF_SIZE ((size_t)1 << 20)
+
+static int blob_flush(struct rbx_registry_conn *c, struct rbx_blob_fetch *f)
 {
+    int r = c->wlen ? write_all(f->fd, c->wbuf, c->wlen) : 0;
+    c->wlen = 0;
+    return r;
+}
+
+/* Start over: no bytes, a fresh hash. */
+static int blob_restart(struct rbx_registry_conn *c, struct rbx_blob_fetch *f)
+{
+    c->wlen = 0;
     if (ftruncate(f->fd, 0) < 0 || lseek(f->fd, 0, SEEK_SET) < 0)
         return -errno;
     rbx_sha256_free(f->hash);
@@ -1028,7 +1046,7 @@ static int sink_blob(struct xfer *x, const char *buf, size_t n)
             if (!f->resumed_from)
                 f->resumed_from = f->have;
         } else if (f->have > 0) {
-            int r = blob_restart(f); /* a 200: the server ignored the Range */
+            int r = blob_restart(x->c, f); /* a 200: the server ignored the Range */
             if (r < 0)
                 return rbx_error_set_errno(&x->sink_err, RBX_ERR_IO, -r, "blob %s", f->digest);
         }
@@ -1037,7 +1055,18 @@ static int sink_blob(struct xfer *x, const char *buf, size_t n)
         return rbx_error_set(&x->sink_err, RBX_ERR_DIGEST, EBADMSG,
                              "blob %s: longer than the %lld bytes its descriptor says", f->digest,
                              (long long)f->size);
-    int r = write_all(f->fd, buf, n);
+    struct rbx_registry_conn *c = x->c;
+    int r = 0;
+    if (c->wlen + n > WBUF_SIZE)
+        r = blob_flush(c, f);
+    if (r == 0 && n >= WBUF_SIZE) {
+        r = write_all(f->fd, buf, n);
+    } else if (r == 0) {
+        if (!c->wbuf)
+            c->wbuf = rbx_xmalloc(WBUF_SIZE);
+        memcpy(c->wbuf + c->wlen, buf, n);
+        c->wlen += n;
+    }
     if (r < 0)
         return rbx_error_set_errno(&x->sink_err, RBX_ERR_IO, -r, "blob %s: write", f->digest);
     rbx_sha256_update(f->hash, buf, n);
@@ -1061,11 +1090,13 @@ int rbx_registry_get_blob(struct rbx_registry_conn *c, struct rbx_blob_fetch *f,
             struct xfer x = {.c = c, .sink = sink_blob, .sink_data = f, .cancel = f->cancel};
             struct request req = {.path = path, .blob = f};
             long st = do_request(c, &req, &x, err);
-            int r = 0;
-            if (st < 0)
+            int r = blob_flush(c, f);
+            if (r < 0 && st >= 0)
+                r = rbx_error_set_errno(err, RBX_ERR_IO, -r, "blob %s: write", f->digest);
+            else if (st < 0)
                 r = (int)st;
             else if (st == 416 && f->have > 0)
-                r = blob_restart(f) < 0
+                r = blob_restart(c, f) < 0
                         ? rbx_error_set_errno(err, RBX_ERR_IO, errno, "blob %s", f->digest)
                         : 1;
             else if (st == 404)
@@ -1082,7 +1113,7 @@ int rbx_registry_get_blob(struct rbx_registry_conn *c, struct rbx_blob_fetch *f,
         char got[RBX_DIGEST_LEN + 1];
         struct rbx_sha256 *copy = f->hash;
         if (f->size >= 0 && f->have != (uint64_t)f->size) {
-            if (resumed && round == 0 && blob_restart(f) == 0)
+            if (resumed && round == 0 && blob_restart(c, f) == 0)
                 continue;
             return rbx_error_set(err, RBX_ERR_DIGEST, EBADMSG,
                                  "blob %s: size %llu, descriptor says %lld", f->digest,
@@ -1092,7 +1123,7 @@ int rbx_registry_get_blob(struct rbx_registry_conn *c, struct rbx_blob_fetch *f,
         if (strcmp(got, f->digest) == 0)
             return 0;
         /* Bytes kept from an earlier try may be what is wrong: once more from scratch. */
-        if (resumed && round == 0 && blob_restart(f) == 0)
+        if (resumed && round == 0 && blob_restart(c, f) == 0)
             continue;
         return rbx_error_set(err, RBX_ERR_DIGEST, EBADMSG, "blob %s: digest mismatch (got %s)",
                              f->digest, got);
