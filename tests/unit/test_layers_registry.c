@@ -123,7 +123,7 @@ static void *srv_loop(void *arg)
         int fd = accept4(s->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (fd < 0)
             continue;
-        char req[2048];
+        char req[2048] = "";
         size_t n = 0;
         while (n < sizeof(req) - 1 && !strstr(req, "\r\n\r\n")) {
             struct pollfd q = {.fd = fd, .events = POLLIN};
@@ -134,6 +134,8 @@ static void *srv_loop(void *arg)
                 break;
             n += (size_t)r;
             req[n] = '\0';
+            if (req[0] != 'G')
+                break; /* not HTTP: hang up at once */
         }
         req[n] = '\0';
         /* A TLS hello (the client tries https first on an insecure loopback registry). */
