@@ -386,9 +386,9 @@ static CURLcode exchange(struct rbx_registry_conn *c, struct xfer *x, const char
     c->errbuf[0] = '\0';
     CURLcode cc = curl_easy_perform(h);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+    for (struct curl_slist *l = hdrs; l; l = l->next) /* the Authorization line is a secret */
+        explicit_bzero(l->data, strlen(l->data));
     curl_slist_free_all(hdrs);
-    if (auth) /* the header list held a secret */
-        explicit_bzero(range, sizeof(range));
     return cc;
 }
 
