@@ -155,7 +155,7 @@ struct rbx_open_opts {
 /* Resolve a reference to one image: read and verify its index, manifest and config (sizes and
  * digests), select the platform. Layers are not read yet. Archives are imported into the store;
  * docker:// images are pulled into it as the pull policy says (layer blobs included), and
- * recorded under images/ so that the next open needs no network. */
+ * recorded under refs/ so that the next open needs no network. */
 int rbx_image_open(struct rbx_store *store, const char *reference, const struct rbx_open_opts *opts,
                    struct rbx_image **out, struct rbx_error **err);
 struct rbx_image *rbx_image_free(struct rbx_image *img);

@@ -1,6 +1,6 @@
 /* pull.c — docker:// images in the store: the pull policy, platform selection in a registry's
  * index, blobs fetched concurrently into tmp/ and published by rename once verified, and the
- * images/ records (reference -> manifest digest) that let the next open work offline. */
+ * refs/ records (reference -> manifest or index digest) that let the next open work offline. */
 #include "layers/registry-internal.h"
 
 #include <fcntl.h>
@@ -30,7 +30,7 @@ int rbx_pull_policy_parse(const char *s, enum rbx_pull_policy *out, struct rbx_e
                          "--pull \"%.100s\": expected missing, always or never", s);
 }
 
-/* ---- the store's side: blobs present, images/ records ------------------------------------ */
+/* ---- the store's side: blobs present, refs/ records ------------------------------------ */
 
 static bool blob_present(struct rbx_store *s, const char *digest, int64_t size)
 {
@@ -52,17 +52,17 @@ static bool layer_present(struct rbx_store *s, const struct rbx_layer *l)
            S_ISDIR(st.st_mode);
 }
 
-static int images_dir(struct rbx_store *s, struct rbx_error **err)
+static int refs_dir(struct rbx_store *s, struct rbx_error **err)
 {
-    if (mkdirat(s->dirfd, "images", 0700) < 0 && errno != EEXIST)
-        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mkdir images");
-    int fd = openat(s->dirfd, "images", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (mkdirat(s->dirfd, "refs", 0700) < 0 && errno != EEXIST)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mkdir refs");
+    int fd = openat(s->dirfd, "refs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "open images");
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "open refs");
     return fd;
 }
 
-/* images/<sha256 of the canonical name>.json: names may be longer than a file name may. */
+/* refs/<sha256 of the canonical name>.json: names may be longer than a file name may. */
 static void record_file(const char *canonical, char out[RBX_DIGEST_HEX_LEN + 6])
 {
     char d[RBX_DIGEST_LEN + 1];
@@ -82,18 +82,18 @@ static int record_read(struct rbx_store *s, const char *canonical, struct record
 {
     char name[RBX_DIGEST_HEX_LEN + 6];
     record_file(canonical, name);
-    _cleanup_close_ int dfd = openat(s->dirfd, "images", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int dfd = openat(s->dirfd, "refs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return 0;
     _cleanup_free_ char *text = NULL;
     size_t len = 0;
     _cleanup_close_ int fd = openat(dfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
-        return errno == ENOENT ? 0 : rbx_error_set_errno(err, RBX_ERR_IO, errno, "images/%s", name);
+        return errno == ENOENT ? 0 : rbx_error_set_errno(err, RBX_ERR_IO, errno, "refs/%s", name);
     int r = rbx_read_fd(fd, RBX_SMALL_FILE_MAX, name, &text, &len, err);
     if (r < 0)
         return r;
-    _cleanup_free_ char *what = rbx_xasprintf("images/%s", name);
+    _cleanup_free_ char *what = rbx_xasprintf("refs/%s", name);
     _cleanup_json_ json_t *j = rbx_json_loadb(text, len, what, err);
     if (!j)
         return -EINVAL;
@@ -116,7 +116,7 @@ static int record_read(struct rbx_store *s, const char *canonical, struct record
 static int record_write(struct rbx_store *s, const char *canonical, const char *digest,
                         const char *media_type, int64_t size, struct rbx_error **err)
 {
-    _cleanup_close_ int dfd = images_dir(s, err);
+    _cleanup_close_ int dfd = refs_dir(s, err);
     if (dfd < 0)
         return dfd;
     char name[RBX_DIGEST_HEX_LEN + 6];

@@ -110,9 +110,9 @@ registry_blob_file() { # NAME DIGEST
     echo "$dir/data/docker/registry/v2/blobs/sha256/${hex:0:2}/$hex/data"
 }
 
-# The store's record of a pulled reference (images/<sha256 of the name>.json).
+# The store's record of a pulled reference (refs/<sha256 of the name>.json).
 store_record() { # CANONICAL-NAME
     local h
     h=$(printf '%s' "$1" | sha256sum | cut -d' ' -f1)
-    echo "$RBX_ROOT/images/$h.json"
+    echo "$RBX_ROOT/refs/$h.json"
 }

@@ -28,7 +28,7 @@ assert_one_error_line "wrong password"
 assert_contains "wrong password: says the credentials were refused" "$ERR" "refused the credentials from --creds"
 assert_not_contains "wrong password: the password is not shown" "$ERR" "wrong-password"
 assert_eq "wrong password: no blob written" "$(store_blobs)" 0
-check "wrong password: no record written" test ! -e "$RBX_ROOT/images"
+check "wrong password: no record written" test ! -e "$RBX_ROOT/refs"
 assert_store_clean "wrong password"
 
 expect_status "no credentials" 125 env HOME="$RBX_TMP/nohome" XDG_RUNTIME_DIR= REGISTRY_AUTH_FILE= DOCKER_CONFIG= \
