@@ -114,6 +114,19 @@ expect_status "a malformed auth entry" 125 env_pull "$REPROBOX" --root "$RBX_TMP
 assert_contains "malformed auth: names the file and key" "$ERR" "config.json: auths.\"$R\".auth"
 assert_not_contains "malformed auth: not the value" "$ERR" "bm90LWJhc2U2NA"
 
+# ---- pulls at once into one store: each blob downloaded once -------------------------------------
+PIDS=()
+for i in 1 2 3; do
+    "$REPROBOX" --root "$RBX_TMP/store6" pull "${AUTH[@]}" "docker://$R/team/busybox:v1.0" >"$RBX_TMP/par$i.out" 2>&1 &
+    PIDS+=($!)
+done
+wait "${PIDS[@]}" # not a bare wait: the registry is a child too
+PAR=$(cat "$RBX_TMP"/par*.out)
+assert_eq "pulls at once: all succeed" "$(grep -c '^Pulled' <<<"$PAR")" 3
+DOWNLOADED=$(grep -o '[0-9]* downloaded' <<<"$PAR" | awk '{ n += $1 } END { print n }')
+assert_eq "pulls at once: each layer downloaded once" "$DOWNLOADED" 3
+check "pulls at once: no lock or partial left" test -z "$(find "$RBX_TMP/store6/locks" "$RBX_TMP/store6/tmp" -mindepth 1)"
+
 # ---- pull policy: offline opens from the store ---------------------------------------------------
 registry_kill main
 # Opened from the store, then run (or refused by a sandbox this machine cannot make): either
