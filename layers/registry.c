@@ -693,6 +693,12 @@ static long do_request(struct rbx_registry_conn *c, const struct request *req, s
                 return had ? refused(reg, "the registry", err) : need_credentials(reg, err);
             return rbx_error_set(err, RBX_ERR_AUTH, EACCES, "access denied%s", why);
         }
+        if (to_registry && x->status < 400) {
+            /* Accepted: a token refused later (expired) may be fetched again. */
+            pthread_mutex_lock(&reg->mu);
+            reg->auth_rejections = 0;
+            pthread_mutex_unlock(&reg->mu);
+        }
         return x->status;
     }
 }

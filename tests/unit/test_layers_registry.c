@@ -470,6 +470,72 @@ START_TEST(test_blob_resumes_with_range_after_a_cut)
 }
 END_TEST
 
+/* Bearer: /v2/ sends to the token endpoint (the same server), which hands out "t1", "t2"...
+ * A token is good for one blob GET, then expired (401). */
+static void bearer_handler(struct srv *s, int fd, const char *req)
+{
+    char challenge[256];
+    snprintf(challenge, sizeof(challenge),
+             "WWW-Authenticate: Bearer realm=\"http://127.0.0.1:%d/token\",service=\"svc\"\r\n",
+             s->port);
+    if (strstr(req, "GET /token?")) {
+        char body[64];
+        int n = snprintf(body, sizeof(body), "{\"token\":\"t%d\",\"expires_in\":60}", ++s->step);
+        respond(fd, "200 OK", "Content-Type: application/json\r\n", body, (size_t)n);
+        return;
+    }
+    const char *auth = strcasestr(req, "\r\nAuthorization: Bearer t");
+    if (!auth) {
+        respond(fd, "401 Unauthorized", challenge, NULL, 0);
+        return;
+    }
+    if (strstr(req, "GET /v2/ ")) {
+        respond(fd, "200 OK", NULL, "{}", 2);
+        return;
+    }
+    int t = atoi(auth + strlen("\r\nAuthorization: Bearer t"));
+    if (t < 1 || t > 30 || (s->other_port & (1 << t))) {
+        respond(fd, "401 Unauthorized", challenge, NULL, 0);
+        return;
+    }
+    s->other_port |= 1 << t; /* used: expired from now on */
+    respond(fd, "200 OK", NULL, s->blob, s->blob_len);
+}
+
+START_TEST(test_bearer_token_refreshed_when_refused)
+{
+    struct srv *s = srv_start(bearer_handler);
+    _cleanup_free_ char *blob = make_blob(1000);
+    s->blob = blob;
+    s->blob_len = 1000;
+    char digest[RBX_DIGEST_LEN + 1];
+    rbx_sha256_buf(blob, 1000, digest);
+    _cleanup_error_ struct rbx_error *err = NULL;
+    /* Over plain http the token server gets no credentials: go anonymous. */
+    struct rbx_registry *reg = open_reg(s, NULL, &err);
+    ck_assert_msg(reg != NULL, "%s", err ? err->message : "");
+    _cleanup_free_ char *dir = tl_mkdtemp();
+    _cleanup_free_ char *path = rbx_xasprintf("%s/blob", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    /* Five blobs in a row, each after its token expired: a refusal after a success is an
+     * expiry, not a final no. */
+    for (int i = 0; i < 5; i++) {
+        struct rbx_blob_fetch f;
+        ck_assert_int_eq(ftruncate(fd, 0), 0);
+        lseek(fd, 0, SEEK_SET);
+        ck_assert_msg(fetch_into(reg, digest, 1000, fd, 0, &f, &err) == 0, "blob %d: %s", i,
+                      err ? err->message : "");
+    }
+    ck_assert_int_eq(
+        srv_count(s, "GET /token?scope=repository%3Ateam%2Fapp%3Apull&service=svc", NULL), 5);
+    ck_assert_int_eq(srv_count(s, "/token", "Authorization:"), 0);
+    close(fd);
+    rbx_registry_free(reg);
+    srv_stop(s);
+    tl_rm_rf(dir);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("layers_registry");
@@ -482,6 +548,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_client_basic_auth_and_manifests);
     tcase_add_test(tc, test_blob_redirect_keeps_authorization_home);
     tcase_add_test(tc, test_blob_resumes_with_range_after_a_cut);
+    tcase_add_test(tc, test_bearer_token_refreshed_when_refused);
     suite_add_tcase(s, tc);
     return s;
 }
