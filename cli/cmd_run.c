@@ -25,8 +25,8 @@ static void run_usage(FILE *out)
           "      --read-only          mount the image's rootfs read-only\n"
           "      --platform OS/ARCH   choose from a multi-platform image (default: this host's)\n"
           "      --pull POLICY        docker:// images: missing (default: pull when not in the\n"
-          "                           store), always (resolve the tag again) or never\n"
-          CLI_REGISTRY_HELP
+          "                           store), always (resolve the tag again) or "
+          "never\n" CLI_REGISTRY_HELP
           "      --report FILE        write a JSON report of the run (docs/report.md)\n"
           "      --keep               keep the run's changes to the rootfs and print where\n"
           "      --rm, -i             accepted for docker compatibility (always so)\n"
@@ -174,8 +174,8 @@ static int prepare(struct run_state *s, int argc, char **argv, int image_index, 
 {
     struct rbx_platform plat;
     struct rbx_pull_stats pstats = {0};
-    struct rbx_open_opts oopts = {.pull = s->flags.pull, .registry = &s->flags.registry,
-                                  .pull_stats = &pstats};
+    struct rbx_open_opts oopts = {
+        .pull = s->flags.pull, .registry = &s->flags.registry, .pull_stats = &pstats};
     int r;
 
     if (s->flags.platform) {
