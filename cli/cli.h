@@ -47,22 +47,21 @@ enum {
     CLI_OPT_MAX_CONCURRENT,
     CLI_OPT_LIMIT_RATE,
 };
+/* clang-format off */
 #define CLI_REGISTRY_LONG_OPTIONS                                                                  \
     {"creds", required_argument, NULL, CLI_OPT_CREDS},                                             \
-        {"tls-verify", optional_argument, NULL, CLI_OPT_TLS_VERIFY},                               \
-        {"cert-dir", required_argument, NULL, CLI_OPT_CERT_DIR},                                   \
-        {"max-concurrent", required_argument, NULL, CLI_OPT_MAX_CONCURRENT},                       \
-    {                                                                                              \
-        "limit-rate", required_argument, NULL, CLI_OPT_LIMIT_RATE                                  \
-    }
+    {"tls-verify", optional_argument, NULL, CLI_OPT_TLS_VERIFY},                                   \
+    {"cert-dir", required_argument, NULL, CLI_OPT_CERT_DIR},                                       \
+    {"max-concurrent", required_argument, NULL, CLI_OPT_MAX_CONCURRENT},                           \
+    {"limit-rate", required_argument, NULL, CLI_OPT_LIMIT_RATE}
 #define CLI_REGISTRY_HELP                                                                          \
-    "      --creds USER:PASSWORD  registry credentials (default: the auth files, "                 \
-    "docs/registry.md)\n"                                                                          \
+    "      --creds USER:PASSWORD  registry credentials (default: the auth files, docs/registry.md)\n" \
     "      --tls-verify=BOOL      check the registry's certificate (default true); false also\n"   \
     "                             allows plain HTTP to a registry on a loopback address\n"         \
     "      --cert-dir DIR         CA certificates (*.crt) and client certificate (*.cert/*.key)\n" \
     "      --max-concurrent N     layers downloaded at once (default 3)\n"                         \
     "      --limit-rate RATE      bytes per second per layer, e.g. 10m (default: no limit)\n"
+/* clang-format on */
 int cli_registry_flag(int opt, const char *arg, struct rbx_registry_opts *o,
                       struct rbx_error **err);
 /* Progress of a pull, drawn one line per layer on a terminal (the rbx_pull_progress_fn). */
