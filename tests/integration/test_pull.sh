@@ -89,6 +89,15 @@ assert_contains "multi: amd64 is latest's manifest" "$OUT" "(linux/amd64) $SKOPE
 expect_status "multi: a platform it lacks" 125 rbx pull "${AUTH[@]}" --platform linux/s390x "docker://$R/busybox:multi"
 assert_contains "multi: lists what there is" "$ERR" "no manifest for platform linux/s390x (available: linux/amd64, linux/arm64)"
 
+# ---- Docker v2 schema 2 media types ---------------------------------------------------------------
+NODE=$(fixture node) || exit 77
+push "oci:$NODE:latest" "docker://$R/node:v2s2" --format v2s2 --dest-cert-dir "$CA" --dest-creds "$REG_USER:$REG_PASS"
+V2_RAW=$(skopeo inspect "${SK[@]/--src-/--}" --raw "docker://$R/node:v2s2")
+assert_eq "v2s2: the registry holds a Docker manifest" "$(jq -r .mediaType <<<"$V2_RAW")" "application/vnd.docker.distribution.manifest.v2+json"
+expect_status "v2s2: pull" 0 rbx pull "${AUTH[@]}" "docker://$R/node:v2s2"
+assert_contains "v2s2: the Docker manifest's digest" "$OUT" "sha256:$(printf '%s' "$V2_RAW" | sha256sum | cut -d' ' -f1)"
+assert_eq "v2s2: stored with its media type" "$(jq -r .mediaType "$(store_record "$R/node:v2s2")")" "application/vnd.docker.distribution.manifest.v2+json"
+
 # ---- credentials from files (never printed) ------------------------------------------------------
 B64=$(printf '%s:%s' "$REG_USER" "$REG_PASS" | base64 -w0)
 mkdir -p "$RBX_TMP/home/.docker" "$RBX_TMP/xdg/containers"
