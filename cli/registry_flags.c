@@ -38,8 +38,7 @@ int cli_registry_flag(int opt, const char *arg, struct rbx_registry_opts *o, str
     }
 }
 
-/* ---- progress ----------------------------------------------------------------------------------
- */
+/* ---- progress -------------------------------------------------------------------------------- */
 
 struct cli_pull_progress {
     struct rbx_progress_lines *lines;

@@ -74,8 +74,7 @@ struct rbx_progress_bar *rbx_progress_bar_free(struct rbx_progress_bar *b, const
     return NULL;
 }
 
-/* ---- one line per item ------------------------------------------------------------------------
- */
+/* ---- one line per item ----------------------------------------------------------------------- */
 
 #define LINE_LABEL_MAX 24
 #define LINE_STATUS_MAX 16

@@ -530,8 +530,7 @@ static int select_in_index(struct rbx_registry *reg, struct rbx_store *s,
     return r;
 }
 
-/* ---- pull -------------------------------------------------------------------------------------
- */
+/* ---- pull ------------------------------------------------------------------------------------ */
 
 static void fetched_clearp(struct rbx_fetched *f)
 {

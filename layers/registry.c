@@ -85,8 +85,7 @@ long rbx_retry_after_parse(const char *v)
     return *v ? -1 : n;
 }
 
-/* ---- the client -------------------------------------------------------------------------------
- */
+/* ---- the client ------------------------------------------------------------------------------ */
 
 struct rbx_registry {
     char *name; /* "host[:port]/repository" for messages */
@@ -591,8 +590,7 @@ static int authenticate(struct rbx_registry_conn *c, const char *www_auth, unsig
     return r;
 }
 
-/* ---- requests: auth, redirects, retries -------------------------------------------------------
- */
+/* ---- requests: auth, redirects, retries ------------------------------------------------------ */
 
 struct request {
     const char *path;            /* below the base: "/v2/..." */
@@ -613,6 +611,7 @@ static long do_request(struct rbx_registry_conn *c, const struct request *req, s
     struct rbx_registry *reg = c->reg;
     _cleanup_free_ char *origin = url_origin(reg->base);
     unsigned attempt = 0, auth_rounds = 0;
+    uint64_t progress = req->blob ? req->blob->have : 0;
     for (;;) {
         _cleanup_free_ char *url = rbx_xasprintf("%s%s", reg->base, req->path);
         bool to_registry = true;
@@ -651,6 +650,12 @@ static long do_request(struct rbx_registry_conn *c, const struct request *req, s
             to_registry = norigin && origin && strcmp(norigin, origin) == 0;
             free(url);
             url = rbx_xstrdup(next);
+        }
+        /* A download cut after it made progress starts a fresh series of tries: a long blob on
+         * a flaky link gets there as long as each try moves it on. */
+        if (req->blob && req->blob->have > progress) {
+            progress = req->blob->have;
+            attempt = 0;
         }
         if (rbx_retry_classify((int)cc, x->status) == RBX_RETRY_YES &&
             attempt + 1 < RBX_RETRY_ATTEMPTS) {
@@ -703,8 +708,7 @@ static long do_request(struct rbx_registry_conn *c, const struct request *req, s
     }
 }
 
-/* ---- opening ----------------------------------------------------------------------------------
- */
+/* ---- opening --------------------------------------------------------------------------------- */
 
 static bool loopback_host(const char *hostport)
 {

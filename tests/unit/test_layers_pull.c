@@ -9,8 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* ---- an image served by name ------------------------------------------------------------------
- */
+/* ---- an image served by name ----------------------------------------------------------------- */
 
 #define MT_INDEX "application/vnd.oci.image.index.v1+json"
 #define MT_MANIFEST "application/vnd.oci.image.manifest.v1+json"
@@ -209,8 +208,7 @@ static size_t entries(struct fx *f, const char *sub)
     return n;
 }
 
-/* ---- tests ------------------------------------------------------------------------------------
- */
+/* ---- tests ----------------------------------------------------------------------------------- */
 
 START_TEST(test_pull_policy_parse)
 {

@@ -83,8 +83,7 @@ static struct rbx_registry *open_reg(struct srv *s, const char *creds, struct rb
     return rc < 0 ? NULL : reg;
 }
 
-/* ---- Basic auth, manifest checks ---------------------------------------------------------------
- */
+/* ---- Basic auth, manifest checks ------------------------------------------------------------- */
 
 #define MANIFEST                                                                                   \
     "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","           \
@@ -173,8 +172,7 @@ START_TEST(test_client_basic_auth_and_manifests)
 }
 END_TEST
 
-/* ---- blobs: redirects, retries, resumption ------------------------------------------------------
- */
+/* ---- blobs: redirects, retries, resumption --------------------------------------------------- */
 
 static void storage_handler(struct srv *s, int fd, const char *req)
 {
