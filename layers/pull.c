@@ -286,6 +286,8 @@ static int fetch_blob(struct rbx_registry_conn *c, struct rbx_store *s, const ch
     struct stat st;
     if (fstat(fd, &st) < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "tmp/%s", partial);
+    if (!S_ISREG(st.st_mode))
+        return rbx_error_set(err, RBX_ERR_IO, EINVAL, "tmp/%s: not a regular file", partial);
     if (size >= 0 && st.st_size > size) {
         if (ftruncate(fd, 0) < 0)
             return rbx_error_set_errno(err, RBX_ERR_IO, errno, "tmp/%s", partial);
