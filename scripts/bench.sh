@@ -3,7 +3,7 @@
 # into a cache dir outside git, measures with hyperfine and prints a Markdown section for
 # docs/BENCHMARKS.md.
 #
-# Usage: scripts/bench.sh pull|all
+# Usage: scripts/bench.sh pull|doctor|all
 # Environment:
 #   REPROBOX        the binary (default: build/reprobox)
 #   RBX_BENCH_DIR   where images and scratch space live (default: ~/.cache/reprobox-bench)
@@ -110,8 +110,72 @@ $(uname -r). Medians of $RUNS runs, \`scripts/bench.sh pull\`.
 EOF
 }
 
+# ---- doctor ------------------------------------------------------------------------------------
+
+# reprobox doctor on the realistic image, its layers in the cache (warm): the whole command,
+# mounting included; and how many findings it makes there (the false positives: it is a working
+# image). Then a recipe fixture of the postmortem for scale.
+cmd_doctor() {
+    need hyperfine jq
+    [ -x "$REPROBOX" ] || die "no reprobox binary at $REPROBOX (set REPROBOX)"
+    mkdir -p "$BENCH"
+    local s=$BENCH/doctor img what
+    rm -rf "$s"
+    mkdir -p "$s"
+    if [ ! -f "$BENCH/image/.stamp" ] && declare -F build_unpack_image >/dev/null; then
+        build_unpack_image
+    fi
+    "$SRC/scripts/make-fixtures.sh" "$BENCH/fixtures" >/dev/null 2>&1 || die "make-fixtures.sh failed"
+    if [ -f "$BENCH/image/.stamp" ]; then
+        img="oci:$BENCH/image:latest"
+        what="the realistic benchmark image (\`scripts/bench.sh unpack-image\`: Debian minbase, node, express, typescript and lodash from npm, a layer of whiteouts)"
+    else
+        note "the realistic image is not built (scripts/bench.sh unpack-image): measuring the api fixture"
+        img="oci:$BENCH/fixtures/api:good"
+        what="the api fixture (\`tests/fixtures.md\`)"
+    fi
+    export RBX_FIXTURES=$BENCH/fixtures
+    local rbx="$REPROBOX --root $s/store --quiet" rc=0
+    # the first runs unpack the layers into the store: what follows is warm
+    $rbx doctor --json "$img" >"$s/report.json" || rc=$?
+    ((rc <= 1)) || die "doctor failed on $img"
+    local recipe=$SRC/recipes/examples/07-pnpm-symlinks.json
+    rc=0
+    $rbx doctor --recipe "$recipe" >/dev/null || rc=$?
+    ((rc <= 1)) || die "doctor failed on $recipe"
+    hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$s/doctor.json" -i \
+        -n "doctor image" "$rbx doctor $img" \
+        -n "doctor recipe" "$rbx doctor --recipe $recipe" >&2
+
+    local findings errors entries links
+    findings=$(jq '.findings | length' "$s/report.json")
+    errors=$(jq .errors "$s/report.json")
+    entries=$(jq .entries_walked "$s/report.json")
+    links=$(jq .links_elsewhere "$s/report.json")
+    local median
+    median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
+    ms() { awk -v a="$1" 'BEGIN { printf "%.0f ms", a * 1000 }'; }
+    cat <<EOF
+## doctor
+
+Image: $what; $entries entries walked. \`reprobox doctor\` with the layers in the cache: the
+image opened and verified, its overlay mounted in a container where nothing runs, every check,
+the report. $(nproc) CPUs ($(awk -F: '/model name/ { sub(/^ /, "", $2); print $2; exit }' /proc/cpuinfo)),
+$(uname -r). Medians of $RUNS runs, \`scripts/bench.sh doctor\`.
+
+| what | median | target |
+|---|---|---|
+| \`reprobox doctor\` on the image | $(ms "$(median "$s/doctor.json" "doctor image")") | < 1 s |
+| \`reprobox doctor --recipe 07-pnpm-symlinks.json\` (api fixture, 4 errors) | $(ms "$(median "$s/doctor.json" "doctor recipe")") | |
+
+Findings on the image, a working one: $findings ($errors errors). Broken links away from the
+processes' directories and PATH, counted and not listed: $links.
+EOF
+}
+
 case ${1:-} in
 pull) cmd_pull ;;
-all) cmd_pull ;;
-*) echo "Usage: scripts/bench.sh pull|all" >&2; exit 2 ;;
+doctor) cmd_doctor ;;
+all) cmd_pull; cmd_doctor ;;
+*) echo "Usage: scripts/bench.sh pull|doctor|all" >&2; exit 2 ;;
 esac
