@@ -283,7 +283,8 @@ static int prepare_symlink(int rootfd, const struct rbx_mount_row *row, struct r
 static int prepare_system(int rootfd, const struct rbx_mount_row *row, struct rbx_error **err)
 {
     bool dir = !(row->options & RBX_MNT_FILE);
-    int flags = O_PATH | (dir ? O_DIRECTORY : 0);
+    /* No O_DIRECTORY: a link must be seen as a link (ELOOP), not as "not a directory". */
+    int flags = O_PATH;
     _cleanup_error_ struct rbx_error *e = NULL;
     int fd = rbx_open_in_root(rootfd, row->target, flags, 0,
                               RBX_RESOLVE_NO_SYMLINKS | RBX_RESOLVE_NOFOLLOW, &e);
@@ -311,6 +312,11 @@ static int prepare_system(int rootfd, const struct rbx_mount_row *row, struct rb
                              "%s: the image has a file where a directory is mounted", row->target);
     if (fd < 0)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, -fd, "%s", row->target);
+    if (dir && (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode))) {
+        close(fd);
+        return rbx_error_set(err, RBX_ERR_SANDBOX, ENOTDIR,
+                             "%s: the image has a file where a directory is mounted", row->target);
+    }
     if (!dir && (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode))) {
         close(fd);
         return rbx_error_set(err, RBX_ERR_SANDBOX, EISDIR,
