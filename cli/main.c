@@ -10,6 +10,7 @@ struct rbx_globals rbx_globals;
 
 static const struct rbx_command commands[] = {
     {"run", "run a command in a new sandbox from an image", cmd_run, true},
+    {"spec", "write an OCI runtime bundle (config.json + rootfs) for a run", cmd_spec, true},
     {"version", "print the version", cmd_version, false},
 };
 

@@ -407,6 +407,39 @@ int rbx_mount_make_readonly(int fd, bool recursive)
                      MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(fd), NULL);
 }
 
+/* ---- /proc of a process ----------------------------------------------------------------- */
+
+int rbx_proc_replace(void)
+{
+    /* Runs in a spawned process after it joined the container: the kernel lets a new proc be
+     * made only while a fully visible one exists (the holder's), so make ours detached first,
+     * then drop the holder's and put ours in its place: one /proc, as under runc. */
+    int r = rbx_mount_guard();
+    if (r < 0)
+        return r;
+    int fsfd = fsopen("proc", FSOPEN_CLOEXEC);
+    if (fsfd < 0) {
+        if (errno != ENOSYS)
+            return -errno;
+        /* Kernels before 5.2: stack it over the holder's. */
+        return rbx_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    }
+    int mfd = -1;
+    if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+        (mfd = fsmount(fsfd, FSMOUNT_CLOEXEC,
+                       MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)) < 0) {
+        r = -errno;
+        close(fsfd);
+        return r;
+    }
+    close(fsfd);
+    r = rbx_umount("/proc", MNT_DETACH);
+    if (r == 0)
+        r = rbx_move_mount(mfd, "/proc");
+    close(mfd);
+    return r;
+}
+
 /* ---- masked and read-only paths --------------------------------------------------------- */
 
 int rbx_devnull_open_checked(void)

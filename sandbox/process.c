@@ -164,8 +164,8 @@ static void process_main(void *arg)
     r = rbx_mount_ns_enter_joined(pl->host_mntns, pl->joined_mntns);
     if (r < 0)
         rbx_child_fail(sock, RBX_OP_PRIVATE, 0, -r, NULL);
-    /* A /proc of this pid namespace, over the holder's; masked again, since it is new. */
-    r = rbx_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    /* A /proc of this pid namespace in place of the holder's; masked again, since it is new. */
+    r = rbx_proc_replace();
     if (r < 0)
         rbx_child_fail(sock, RBX_OP_PROC, 0, -r, NULL);
     int devnull = rbx_devnull_open_checked();

@@ -363,6 +363,8 @@ extern const size_t rbx_sys_paths_count;
  * read-only tmpfs on a directory) or make read-only each path of the table that exists. Returns
  * 0 or -errno with the failing row's index in *index. */
 int rbx_paths_apply(const struct rbx_path_row *rows, size_t n, int devnull, size_t *index);
+/* Child (a spawned process): a fresh /proc of its pid namespace in place of the holder's. */
+int rbx_proc_replace(void);
 /* Child, after pivot_root: /dev/null, refused (-EINVAL) unless the real char device 1:3. */
 int rbx_devnull_open_checked(void);
 
