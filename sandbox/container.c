@@ -101,8 +101,11 @@ static void holder_main(void *arg)
     if (r < 0)
         rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_sys_paths[index].path);
     close(devnull);
-    /* Nothing inside may read this process's memory or follow its /proc links. */
+    /* Nothing inside may read this process's memory or follow its /proc links, and it parks
+     * holding nothing of reprobox's but its socket. */
     prctl(PR_SET_DUMPABLE, 0);
+    if (rbx_close_fds_except(sock) < 0)
+        rbx_child_fail(sock, RBX_OP_CLOSE_FDS, 0, errno, NULL);
 
     holder_answer(sock, 0);
     /* Park until the container is freed (EOF) or reprobox dies (the death signal). */

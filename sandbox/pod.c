@@ -14,7 +14,7 @@
 #define RBX_DEFAULT_HOSTNAME "reprobox"
 
 struct pod_child {
-    int sock;
+    int sock, parent_sock;
     const char *hostname;
     bool own_net;
 };
@@ -24,6 +24,7 @@ static _Noreturn void pod_child_main(const struct pod_child *pc)
 {
     struct rbx_sync_msg m;
     int fd;
+    close(pc->parent_sock);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (rbx_sync_recv(pc->sock, &m, &fd) != 1 || m.type != RBX_SYNC_MAPPED)
         _exit(125);
@@ -89,7 +90,7 @@ int rbx_pod_create_internal(enum rbx_network_mode network, const char *hostname,
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "socketpair");
 
     bool own_net = network == RBX_NETWORK_NONE;
-    struct pod_child pc = {.sock = child_sock, .hostname = pod->hostname, .own_net = own_net};
+    struct pod_child pc = {.sock = child_sock, .parent_sock = sock, .hostname = pod->hostname, .own_net = own_net};
     unsigned long flags =
         CLONE_NEWUSER | CLONE_NEWUTS | CLONE_NEWIPC | (own_net ? CLONE_NEWNET : 0);
     pid_t pid = rbx_clone(flags);

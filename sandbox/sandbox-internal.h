@@ -237,6 +237,8 @@ int rbx_parent_recv(int sock, int sigfd, struct rbx_sync_msg *m, int *fd, int *s
 int rbx_parent_expect(int sock, int sigfd, pid_t *pid, enum rbx_sync_type want,
                       struct rbx_sync_msg *m, int *fd, const struct rbx_mount_row *rows,
                       size_t n_rows, const char *rootfs_dir, struct rbx_error **err);
+/* Child: close every fd from 3 up but `keep` (> 2). 0 or -errno. */
+int rbx_close_fds_except(int keep);
 /* Keep our fds off 0-2 (a caller that closed its stdio). */
 int rbx_fd_above_stdio(int fd);
 /* Raw clone with fork semantics and the given extra flags; the child returns 0. */

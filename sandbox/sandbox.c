@@ -97,6 +97,20 @@ bool rbx_child_parent_gone(int sock)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
 }
 
+int rbx_close_fds_except(int keep)
+{
+    if (syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) == 0 &&
+        syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) == 0)
+        return 0;
+    if (errno != ENOSYS)
+        return -errno;
+    /* Kernels before 5.9. */
+    for (int fd = 3; fd < 65536; fd++)
+        if (fd != keep)
+            close(fd);
+    return 0;
+}
+
 pid_t rbx_clone(unsigned long flags)
 {
     return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, NULL, NULL, 0);
