@@ -28,8 +28,11 @@ int cmd_spec(int argc, char **argv)
     struct rbx_compose_info info = {0};
     struct rbx_spec spec;
     int image_index = 0, r;
-    _cleanup_free_ char *rootfs = NULL, *dir = NULL;
+    _cleanup_free_ char *rootfs = NULL, *dir = NULL, *text = NULL, *withnl = NULL;
     _cleanup_json_ json_t *config = NULL;
+    _cleanup_close_ int dfd = -1;
+    struct rbx_spec view;
+    rbx_spec_init(&view);
 
     rbx_spec_init(&spec);
     r = cli_run_parse(argc, argv, "spec", &f, &image_index, &err);
@@ -67,15 +70,12 @@ int cmd_spec(int argc, char **argv)
     r = rbx_run_dir_create(store, &rd, &err);
     if (r < 0)
         goto out;
-    struct rbx_spec view;
-    rbx_spec_init(&view);
     view.lower_dirs = rbx_strv_copy(spec.lower_dirs);
     view.rootfs_dir = rbx_xasprintf("%s/merged", rbx_run_dir_path(rd));
     /* Writable, so the mount points the sandbox needs land in a scratch upper dir. */
     view.upper_dir = rbx_xstrdup(rbx_run_dir_upper(rd));
     view.work_dir = rbx_xstrdup(rbx_run_dir_work(rd));
     r = rbx_container_create(&view, NULL, &c, &err);
-    rbx_spec_clear(&view);
     if (r < 0)
         goto out;
     unsigned skipped = 0;
@@ -87,15 +87,16 @@ int cmd_spec(int argc, char **argv)
     r = rbx_spec_to_oci_config(&spec, rbx_container_rootfd(c), "rootfs", &config, &err);
     if (r < 0)
         goto out;
-    _cleanup_free_ char *text = json_dumps(config, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    _cleanup_free_ char *withnl = rbx_xasprintf("%s\n", text);
-    _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    text = json_dumps(config, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    withnl = rbx_xasprintf("%s\n", text);
+    dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     r = dfd < 0 ? rbx_error_set_errno(&err, RBX_ERR_IO, errno, "spec: %s", dir)
                 : rbx_write_file_atomic_at(dfd, "config.json", withnl, strlen(withnl), 0644, &err);
     if (r == 0 && !rbx_globals.quiet)
         fprintf(stderr, "reprobox: wrote %s/config.json and %s\n", dir, rootfs);
 out:
     c = rbx_container_free(c);
+    rbx_spec_clear(&view);
     rd = rbx_run_dir_close(rd, false);
     rbx_compose_info_clear(&info);
     rbx_spec_clear(&spec);

@@ -239,6 +239,7 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
     for (size_t i = 0; i < RBX_MAX_CGROUP_FDS; i++)
         c->cg.procs[i] = -1;
     struct create cr = {.spec = spec, .c = c, .sock = -1, .sigfd = sigfd};
+    _cleanup_close_ int child_sock = -1, devnull = -1;
     int r;
 
     long page = sysconf(_SC_PAGESIZE);
@@ -275,8 +276,8 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
         goto out;
     }
     c->sock = cr.sock = rbx_fd_above_stdio(sv[0]);
-    _cleanup_close_ int child_sock = rbx_fd_above_stdio(sv[1]);
-    _cleanup_close_ int devnull = rbx_fd_above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
+    child_sock = rbx_fd_above_stdio(sv[1]);
+    devnull = rbx_fd_above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
     if (c->sock < 0 || child_sock < 0 || devnull < 0) {
         r = rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: socketpair");
         goto out;
