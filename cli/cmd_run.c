@@ -28,6 +28,9 @@ static void run_usage(FILE *out)
           "  -v, --volume SRC:DST[:ro] bind-mount a host path\n"
           "      --read-only          mount the image's rootfs read-only\n"
           "      --platform OS/ARCH   choose from a multi-platform image (default: this host's)\n"
+          "      --pull POLICY        docker:// images: missing (default: pull when not in the\n"
+          "                           store), always (resolve the tag again) or "
+          "never\n" CLI_REGISTRY_HELP
           "      --init               run reprobox's init as pid 1 (reaps, forwards signals)\n"
           "  -t, --tty                give the command a terminal of its own\n"
           "      --memory SIZE        memory limit (512m, 2g); an OOM kill is reported\n"
@@ -152,12 +155,23 @@ int cli_run_parse(int argc, char **argv, const char *cmd, struct cli_run_opts *f
         {"security-opt", required_argument, NULL, OPT_SECURITY_OPT},
         {"bundle", required_argument, NULL, OPT_BUNDLE},
         {"help", no_argument, NULL, 'h'},
+        {"pull", required_argument, NULL, CLI_OPT_PULL},
+        CLI_REGISTRY_LONG_OPTIONS,
         {0},
     };
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+e:w:u:v:ith", opts, NULL)) != -1) {
+        int rr = cli_registry_flag(c, optarg, &f->registry, err);
+        if (rr < 0)
+            return rr;
+        if (rr > 0)
+            continue;
         switch (c) {
+        case CLI_OPT_PULL:
+            if ((rr = rbx_pull_policy_parse(optarg, &f->pull, err)) < 0)
+                return rr;
+            break;
         case 'e': rbx_strv_push(&f->env, optarg); break;
         case OPT_ENV_FILE: rbx_strv_push(&f->env_files, optarg); break;
         case 'w': f->req.workdir = optarg; break;
@@ -335,7 +349,8 @@ int cli_run_compose_image(struct cli_run_opts *f, int argc, char **argv, int ima
                           struct rbx_run_timings *t, struct rbx_error **err)
 {
     struct rbx_platform plat;
-    struct rbx_open_opts oopts = {0};
+    struct rbx_pull_stats pstats = {0};
+    struct rbx_open_opts oopts = {.pull = f->pull, .registry = &f->registry, .pull_stats = &pstats};
     int r;
     (void)argc;
 
@@ -348,9 +363,20 @@ int cli_run_compose_image(struct cli_run_opts *f, int argc, char **argv, int ima
     r = cli_open_store(store, err);
     if (r < 0)
         return r;
+    struct cli_pull_progress *pp = cli_progress_enabled() ? cli_pull_progress_new() : NULL;
+    if (pp) {
+        f->registry.progress = cli_pull_progress_event;
+        f->registry.progress_data = pp;
+    }
     r = rbx_image_open(*store, argv[image_index], &oopts, img, err);
+    cli_pull_progress_free(pp);
     if (r < 0)
         return r;
+    if (pstats.contacted && !rbx_globals.quiet) {
+        /* stdout is the command's: what was pulled is said on stderr. */
+        _cleanup_free_ char *summary = cli_pull_summary(argv[image_index], &pstats);
+        fprintf(stderr, "%s\n", summary);
+    }
 
     uint64_t t0 = rbx_now_ns();
     _cleanup_(rbx_progress_bar_freep) struct rbx_progress_bar *bar =
