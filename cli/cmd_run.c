@@ -330,12 +330,12 @@ struct run_state {
 
 static void run_state_clear(struct run_state *s)
 {
+    bool keep = s->flags.keep;
     cli_run_opts_clear(&s->flags);
     rbx_result_clear(&s->res);
     rbx_compose_info_clear(&s->info);
     rbx_spec_clear(&s->spec);
     if (s->rd) {
-        bool keep = s->flags.keep;
         if (keep)
             fprintf(stderr, "reprobox: kept the run's changes in %s\n", rbx_run_dir_upper(s->rd));
         s->rd = rbx_run_dir_close(s->rd, keep);
