@@ -68,19 +68,25 @@ static int copy_data(int in, int out)
     }
 }
 
+/* Metadata is copied as far as this user may: a rootless copy cannot give away ids it lacks. */
+static void best_effort(int r)
+{
+    (void)r;
+}
+
 /* Owner, then mode (chown clears set-id bits), then the capability xattr, then times. */
 static void finish(int dirfd, const char *name, int fd, const struct stat *st)
 {
     if (fd >= 0) {
-        (void)fchown(fd, st->st_uid, st->st_gid);
-        (void)fchmod(fd, st->st_mode & 07777);
+        best_effort(fchown(fd, st->st_uid, st->st_gid));
+        best_effort(fchmod(fd, st->st_mode & 07777));
     } else {
-        (void)fchownat(dirfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW);
+        best_effort(fchownat(dirfd, name, st->st_uid, st->st_gid, AT_SYMLINK_NOFOLLOW));
         if (!S_ISLNK(st->st_mode))
-            (void)fchmodat(dirfd, name, st->st_mode & 07777, 0);
+            best_effort(fchmodat(dirfd, name, st->st_mode & 07777, 0));
     }
     struct timespec ts[2] = {st->st_atim, st->st_mtim};
-    (void)utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
+    best_effort(utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW));
 }
 
 static void copy_caps_xattr(int in, int out)
@@ -88,7 +94,7 @@ static void copy_caps_xattr(int in, int out)
     char buf[64];
     ssize_t n = fgetxattr(in, "security.capability", buf, sizeof(buf));
     if (n > 0)
-        (void)fsetxattr(out, "security.capability", buf, (size_t)n, 0);
+        best_effort(fsetxattr(out, "security.capability", buf, (size_t)n, 0));
 }
 
 static int copy_dir(struct copy *c, int src, int dst, const char *rel, unsigned depth);
@@ -210,8 +216,8 @@ int rbx_rootfs_copy(int rootfd, const char *dest, unsigned *skipped, struct rbx_
     int r = copy_dir(&c, s, d, "", 0);
     struct stat st;
     if (r == 0 && fstat(s, &st) == 0) {
-        (void)fchown(d, st.st_uid, st.st_gid);
-        (void)fchmod(d, st.st_mode & 07777);
+        best_effort(fchown(d, st.st_uid, st.st_gid));
+        best_effort(fchmod(d, st.st_mode & 07777));
     }
     for (size_t i = 0; i < c.n_links; i++)
         free(c.links[i].path);
