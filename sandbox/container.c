@@ -93,7 +93,7 @@ static void holder_main(void *arg)
             _exit(125); /* the parent gave up or died */
         if (m.type == RBX_SYNC_FINISH)
             break;
-        if (m.type != RBX_SYNC_MOUNT || m.n_ops != n_fds || n_fds == 0)
+        if (m.type != RBX_SYNC_MOUNT || m.n_ops != n_fds || (n_fds == 0 && !m.finish))
             rbx_child_fail(sock, RBX_OP_PROTOCOL, 0, EPROTO, NULL);
         for (size_t i = 0; i < n_fds; i++) {
             const struct rbx_sync_op *op = &m.ops[i];
@@ -109,6 +109,8 @@ static void holder_main(void *arg)
                                op->index, -r, NULL);
             close(fds[i]);
         }
+        if (m.finish)
+            break; /* answered once parked */
         holder_answer(sock, 0);
     }
 
@@ -240,7 +242,9 @@ static int apply_rows(struct create *cr, struct rbx_error **err)
         fds[m.n_ops] = fd;
         m.ops[m.n_ops++] = (struct rbx_sync_op){RBX_OP_READONLY, (uint32_t)k};
     }
-    return m.n_ops ? send_batch(cr, &m, fds, err) : 0;
+    /* The last batch also tells the holder to pivot and park: its answer says it did. */
+    m.finish = 1;
+    return send_batch(cr, &m, fds, err);
 }
 
 static int open_holder_ns(struct rbx_container *c, const char *name, struct rbx_error **err)
@@ -264,16 +268,6 @@ static int drive(struct create *cr, struct rbx_error **err)
         return rbx_error_set(err, RBX_ERR_SANDBOX, EPROTO, "sandbox: no rootfs fd from the child");
     c->rootfd = rbx_fd_above_stdio(fd);
     r = apply_rows(cr, err);
-    if (r < 0)
-        return r;
-    memset(&m, 0, sizeof(m));
-    m.type = RBX_SYNC_FINISH;
-    r = rbx_sync_send(cr->sock, &m, -1);
-    if (r < 0)
-        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket");
-    r = expect(cr, RBX_SYNC_DONE, &m, &fd, err);
-    if (fd >= 0)
-        close(fd);
     if (r < 0)
         return r;
     if ((c->mntns = open_holder_ns(c, "mnt", err)) < 0 ||

@@ -558,7 +558,7 @@ int rbx_spawn_internal(struct rbx_container *c, const struct rbx_spec *spec, int
         .ns_cgroup = c->cgroupns,
         .ns_mnt = c->mntns,
         .ns_user = c->pod->userns,
-        .unshare_flags = CLONE_NEWNS | CLONE_NEWPID,
+        .unshare_flags = CLONE_NEWPID | (c->sole_process ? 0 : CLONE_NEWNS),
         .devnull = -1,
         .sock = sp.child_sock,
     };

@@ -224,6 +224,7 @@ struct rbx_sync_msg {
     int32_t errnum;
     char detail[256]; /* the kernel's own words, when it gave any */
     uint32_t n_ops;   /* RBX_SYNC_MOUNT */
+    uint32_t finish;  /* RBX_SYNC_MOUNT: the last batch, pivot and park after it */
     struct rbx_sync_op ops[RBX_SYNC_MAX_FDS];
 };
 
@@ -417,6 +418,9 @@ struct rbx_container {
     char *rootfs_dir;
     struct rbx_cgroup cg;
     struct rbx_process *procs;
+    /* rbx_sandbox_run's: its one process uses the holder's mount namespace itself rather than
+     * a copy (one namespace less to make and to tear down). */
+    bool sole_process;
 };
 
 int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *pod, int sigfd,

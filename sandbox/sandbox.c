@@ -329,8 +329,10 @@ int rbx_sandbox_run(const struct rbx_spec *spec, struct rbx_result *res, struct 
     struct rbx_process *p = NULL;
     uint64_t t0 = rbx_now_ns();
     int r = rbx_container_create_internal(spec, NULL, sigfd, &c, err);
-    if (r == 0)
+    if (r == 0) {
+        c->sole_process = true;
         r = rbx_spawn_internal(c, spec, sigfd, &p, res, err);
+    }
     if (r == 0) {
         res->setup_ns = p->t_exec - t0;
         r = rbx_supervise(p, false, sigfd, err);
