@@ -4,6 +4,7 @@
 
 #include "common/common.h"
 #include "layers/layers.h"
+#include "recipes/recipes.h"
 #include "sandbox/sandbox.h"
 
 /* Exit codes as docker's: the command's own status passes through; these are reprobox's. */
@@ -36,6 +37,29 @@ void cli_warn(const char *fmt, ...) RBX_PRINTF(1, 2);
 int cli_open_store(struct rbx_store **store, struct rbx_error **err);
 /* Whether progress bars may be drawn: stderr is a terminal and --quiet is off. */
 bool cli_progress_enabled(void);
+
+/* The options `run` and `spec` share: docker's flags for one run. */
+struct cli_run_opts {
+    struct rbx_run_request req;
+    char **env, **env_files, **volumes, **ulimits, **cap_add, **cap_drop, **security_opts;
+    const char *network, *platform, *report, *memory, *pids, *cpus;
+    const char *timeout, *stop_timeout, *idle_timeout, *log_dir, *bundle;
+    bool keep, read_only, init, tty;
+    enum rbx_pull_policy pull;
+    struct rbx_registry_opts registry;
+};
+/* Parse; 1 for --help, 0 with *image_index at the first non-option, or an error. */
+int cli_run_parse(int argc, char **argv, const char *cmd, struct cli_run_opts *o, int *image_index,
+                  struct rbx_error **err);
+/* Apply everything but the image (volumes, network, limits, confinement...) to a spec. */
+int cli_run_apply(const struct cli_run_opts *o, struct rbx_spec *spec, struct rbx_error **err);
+/* Open the store and the image at argv[image_index], unpack it and compose the spec (argv after
+ * the image replaces Cmd), with the layers as lower dirs. */
+int cli_run_compose_image(struct cli_run_opts *o, int argc, char **argv, int image_index,
+                          struct rbx_store **store, struct rbx_image **img, struct rbx_spec *spec,
+                          struct rbx_compose_info *info, struct rbx_run_timings *t,
+                          struct rbx_error **err);
+void cli_run_opts_clear(struct cli_run_opts *o);
 
 /* Registry flags shared by pull and run (cli/registry_flags.c): CLI_REGISTRY_LONG_OPTIONS goes
  * into a command's getopt table; cli_registry_flag handles their codes (1 when it did). */
@@ -82,4 +106,5 @@ int cli_replay_opts(struct rbx_replay_opts *o, struct rbx_store **store, int log
                     struct rbx_error **err);
 int cmd_test(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
+int cmd_spec(int argc, char **argv);
 int cmd_version(int argc, char **argv);

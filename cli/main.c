@@ -14,6 +14,7 @@ static const struct rbx_command commands[] = {
     {"replay", "replay a recipe's services and steps, explain what failed", cmd_replay, true},
     {"test", "replay recipes and check their expectations", cmd_test, true},
     {"doctor", "find what would fail in an image before anything runs", cmd_doctor, true},
+    {"spec", "write an OCI runtime bundle (config.json + rootfs) for a run", cmd_spec, true},
     {"version", "print the version", cmd_version, false},
 };
 

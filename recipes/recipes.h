@@ -47,6 +47,8 @@ struct rbx_run_timings {
 json_t *rbx_run_report(const struct rbx_image *img, const struct rbx_spec *spec,
                        const struct rbx_compose_info *info, const struct rbx_result *res,
                        const struct rbx_run_timings *t, const struct rbx_error *error);
+/* The report's "sandbox" object: capabilities, seccomp, init, network, limits as applied, timeouts. */
+json_t *rbx_run_report_sandbox(const struct rbx_spec *spec, const struct rbx_result *res);
 /* Write a JSON document to a file, atomically, pretty-printed. */
 int rbx_report_write(const json_t *report, const char *path, struct rbx_error **err);
 

@@ -42,6 +42,39 @@ static json_t *lines_json(const char *text)
     return a;
 }
 
+/* What confined the run and what limited it, as applied (docs/report.md "sandbox"). */
+json_t *rbx_run_report_sandbox(const struct rbx_spec *spec, const struct rbx_result *res)
+{
+    json_t *sb = json_object();
+    json_t *caps = json_array();
+    for (unsigned c = 0; c < 64; c++)
+        if ((res->caps & (1ULL << c)) && rbx_cap_name(c))
+            json_array_append_new(caps, json_string(rbx_cap_name(c)));
+    json_object_set_new(sb, "capabilities", caps);
+    json_object_set_new(sb, "seccomp", json_string(res->seccomp));
+    json_object_set_new(sb, "no_new_privileges", json_true());
+    json_object_set_new(sb, "init", json_boolean(spec->init));
+    json_object_set_new(sb, "tty", json_boolean(spec->tty));
+    json_object_set_new(sb, "network", json_string(spec->network == RBX_NETWORK_HOST ? "host" : "none"));
+    json_t *lim = json_object();
+    json_object_set_new(lim, "cgroup", json_string(res->cgroup));
+    json_object_set_new(lim, "memory_bytes",
+                        res->limits.memory_bytes ? json_integer((json_int_t)res->limits.memory_bytes) : json_null());
+    json_object_set_new(lim, "pids", res->limits.pids > 0 ? json_integer(res->limits.pids) : json_null());
+    json_object_set_new(lim, "cpus",
+                        res->limits.cpu_millis ? json_real((double)res->limits.cpu_millis / 1000.0) : json_null());
+    json_object_set_new(lim, "note", res->limits_note ? json_string(res->limits_note) : json_null());
+    json_object_set_new(sb, "limits", lim);
+    json_t *t = json_object();
+    json_object_set_new(t, "timeout_ms", spec->timeout_ms ? json_integer((json_int_t)spec->timeout_ms) : json_null());
+    json_object_set_new(t, "idle_timeout_ms",
+                        spec->idle_timeout_ms ? json_integer((json_int_t)spec->idle_timeout_ms) : json_null());
+    json_object_set_new(t, "stop_timeout_ms",
+                        json_integer((json_int_t)(spec->stop_timeout_ms ? spec->stop_timeout_ms : 10000)));
+    json_object_set_new(sb, "timeouts", t);
+    return sb;
+}
+
 static double ms(uint64_t ns) { return (double)(ns / 1000) / 1000.0; }
 
 json_t *rbx_run_report(const struct rbx_image *img, const struct rbx_spec *spec,
@@ -97,7 +130,17 @@ json_t *rbx_run_report(const struct rbx_image *img, const struct rbx_spec *spec,
         json_object_set_new(result, "status", json_string("exited"));
         json_object_set_new(result, "exit_code", json_integer(res->exit_code));
     }
+    if (res && !error) {
+        static const char *const reasons[] = {"none", "timeout", "idle-timeout", "requested"};
+        json_object_set_new(result, "stop_reason", json_string(reasons[res->stop_reason]));
+        json_object_set_new(result, "killed_after_grace", json_boolean(res->killed_after_grace));
+        json_object_set_new(result, "oom_killed", json_boolean(res->oom_killed));
+        json_object_set_new(result, "stdout_bytes", json_integer((json_int_t)res->stdout_bytes));
+        json_object_set_new(result, "stderr_bytes", json_integer((json_int_t)res->stderr_bytes));
+    }
     json_object_set_new(r, "result", result);
+    if (spec && res && res->cgroup)
+        json_object_set_new(r, "sandbox", rbx_run_report_sandbox(spec, res));
 
     json_t *d = json_object();
     if (t) {

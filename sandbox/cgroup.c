@@ -279,7 +279,10 @@ static int apply_v1(struct rbx_cgroup *cg, const struct rbx_cgroup_layout *lay,
     char buf[64];
     int r;
     cg->kind = RBX_CGROUP_V1;
-    if (lay->v1_memory) {
+    /* Each hierarchy joined is one more task migration, which costs an RCU grace period on v1:
+     * only those with something to limit. Without a memory limit the kernel has no OOM of the
+     * container's own to report. */
+    if (lay->v1_memory && want->memory_bytes) {
         r = add_dir(cg, lay->v1_memory, name, err);
         if (r < 0)
             return r;

@@ -24,6 +24,11 @@ struct holder {
     size_t n_rows;
     int sock;
     ino_t host_mntns;
+    /* A pod of its own: the holder was cloned straight into new user, uts, ipc (and net)
+     * namespaces, names the host and brings up loopback itself. */
+    bool own_pod, own_net;
+    const char *hostname;
+    int parent_sock, devnull;
 };
 
 /* ---- the holder ---------------------------------------------------------------------------- */
@@ -46,9 +51,27 @@ static void holder_main(void *arg)
     struct rbx_sync_msg m;
     int fd, r;
 
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (rbx_child_parent_gone(sock))
-        _exit(125);
+    if (h->own_pod) {
+        /* Cloned by reprobox itself: what the launcher does otherwise. */
+        close(h->parent_sock);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        for (int i = 0; i < 3; i++)
+            if (dup2(h->devnull, i) < 0)
+                rbx_child_fail(sock, RBX_OP_STDIO, 0, errno, NULL);
+        /* Mapped and put in the container's cgroup by the parent; EOF: it gave up. */
+        if (rbx_sync_recv(sock, &m, &fd) != 1 || m.type != RBX_SYNC_MAPPED)
+            _exit(125);
+        if (unshare(CLONE_NEWCGROUP) < 0)
+            rbx_child_fail(sock, RBX_OP_UNSHARE, 0, errno, NULL);
+        if (sethostname(h->hostname, strlen(h->hostname)) < 0)
+            rbx_child_fail(sock, RBX_OP_HOSTNAME, 0, errno, NULL);
+        if (h->own_net && (r = rbx_net_loopback_up()) < 0)
+            rbx_child_fail(sock, RBX_OP_LOOPBACK, 0, -r, NULL);
+    } else {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (rbx_child_parent_gone(sock))
+            _exit(125);
+    }
     r = rbx_mount_ns_make_private(h->host_mntns);
     if (r < 0)
         rbx_child_fail(sock, RBX_OP_PRIVATE, 0, -r, NULL);
@@ -63,26 +86,32 @@ static void holder_main(void *arg)
         _exit(125);
 
     for (;;) {
-        r = rbx_sync_recv(sock, &m, &fd);
+        int fds[RBX_SYNC_MAX_FDS];
+        size_t n_fds = 0;
+        r = rbx_sync_recvv(sock, &m, fds, RBX_SYNC_MAX_FDS, &n_fds);
         if (r <= 0)
             _exit(125); /* the parent gave up or died */
         if (m.type == RBX_SYNC_FINISH)
             break;
-        if ((m.type != RBX_SYNC_MOUNT && m.type != RBX_SYNC_READONLY) || m.index >= h->n_rows ||
-            fd < 0)
-            rbx_child_fail(sock, RBX_OP_PROTOCOL, m.index, EPROTO, NULL);
-        const struct rbx_mount_row *row = &h->rows[m.index];
-        if (m.type == RBX_SYNC_MOUNT) {
-            r = rbx_mount_row_apply(row, fd);
+        if (m.type != RBX_SYNC_MOUNT || m.n_ops != n_fds || (n_fds == 0 && !m.finish))
+            rbx_child_fail(sock, RBX_OP_PROTOCOL, 0, EPROTO, NULL);
+        for (size_t i = 0; i < n_fds; i++) {
+            const struct rbx_sync_op *op = &m.ops[i];
+            if (op->index >= h->n_rows)
+                rbx_child_fail(sock, RBX_OP_PROTOCOL, op->index, EPROTO, NULL);
+            const struct rbx_mount_row *row = &h->rows[op->index];
+            if (op->kind == RBX_OP_MOUNT)
+                r = rbx_mount_row_apply(row, fds[i]);
+            else
+                r = rbx_mount_make_readonly(fds[i], row->flags & MS_REC);
             if (r < 0)
-                rbx_child_fail(sock, RBX_OP_MOUNT, m.index, -r, NULL);
-        } else {
-            r = rbx_mount_make_readonly(fd, row->flags & MS_REC);
-            if (r < 0)
-                rbx_child_fail(sock, RBX_OP_READONLY, m.index, -r, NULL);
+                rbx_child_fail(sock, op->kind == RBX_OP_MOUNT ? RBX_OP_MOUNT : RBX_OP_READONLY,
+                               op->index, -r, NULL);
+            close(fds[i]);
         }
-        close(fd);
-        holder_answer(sock, m.index);
+        if (m.finish)
+            break; /* answered once parked */
+        holder_answer(sock, 0);
     }
 
     if (h->spec->readonly_rootfs && (r = rbx_rootfs_make_readonly(rootfd)) < 0)
@@ -101,8 +130,11 @@ static void holder_main(void *arg)
     if (r < 0)
         rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_sys_paths[index].path);
     close(devnull);
-    /* Nothing inside may read this process's memory or follow its /proc links. */
+    /* Nothing inside may read this process's memory or follow its /proc links, and it parks
+     * holding nothing of reprobox's but its socket. */
     prctl(PR_SET_DUMPABLE, 0);
+    if (rbx_close_fds_except(sock) < 0)
+        rbx_child_fail(sock, RBX_OP_CLOSE_FDS, 0, errno, NULL);
 
     holder_answer(sock, 0);
     /* Park until the container is freed (EOF) or reprobox dies (the death signal). */
@@ -130,49 +162,89 @@ static int expect(struct create *cr, enum rbx_sync_type want, struct rbx_sync_ms
                              cr->n_rows, cr->spec->rootfs_dir, err);
 }
 
-static int send_row(struct create *cr, enum rbx_sync_type type, size_t index, int fd,
-                    struct rbx_error **err)
+static int send_batch(struct create *cr, struct rbx_sync_msg *m, int *fds,
+                      struct rbx_error **err)
 {
-    struct rbx_sync_msg m;
-    memset(&m, 0, sizeof(m));
-    m.type = type;
-    m.index = (uint32_t)index;
-    int r = rbx_sync_send(cr->sock, &m, fd);
+    m->type = RBX_SYNC_MOUNT;
+    int r = rbx_sync_sendv(cr->sock, m, fds, m->n_ops);
+    for (size_t i = 0; i < m->n_ops; i++)
+        close(fds[i]);
     if (r < 0)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket");
     int got = -1;
-    r = expect(cr, RBX_SYNC_DONE, &m, &got, err);
+    r = expect(cr, RBX_SYNC_DONE, m, &got, err);
     if (got >= 0)
         close(got);
+    memset(m, 0, sizeof(*m));
     return r;
 }
 
+static bool below(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && path[n] == '/';
+}
+
+/* The rows go in batches, one message each: a row joins the batch unless its target lies below
+ * a target mounted in the same batch (it must be made in the new filesystem, once mounted);
+ * a read-only step follows in the batch after its mount. */
 static int apply_rows(struct create *cr, struct rbx_error **err)
 {
     int rootfd = cr->c->rootfd;
+    struct rbx_sync_msg m;
+    int fds[RBX_SYNC_MAX_FDS];
+    size_t batch_start = 0;
+    memset(&m, 0, sizeof(m));
     for (size_t i = 0; i < cr->n_rows; i++) {
         const struct rbx_mount_row *row = &cr->rows[i];
-        int fd = -1;
-        int r = rbx_mount_target_prepare(rootfd, row, &fd, err);
-        if (r < 0)
-            return r;
-        if (fd < 0)
-            continue;
-        r = send_row(cr, RBX_SYNC_MOUNT, i, fd, err);
-        close(fd);
-        if (r < 0)
-            return r;
-        if (rbx_mount_row_needs_readonly(row)) {
-            fd = rbx_mount_target_reopen(rootfd, row, err);
-            if (fd < 0)
-                return fd;
-            r = send_row(cr, RBX_SYNC_READONLY, i, fd, err);
-            close(fd);
+        bool conflict = false;
+        for (size_t k = batch_start; k < i && !conflict; k++)
+            conflict = below(row->target, cr->rows[k].target);
+        if ((conflict || m.n_ops + 1 >= RBX_SYNC_MAX_FDS) && m.n_ops) {
+            int r = send_batch(cr, &m, fds, err);
             if (r < 0)
                 return r;
+            /* The read-only steps of what was just mounted open this batch. */
+            for (size_t k = batch_start; k < i; k++) {
+                if (!rbx_mount_row_needs_readonly(&cr->rows[k]))
+                    continue;
+                int fd = rbx_mount_target_reopen(rootfd, &cr->rows[k], err);
+                if (fd < 0)
+                    return fd;
+                fds[m.n_ops] = fd;
+                m.ops[m.n_ops++] = (struct rbx_sync_op){RBX_OP_READONLY, (uint32_t)k};
+            }
+            batch_start = i;
         }
+        int fd = -1;
+        int r = rbx_mount_target_prepare(rootfd, row, &fd, err);
+        if (r < 0) {
+            for (size_t k = 0; k < m.n_ops; k++)
+                close(fds[k]);
+            return r;
+        }
+        if (fd < 0)
+            continue;
+        fds[m.n_ops] = fd;
+        m.ops[m.n_ops++] = (struct rbx_sync_op){RBX_OP_MOUNT, (uint32_t)i};
     }
-    return 0;
+    if (m.n_ops) {
+        int r = send_batch(cr, &m, fds, err);
+        if (r < 0)
+            return r;
+    }
+    for (size_t k = batch_start; k < cr->n_rows; k++) {
+        if (!rbx_mount_row_needs_readonly(&cr->rows[k]))
+            continue;
+        int fd = rbx_mount_target_reopen(rootfd, &cr->rows[k], err);
+        if (fd < 0)
+            return fd;
+        fds[m.n_ops] = fd;
+        m.ops[m.n_ops++] = (struct rbx_sync_op){RBX_OP_READONLY, (uint32_t)k};
+    }
+    /* The last batch also tells the holder to pivot and park: its answer says it did. */
+    m.finish = 1;
+    return send_batch(cr, &m, fds, err);
 }
 
 static int open_holder_ns(struct rbx_container *c, const char *name, struct rbx_error **err)
@@ -196,16 +268,6 @@ static int drive(struct create *cr, struct rbx_error **err)
         return rbx_error_set(err, RBX_ERR_SANDBOX, EPROTO, "sandbox: no rootfs fd from the child");
     c->rootfd = rbx_fd_above_stdio(fd);
     r = apply_rows(cr, err);
-    if (r < 0)
-        return r;
-    memset(&m, 0, sizeof(m));
-    m.type = RBX_SYNC_FINISH;
-    r = rbx_sync_send(cr->sock, &m, -1);
-    if (r < 0)
-        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket");
-    r = expect(cr, RBX_SYNC_DONE, &m, &fd, err);
-    if (fd >= 0)
-        close(fd);
     if (r < 0)
         return r;
     if ((c->mntns = open_holder_ns(c, "mnt", err)) < 0 ||
@@ -236,6 +298,7 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
     for (size_t i = 0; i < RBX_MAX_CGROUP_FDS; i++)
         c->cg.procs[i] = -1;
     struct create cr = {.spec = spec, .c = c, .sock = -1, .sigfd = sigfd};
+    _cleanup_close_ int child_sock = -1, devnull = -1;
     int r;
 
     long page = sysconf(_SC_PAGESIZE);
@@ -254,7 +317,7 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
     }
 
     if (!pod) {
-        r = rbx_pod_create_internal(spec->network, spec->hostname, sigfd, &pod, err);
+        r = rbx_pod_alloc(spec->network, spec->hostname, &pod, err);
         if (r < 0)
             goto out;
         c->own_pod = true;
@@ -272,37 +335,88 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
         goto out;
     }
     c->sock = cr.sock = rbx_fd_above_stdio(sv[0]);
-    _cleanup_close_ int child_sock = rbx_fd_above_stdio(sv[1]);
-    _cleanup_close_ int devnull = rbx_fd_above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
+    child_sock = rbx_fd_above_stdio(sv[1]);
+    devnull = rbx_fd_above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
     if (c->sock < 0 || child_sock < 0 || devnull < 0) {
         r = rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: socketpair");
         goto out;
     }
 
+    bool own_net = pod->network == RBX_NETWORK_NONE;
     struct holder h = {.spec = spec,
                        .rootfs = &cr.rootfs,
                        .rows = cr.rows,
                        .n_rows = cr.n_rows,
                        .sock = child_sock,
-                       .host_mntns = c->host_mntns};
-    struct rbx_launch l = {
-        .n_cgroup_procs = c->cg.n_dirs,
-        .ns_net = pod->network == RBX_NETWORK_NONE ? pod->netns : -1,
-        .ns_uts = pod->utsns,
-        .ns_ipc = pod->ipcns,
-        .ns_cgroup = -1,
-        .ns_mnt = -1,
-        .ns_user = pod->userns,
-        .unshare_flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWCGROUP,
-        .devnull = devnull,
-        .sock = child_sock,
-    };
-    for (size_t i = 0; i < c->cg.n_dirs; i++)
-        l.cgroup_procs[i] = c->cg.procs[i];
-    r = rbx_launch(&l, c->sock, sigfd, holder_main, &h, &c->holder, err);
-    if (r < 0)
-        goto out;
-    close(TAKE_FD(child_sock));
+                       .host_mntns = c->host_mntns,
+                       .own_pod = c->own_pod,
+                       .own_net = own_net,
+                       .hostname = pod->hostname,
+                       .parent_sock = c->sock,
+                       .devnull = devnull};
+    if (c->own_pod) {
+        /* A pod of its own: the holder is cloned into every namespace at once (fewer
+         * processes than a pod and a launcher), the pod keeps fds of them. */
+        unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS |
+                              CLONE_NEWIPC | (own_net ? CLONE_NEWNET : 0);
+        pid_t pid = rbx_clone(flags);
+        if (pid == 0)
+            holder_main(&h);
+        if (pid < 0) {
+            r = rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno,
+                                    "sandbox: cannot create namespaces (are user namespaces "
+                                    "enabled?)");
+            goto out;
+        }
+        c->holder = pid;
+        close(TAKE_FD(child_sock));
+        if ((pod->userns = rbx_pod_open_ns(pid, "user", err)) < 0 ||
+            (pod->utsns = rbx_pod_open_ns(pid, "uts", err)) < 0 ||
+            (pod->ipcns = rbx_pod_open_ns(pid, "ipc", err)) < 0 ||
+            (pod->netns = own_net ? rbx_pod_open_ns(pid, "net", err)
+                                  : rbx_pod_open_ns(getpid(), "net", err)) < 0) {
+            r = -EIO;
+            goto out;
+        }
+        r = rbx_pod_write_maps(pod, pid, err);
+        if (r < 0)
+            goto out;
+        char pidtext[16];
+        int n = snprintf(pidtext, sizeof(pidtext), "%d", (int)pid);
+        for (size_t i = 0; i < c->cg.n_dirs; i++)
+            if (write(c->cg.procs[i], pidtext, (size_t)n) != n) {
+                r = rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: cgroup %s",
+                                        c->cg.dirs[i]);
+                goto out;
+            }
+        struct rbx_sync_msg m;
+        memset(&m, 0, sizeof(m));
+        m.type = RBX_SYNC_MAPPED;
+        r = rbx_sync_send(c->sock, &m, -1);
+        if (r < 0) {
+            r = rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket");
+            goto out;
+        }
+    } else {
+        struct rbx_launch l = {
+            .n_cgroup_procs = c->cg.n_dirs,
+            .ns_net = own_net ? pod->netns : -1,
+            .ns_uts = pod->utsns,
+            .ns_ipc = pod->ipcns,
+            .ns_cgroup = -1,
+            .ns_mnt = -1,
+            .ns_user = pod->userns,
+            .unshare_flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWCGROUP,
+            .devnull = devnull,
+            .sock = child_sock,
+        };
+        for (size_t i = 0; i < c->cg.n_dirs; i++)
+            l.cgroup_procs[i] = c->cg.procs[i];
+        r = rbx_launch(&l, c->sock, sigfd, holder_main, &h, &c->holder, err);
+        if (r < 0)
+            goto out;
+        close(TAKE_FD(child_sock));
+    }
     r = drive(&cr, err);
     if (r < 0)
         goto out;

@@ -13,10 +13,12 @@
 #include <sys/wait.h>
 
 /* Runs in the launcher: a fork of reprobox, so only system calls. */
-static _Noreturn void launcher_main(const struct rbx_launch *l, int pid_pipe, void (*fn)(void *),
-                                    void *arg)
+static _Noreturn void launcher_main(const struct rbx_launch *l, int parent_sock, int pid_pipe,
+                                    void (*fn)(void *), void *arg)
 {
     int sock = l->sock;
+    /* Only reprobox may hold its end: its EOF is how the children learn it died. */
+    close(parent_sock);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (rbx_child_parent_gone(sock))
         _exit(125);
@@ -71,7 +73,7 @@ int rbx_launch(const struct rbx_launch *l, int parent_sock, int sigfd, void (*fn
     if (launcher < 0)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: fork");
     if (launcher == 0)
-        launcher_main(l, pid_w, fn, arg);
+        launcher_main(l, parent_sock, pid_w, fn, arg);
     close(TAKE_FD(pid_w));
 
     for (;;) {

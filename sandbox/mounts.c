@@ -283,7 +283,8 @@ static int prepare_symlink(int rootfd, const struct rbx_mount_row *row, struct r
 static int prepare_system(int rootfd, const struct rbx_mount_row *row, struct rbx_error **err)
 {
     bool dir = !(row->options & RBX_MNT_FILE);
-    int flags = O_PATH | (dir ? O_DIRECTORY : 0);
+    /* No O_DIRECTORY: a link must be seen as a link (ELOOP), not as "not a directory". */
+    int flags = O_PATH;
     _cleanup_error_ struct rbx_error *e = NULL;
     int fd = rbx_open_in_root(rootfd, row->target, flags, 0,
                               RBX_RESOLVE_NO_SYMLINKS | RBX_RESOLVE_NOFOLLOW, &e);
@@ -311,6 +312,11 @@ static int prepare_system(int rootfd, const struct rbx_mount_row *row, struct rb
                              "%s: the image has a file where a directory is mounted", row->target);
     if (fd < 0)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, -fd, "%s", row->target);
+    if (dir && (fstat(fd, &st) < 0 || !S_ISDIR(st.st_mode))) {
+        close(fd);
+        return rbx_error_set(err, RBX_ERR_SANDBOX, ENOTDIR,
+                             "%s: the image has a file where a directory is mounted", row->target);
+    }
     if (!dir && (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode))) {
         close(fd);
         return rbx_error_set(err, RBX_ERR_SANDBOX, EISDIR,
@@ -399,6 +405,39 @@ int rbx_mount_make_readonly(int fd, bool recursive)
     char path[32];
     return rbx_mount(NULL, rbx_fd_path(path, fd), NULL,
                      MS_REMOUNT | MS_BIND | MS_RDONLY | locked_flags(fd), NULL);
+}
+
+/* ---- /proc of a process ----------------------------------------------------------------- */
+
+int rbx_proc_replace(void)
+{
+    /* Runs in a spawned process after it joined the container: the kernel lets a new proc be
+     * made only while a fully visible one exists (the holder's), so make ours detached first,
+     * then drop the holder's and put ours in its place: one /proc, as under runc. */
+    int r = rbx_mount_guard();
+    if (r < 0)
+        return r;
+    int fsfd = fsopen("proc", FSOPEN_CLOEXEC);
+    if (fsfd < 0) {
+        if (errno != ENOSYS)
+            return -errno;
+        /* Kernels before 5.2: stack it over the holder's. */
+        return rbx_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    }
+    int mfd = -1;
+    if (fsconfig(fsfd, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0 ||
+        (mfd = fsmount(fsfd, FSMOUNT_CLOEXEC,
+                       MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)) < 0) {
+        r = -errno;
+        close(fsfd);
+        return r;
+    }
+    close(fsfd);
+    r = rbx_umount("/proc", MNT_DETACH);
+    if (r == 0)
+        r = rbx_move_mount(mfd, "/proc");
+    close(mfd);
+    return r;
 }
 
 /* ---- masked and read-only paths --------------------------------------------------------- */

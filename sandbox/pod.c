@@ -14,7 +14,7 @@
 #define RBX_DEFAULT_HOSTNAME "reprobox"
 
 struct pod_child {
-    int sock;
+    int sock, parent_sock;
     const char *hostname;
     bool own_net;
 };
@@ -24,6 +24,7 @@ static _Noreturn void pod_child_main(const struct pod_child *pc)
 {
     struct rbx_sync_msg m;
     int fd;
+    close(pc->parent_sock);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (rbx_sync_recv(pc->sock, &m, &fd) != 1 || m.type != RBX_SYNC_MAPPED)
         _exit(125);
@@ -38,7 +39,7 @@ static _Noreturn void pod_child_main(const struct pod_child *pc)
     _exit(0);
 }
 
-static int open_ns(pid_t pid, const char *name, struct rbx_error **err)
+int rbx_pod_open_ns(pid_t pid, const char *name, struct rbx_error **err)
 {
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)pid, name);
@@ -47,7 +48,7 @@ static int open_ns(pid_t pid, const char *name, struct rbx_error **err)
                   : fd;
 }
 
-static int write_maps(struct rbx_pod *pod, pid_t pid, struct rbx_error **err)
+int rbx_pod_write_maps(const struct rbx_pod *pod, pid_t pid, struct rbx_error **err)
 {
     if (pod->setgroups_deny && rbx_proc_write(pid, "setgroups", "deny", err) < 0)
         return rbx_error_wrap(err, "sandbox");
@@ -57,8 +58,8 @@ static int write_maps(struct rbx_pod *pod, pid_t pid, struct rbx_error **err)
     return 0;
 }
 
-int rbx_pod_create_internal(enum rbx_network_mode network, const char *hostname, int sigfd,
-                            struct rbx_pod **out, struct rbx_error **err)
+int rbx_pod_alloc(enum rbx_network_mode network, const char *hostname, struct rbx_pod **out,
+                  struct rbx_error **err)
 {
     _cleanup_(rbx_pod_freep) struct rbx_pod *pod = rbx_xcalloc(1, sizeof(*pod));
     pod->userns = pod->netns = pod->utsns = pod->ipcns = -1;
@@ -79,6 +80,17 @@ int rbx_pod_create_internal(enum rbx_network_mode network, const char *hostname,
     rbx_idmap_identity(&own, &pod->gid_map);
     if (rbx_setgroups_denied_self(&pod->setgroups_deny, err) < 0)
         return rbx_error_wrap(err, "sandbox");
+    *out = TAKE_PTR(pod);
+    return 0;
+}
+
+int rbx_pod_create_internal(enum rbx_network_mode network, const char *hostname, int sigfd,
+                            struct rbx_pod **out, struct rbx_error **err)
+{
+    _cleanup_(rbx_pod_freep) struct rbx_pod *pod = NULL;
+    int r0 = rbx_pod_alloc(network, hostname, &pod, err);
+    if (r0 < 0)
+        return r0;
 
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
@@ -89,7 +101,7 @@ int rbx_pod_create_internal(enum rbx_network_mode network, const char *hostname,
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "socketpair");
 
     bool own_net = network == RBX_NETWORK_NONE;
-    struct pod_child pc = {.sock = child_sock, .hostname = pod->hostname, .own_net = own_net};
+    struct pod_child pc = {.sock = child_sock, .parent_sock = sock, .hostname = pod->hostname, .own_net = own_net};
     unsigned long flags =
         CLONE_NEWUSER | CLONE_NEWUTS | CLONE_NEWIPC | (own_net ? CLONE_NEWNET : 0);
     pid_t pid = rbx_clone(flags);
@@ -102,13 +114,14 @@ int rbx_pod_create_internal(enum rbx_network_mode network, const char *hostname,
     close(TAKE_FD(child_sock));
 
     int r;
-    if ((pod->userns = open_ns(pid, "user", err)) < 0 ||
-        (pod->utsns = open_ns(pid, "uts", err)) < 0 || (pod->ipcns = open_ns(pid, "ipc", err)) < 0 ||
-        (pod->netns = own_net ? open_ns(pid, "net", err) : open_ns(getpid(), "net", err)) < 0) {
+    if ((pod->userns = rbx_pod_open_ns(pid, "user", err)) < 0 ||
+        (pod->utsns = rbx_pod_open_ns(pid, "uts", err)) < 0 || (pod->ipcns = rbx_pod_open_ns(pid, "ipc", err)) < 0 ||
+        (pod->netns = own_net ? rbx_pod_open_ns(pid, "net", err)
+                                : rbx_pod_open_ns(getpid(), "net", err)) < 0) {
         r = -EIO;
         goto fail;
     }
-    r = write_maps(pod, pid, err);
+    r = rbx_pod_write_maps(pod, pid, err);
     if (r < 0)
         goto fail;
     struct rbx_sync_msg m;

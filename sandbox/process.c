@@ -22,9 +22,6 @@
 #include <sys/wait.h>
 #include <termios.h>
 
-#ifndef CLOSE_RANGE_CLOEXEC
-#define CLOSE_RANGE_CLOEXEC (1U << 2)
-#endif
 
 #define RBX_DEFAULT_TAIL_LINES 64
 #define RBX_DEFAULT_STOP_MS 10000
@@ -84,22 +81,6 @@ static void child_reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* Every fd but 0-2 and the sync socket is closed: nothing of reprobox (the store, the rootfs,
- * other containers) stays reachable, the CVE-2024-21626 class. The socket is close-on-exec. */
-static int child_close_fds(int keep)
-{
-    if (syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) == 0 &&
-        syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) == 0)
-        return 0;
-    if (errno != ENOSYS)
-        return -errno;
-    /* Kernels before 5.9. */
-    for (int fd = 3; fd < 65536; fd++)
-        if (fd != keep)
-            close(fd);
-    return 0;
-}
-
 /* tini's job: reap every orphan, pass signals to the command, leave with its status. Runs in
  * pid 1 after the seccomp filter is on. */
 static _Noreturn void init_loop(pid_t child, const sigset_t *all)
@@ -154,6 +135,12 @@ static void process_main(void *arg)
     if (rbx_child_parent_gone(sock))
         _exit(125);
     child_stdio(pl);
+    /* Every fd but 0-2 and the sync socket (close-on-exec) is closed before anything looks at a
+     * path: nothing of reprobox (the store, the rootfs, other containers) stays reachable, the
+     * CVE-2024-21626 class. */
+    r = rbx_close_fds_except(sock);
+    if (r < 0)
+        rbx_child_fail(sock, RBX_OP_CLOSE_FDS, 0, -r, NULL);
     /* A session of its own: the caller's terminal is never its controlling tty (no TIOCSTI into
      * it); with -t the pty on 0-2 becomes its controlling terminal. */
     if (setsid() < 0)
@@ -164,8 +151,8 @@ static void process_main(void *arg)
     r = rbx_mount_ns_enter_joined(pl->host_mntns, pl->joined_mntns);
     if (r < 0)
         rbx_child_fail(sock, RBX_OP_PRIVATE, 0, -r, NULL);
-    /* A /proc of this pid namespace, over the holder's; masked again, since it is new. */
-    r = rbx_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    /* A /proc of this pid namespace in place of the holder's; masked again, since it is new. */
+    r = rbx_proc_replace();
     if (r < 0)
         rbx_child_fail(sock, RBX_OP_PROC, 0, -r, NULL);
     int devnull = rbx_devnull_open_checked();
@@ -202,9 +189,6 @@ static void process_main(void *arg)
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         rbx_child_fail(sock, RBX_OP_NO_NEW_PRIVS, 0, errno, NULL);
     umask(022);
-    r = child_close_fds(sock);
-    if (r < 0)
-        rbx_child_fail(sock, RBX_OP_CLOSE_FDS, 0, -r, NULL);
 
     if (!pl->init)
         child_exec(pl);
@@ -574,7 +558,7 @@ int rbx_spawn_internal(struct rbx_container *c, const struct rbx_spec *spec, int
         .ns_cgroup = c->cgroupns,
         .ns_mnt = c->mntns,
         .ns_user = c->pod->userns,
-        .unshare_flags = CLONE_NEWNS | CLONE_NEWPID,
+        .unshare_flags = CLONE_NEWPID | (c->sole_process ? 0 : CLONE_NEWNS),
         .devnull = -1,
         .sock = sp.child_sock,
     };

@@ -169,8 +169,7 @@ int rbx_exec_explain(int rootfd, const char *argv0, const char *exec_path, int e
 enum rbx_sync_type {
     RBX_SYNC_MAPPED = 1, /* parent -> child: the id maps are written */
     RBX_SYNC_ROOTFS,     /* holder -> parent: the rootfs is mounted, its O_PATH fd attached */
-    RBX_SYNC_MOUNT,      /* parent -> holder: apply row `index` on the attached target fd */
-    RBX_SYNC_READONLY,   /* parent -> holder: make the mount of row `index` (fd attached) ro */
+    RBX_SYNC_MOUNT,      /* parent -> holder: a batch of ops, one attached fd each */
     RBX_SYNC_DONE,       /* child -> parent: the request is done */
     RBX_SYNC_FINISH,     /* parent -> holder: no more rows: pivot and park */
     RBX_SYNC_ERROR,      /* child -> parent: step `op` failed with errnum; the child exits */
@@ -209,18 +208,33 @@ enum rbx_child_op {
     RBX_OP__MAX
 };
 
+#define RBX_SYNC_MAX_FDS 64
+
+/* One step of a mount batch: mount row `index` on its target fd, or make the mount at the fd
+ * read-only. */
+struct rbx_sync_op {
+    uint32_t kind; /* RBX_OP_MOUNT or RBX_OP_READONLY */
+    uint32_t index;
+};
+
 struct rbx_sync_msg {
     uint32_t type;
     uint32_t op;    /* RBX_SYNC_ERROR: enum rbx_child_op */
     uint32_t index; /* the mount row */
     int32_t errnum;
     char detail[256]; /* the kernel's own words, when it gave any */
+    uint32_t n_ops;   /* RBX_SYNC_MOUNT */
+    uint32_t finish;  /* RBX_SYNC_MOUNT: the last batch, pivot and park after it */
+    struct rbx_sync_op ops[RBX_SYNC_MAX_FDS];
 };
 
 /* Send a message with an optional fd (-1: none). 0 or -errno. */
 int rbx_sync_send(int sock, const struct rbx_sync_msg *m, int fd);
 /* Receive one message and its fd (set to -1 when none came). 1: a message, 0: EOF, -errno. */
 int rbx_sync_recv(int sock, struct rbx_sync_msg *m, int *fd);
+/* The same with up to RBX_SYNC_MAX_FDS fds. */
+int rbx_sync_sendv(int sock, const struct rbx_sync_msg *m, const int *fds, size_t n);
+int rbx_sync_recvv(int sock, struct rbx_sync_msg *m, int *fds, size_t max, size_t *n);
 /* Runs in a child: report which step failed and _exit(125). */
 _Noreturn void rbx_child_fail(int sock, enum rbx_child_op op, uint32_t index, int errnum,
                               const char *detail);
@@ -237,6 +251,8 @@ int rbx_parent_recv(int sock, int sigfd, struct rbx_sync_msg *m, int *fd, int *s
 int rbx_parent_expect(int sock, int sigfd, pid_t *pid, enum rbx_sync_type want,
                       struct rbx_sync_msg *m, int *fd, const struct rbx_mount_row *rows,
                       size_t n_rows, const char *rootfs_dir, struct rbx_error **err);
+/* Child: close every fd from 3 up but `keep` (> 2). 0 or -errno. */
+int rbx_close_fds_except(int keep);
 /* Keep our fds off 0-2 (a caller that closed its stdio). */
 int rbx_fd_above_stdio(int fd);
 /* Raw clone with fork semantics and the given extra flags; the child returns 0. */
@@ -363,6 +379,8 @@ extern const size_t rbx_sys_paths_count;
  * read-only tmpfs on a directory) or make read-only each path of the table that exists. Returns
  * 0 or -errno with the failing row's index in *index. */
 int rbx_paths_apply(const struct rbx_path_row *rows, size_t n, int devnull, size_t *index);
+/* Child (a spawned process): a fresh /proc of its pid namespace in place of the holder's. */
+int rbx_proc_replace(void);
 /* Child, after pivot_root: /dev/null, refused (-EINVAL) unless the real char device 1:3. */
 int rbx_devnull_open_checked(void);
 
@@ -377,6 +395,13 @@ struct rbx_pod {
     struct rbx_container *containers;
 };
 
+/* A pod with its maps computed and no namespaces yet (fds -1). */
+int rbx_pod_alloc(enum rbx_network_mode network, const char *hostname, struct rbx_pod **out,
+                  struct rbx_error **err);
+/* Write the pod's id maps (and setgroups) for the child `pid` of a new user namespace. */
+int rbx_pod_write_maps(const struct rbx_pod *pod, pid_t pid, struct rbx_error **err);
+/* An fd of /proc/PID/ns/NAME. */
+int rbx_pod_open_ns(pid_t pid, const char *name, struct rbx_error **err);
 /* Internal variants with a signalfd that interrupts set-up (rbx_sandbox_run's). */
 int rbx_pod_create_internal(enum rbx_network_mode network, const char *hostname, int sigfd,
                             struct rbx_pod **out, struct rbx_error **err);
@@ -393,6 +418,9 @@ struct rbx_container {
     char *rootfs_dir;
     struct rbx_cgroup cg;
     struct rbx_process *procs;
+    /* rbx_sandbox_run's: its one process uses the holder's mount namespace itself rather than
+     * a copy (one namespace less to make and to tear down). */
+    bool sole_process;
 };
 
 int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *pod, int sigfd,

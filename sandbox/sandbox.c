@@ -15,43 +15,50 @@
 
 /* ---- the sync protocol -------------------------------------------------------------------- */
 
-int rbx_sync_send(int sock, const struct rbx_sync_msg *m, int fd)
+int rbx_sync_sendv(int sock, const struct rbx_sync_msg *m, const int *fds, size_t n)
 {
     struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * RBX_SYNC_MAX_FDS)];
         struct cmsghdr align;
     } u;
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
-    if (fd >= 0) {
+    if (n > RBX_SYNC_MAX_FDS)
+        return -E2BIG;
+    if (n > 0) {
         memset(&u, 0, sizeof(u));
         mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof(u.buf);
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * n);
         struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
         c->cmsg_level = SOL_SOCKET;
         c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
+        c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
     }
-    ssize_t n;
+    ssize_t w;
     do
-        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
+        w = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (w < 0 && errno == EINTR);
+    if (w < 0)
         return -errno;
-    return n == (ssize_t)sizeof(*m) ? 0 : -EIO;
+    return w == (ssize_t)sizeof(*m) ? 0 : -EIO;
 }
 
-int rbx_sync_recv(int sock, struct rbx_sync_msg *m, int *fd)
+int rbx_sync_send(int sock, const struct rbx_sync_msg *m, int fd)
+{
+    return rbx_sync_sendv(sock, m, &fd, fd >= 0 ? 1 : 0);
+}
+
+int rbx_sync_recvv(int sock, struct rbx_sync_msg *m, int *fds, size_t max, size_t *n_out)
 {
     struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
     union {
-        char buf[CMSG_SPACE(sizeof(int))];
+        char buf[CMSG_SPACE(sizeof(int) * RBX_SYNC_MAX_FDS)];
         struct cmsghdr align;
     } u;
     struct msghdr mh = {
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-    *fd = -1;
+    *n_out = 0;
     ssize_t n;
     do
         n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
@@ -60,17 +67,37 @@ int rbx_sync_recv(int sock, struct rbx_sync_msg *m, int *fd)
         return -errno;
     if (n == 0)
         return 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-            c->cmsg_len == CMSG_LEN(sizeof(int)))
-            memcpy(fd, CMSG_DATA(c), sizeof(int));
+    size_t got = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (got < max)
+                fds[got++] = fd;
+            else
+                close(fd);
+        }
+    }
     if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || n != (ssize_t)sizeof(*m)) {
-        if (*fd >= 0)
-            close(*fd);
-        *fd = -1;
+        for (size_t i = 0; i < got; i++)
+            close(fds[i]);
         return -EPROTO;
     }
+    *n_out = got;
     return 1;
+}
+
+int rbx_sync_recv(int sock, struct rbx_sync_msg *m, int *fd)
+{
+    size_t n = 0;
+    *fd = -1;
+    int r = rbx_sync_recvv(sock, m, fd, 1, &n);
+    if (n == 0)
+        *fd = -1;
+    return r;
 }
 
 _Noreturn void rbx_child_fail(int sock, enum rbx_child_op op, uint32_t index, int errnum,
@@ -95,6 +122,20 @@ bool rbx_child_parent_gone(int sock)
     /* The parent never writes before the child has reported: readable means EOF. */
     struct pollfd p = {.fd = sock, .events = POLLIN};
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
+}
+
+int rbx_close_fds_except(int keep)
+{
+    if (syscall(SYS_close_range, 3U, (unsigned)keep - 1, 0U) == 0 &&
+        syscall(SYS_close_range, (unsigned)keep + 1, ~0U, 0U) == 0)
+        return 0;
+    if (errno != ENOSYS)
+        return -errno;
+    /* Kernels before 5.9. */
+    for (int fd = 3; fd < 65536; fd++)
+        if (fd != keep)
+            close(fd);
+    return 0;
 }
 
 pid_t rbx_clone(unsigned long flags)
@@ -288,8 +329,10 @@ int rbx_sandbox_run(const struct rbx_spec *spec, struct rbx_result *res, struct 
     struct rbx_process *p = NULL;
     uint64_t t0 = rbx_now_ns();
     int r = rbx_container_create_internal(spec, NULL, sigfd, &c, err);
-    if (r == 0)
+    if (r == 0) {
+        c->sole_process = true;
         r = rbx_spawn_internal(c, spec, sigfd, &p, res, err);
+    }
     if (r == 0) {
         res->setup_ns = p->t_exec - t0;
         r = rbx_supervise(p, false, sigfd, err);

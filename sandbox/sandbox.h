@@ -183,6 +183,11 @@ int rbx_spec_to_oci_config(const struct rbx_spec *spec, int rootfd, const char *
 int rbx_spec_from_oci_config(const json_t *config, const char *bundle_dir, struct rbx_spec *spec,
                              struct rbx_error **err);
 
+/* Copy a container's merged rootfs (rbx_container_rootfd) into `dest` (made when missing): modes,
+ * owners, times, symlinks, hardlinks and file capabilities, without the mounts the sandbox put
+ * over it. Device nodes that cannot be made here are counted in *skipped (optional). */
+int rbx_rootfs_copy(int rootfd, const char *dest, unsigned *skipped, struct rbx_error **err);
+
 /* ---- pods and containers: several processes, one rootfs; several rootfs, one network ------- */
 /* A recipe runs its services and steps as an ECS task or a pod would: every container of a pod
  * shares one network namespace (127.0.0.1 reaches a sidecar), and the processes of one container

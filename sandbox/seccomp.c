@@ -675,6 +675,9 @@ static size_t build_prefix(const struct rbx_seccomp *s, uint64_t caps, const uin
         else if (arches[i] == SCMP_ARCH_X86)
             max32 = max_named(s, caps, SCMP_ARCH_X86);
     }
+    /* A profile that allows by default has nothing to say about newer syscalls. */
+    if (s->default_action == SCMP_ACT_ALLOW || s->default_action == SCMP_ACT_LOG)
+        return 0;
     if (max64 < 0 && max32 < 0)
         return 0;
     /* Layout (E = the ENOSYS return, P = libseccomp's program):

@@ -3,7 +3,7 @@
 # into a cache dir outside git, measures with hyperfine and prints a Markdown section for
 # docs/BENCHMARKS.md.
 #
-# Usage: scripts/bench.sh pull|doctor|all
+# Usage: scripts/bench.sh pull|start|doctor|all
 # Environment:
 #   REPROBOX        the binary (default: build/reprobox)
 #   RBX_BENCH_DIR   where images and scratch space live (default: ~/.cache/reprobox-bench)
@@ -173,9 +173,85 @@ processes' directories and PATH, counted and not listed: $links.
 EOF
 }
 
+# ---- start -------------------------------------------------------------------------------------
+
+# Starting a sandbox on a warm cache: `reprobox run IMG true` with every protection on (user, pid,
+# mount, net, uts, ipc, cgroup namespaces, cgroups, seccomp, capabilities, masks, no_new_privs),
+# against crun and runc on the bundle `reprobox spec` writes for the same run (Docker's default
+# seccomp profile, the same masks and capabilities), bwrap, and the floor: namespaces and a
+# chroot, nothing else. All on the busybox fixture's rootfs. Run as root.
+# crun refuses a hybrid host whose cgroup2 mount has controllers ("drop all controllers from
+# cgroupv2"): run such a host's measurements in a private mount namespace without that mount,
+# every contender alike.
+without_unified() {
+    if grep -qs . /sys/fs/cgroup/unified/cgroup.controllers; then
+        unshare -m --propagation private bash -c 'umount /sys/fs/cgroup/unified && exec "$@"' _ "$@"
+    else
+        "$@"
+    fi
+}
+
+cmd_start() {
+    need hyperfine crun runc bwrap unshare jq
+    [ -x "$REPROBOX" ] || die "no reprobox binary at $REPROBOX (set REPROBOX)"
+    [ "$(id -u)" == 0 ] || die "start: run as root (crun and runc run the bundle as root)"
+    local runs=${RBX_BENCH_RUNS:-50}
+    local s=$BENCH/start
+    rm -rf "$s"
+    mkdir -p "$s"
+    "$SRC/scripts/make-fixtures.sh" "$BENCH/fixtures" >/dev/null 2>&1 || die "make-fixtures.sh failed"
+    local img="oci:$BENCH/fixtures/busybox:latest"
+    # A warm cache: layers unpacked, the seccomp filter compiled and kept.
+    "$REPROBOX" --root "$s/store" --quiet run "$img" true || die "reprobox run failed"
+    "$REPROBOX" --root "$s/store" --quiet spec "$img" "$s/bundle" /bin/true || die "reprobox spec failed"
+    local rootfs=$s/bundle/rootfs
+    without_unified crun --root "$s/crun" run -b "$s/bundle" rbx-bench-crun || die "crun cannot run the bundle"
+    runc --root "$s/runc" run -b "$s/bundle" rbx-bench-runc || die "runc cannot run the bundle"
+    note "timing $runs runs each (machine load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    without_unified hyperfine -N --style basic --runs "$runs" --warmup 5 --export-json "$s/start.json" \
+        -n "reprobox run" "$REPROBOX --root $s/store --quiet run $img true" \
+        -n "crun run" "crun --root $s/crun run -b $s/bundle rbx-bench-crun" \
+        -n "runc run" "runc --root $s/runc run -b $s/bundle rbx-bench-runc" \
+        -n "bwrap --unshare-all" "bwrap --unshare-all --ro-bind $rootfs / --proc /proc --dev /dev /bin/true" \
+        -n "unshare (floor)" "unshare -U -r -mpfnui --mount-proc chroot $rootfs /bin/true" >&2
+
+    median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
+    local r_rbx r_crun r_runc r_bwrap r_floor
+    r_rbx=$(median "$s/start.json" "reprobox run")
+    r_crun=$(median "$s/start.json" "crun run")
+    r_runc=$(median "$s/start.json" "runc run")
+    r_bwrap=$(median "$s/start.json" "bwrap --unshare-all")
+    r_floor=$(median "$s/start.json" "unshare (floor)")
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+    ms() { awk -v a="$1" 'BEGIN { printf "%.1f ms", a * 1000 }'; }
+    cat <<EOF
+## start
+
+A sandbox started on a warm cache, the command \`true\`, the busybox fixture's rootfs for all.
+\`reprobox run\` with every protection on (user, pid, mount, network, uts, ipc and cgroup
+namespaces, a cgroup with the default pids limit, Docker's default seccomp profile from the
+on-disk cache, 11 capabilities, masked and read-only paths, no_new_privs, an overlay rootfs
+and its scratch dir made and removed); crun $(crun --version | awk 'NR==1 { print $3 }') and runc $(runc --version | awk 'NR==1 { print $3 }') on the bundle
+\`reprobox spec\` writes for the same run (same seccomp profile, masks, capabilities, mounts);
+bubblewrap $(bwrap --version | awk '{ print $2 }') with \`--unshare-all\`; the floor is
+\`unshare -U -r -mpfnui --mount-proc chroot ROOTFS true\`.
+$(nproc) CPUs ($(awk -F: '/model name/ { sub(/^ /, "", $2); print $2; exit }' /proc/cpuinfo)), $(uname -r), load
+$(cut -d' ' -f1 /proc/loadavg) when measured. Medians of $runs runs (hyperfine -N), \`scripts/bench.sh start\`.
+
+| what | median | vs crun | target |
+|---|---|---|---|
+| \`reprobox run IMG true\` | $(ms "$r_rbx") | $(ratio "$r_rbx" "$r_crun")× | ≤ 8 ms, ≤ 0.3× crun |
+| \`crun run\` (Docker's seccomp profile) | $(ms "$r_crun") | 1.00× | |
+| \`runc run\` (Docker's seccomp profile) | $(ms "$r_runc") | $(ratio "$r_runc" "$r_crun")× | |
+| \`bwrap --unshare-all\` | $(ms "$r_bwrap") | $(ratio "$r_bwrap" "$r_crun")× | reprobox ≤ 2× this |
+| floor: \`unshare -U -r -mpfnui --mount-proc chroot\` | $(ms "$r_floor") | $(ratio "$r_floor" "$r_crun")× | |
+EOF
+}
+
 case ${1:-} in
 pull) cmd_pull ;;
+start) cmd_start ;;
 doctor) cmd_doctor ;;
-all) cmd_pull; cmd_doctor ;;
-*) echo "Usage: scripts/bench.sh pull|doctor|all" >&2; exit 2 ;;
+all) cmd_pull; echo; cmd_start; echo; cmd_doctor ;;
+*) echo "Usage: scripts/bench.sh pull|start|doctor|all" >&2; exit 2 ;;
 esac

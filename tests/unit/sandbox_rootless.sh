@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# sandbox_rootless.sh — the sandbox_run suite again as ordinary users, the way reprobox runs for
-# them: once for a user with subordinate ids (newuidmap/newgidmap), once for a system user
+# sandbox_rootless.sh — the suites that run things again as ordinary users, the way reprobox runs
+# for them: once for a user with subordinate ids (newuidmap/newgidmap), once for a system user
 # without any (the single-id map). Creating the users needs root; otherwise this skips.
 set -u
-suite=${1:?usage: sandbox_rootless.sh PATH-TO-test_sandbox_run PATH-TO-test_sandbox_privilege}
-probe=${2:?usage: sandbox_rootless.sh PATH-TO-test_sandbox_run PATH-TO-test_sandbox_privilege}
+usage="usage: sandbox_rootless.sh test_sandbox_run test_sandbox_privilege [more suites...]"
+suite=${1:?$usage}
+probe=${2:?$usage}
+shift 2
+more=("$@")
 
 skip() { echo "skip: $*"; exit 77; }
 [ "$(id -u)" == 0 ] || skip "creating the test users needs root"
@@ -29,6 +32,12 @@ chmod 755 "$dir"
 cp "$suite" "$dir/test_sandbox_run"
 cp "$probe" "$dir/probe"
 chmod 755 "$dir/test_sandbox_run" "$dir/probe"
+suites=("$dir/test_sandbox_run")
+for s in "${more[@]}"; do
+    cp "$s" "$dir/$(basename "$s")"
+    chmod 755 "$dir/$(basename "$s")"
+    suites+=("$dir/$(basename "$s")")
+done
 
 status=0
 fail() { echo "not ok - $*"; status=1; }
@@ -61,10 +70,13 @@ rc=$?
 [ $status == 0 ] && echo "ok - re-execution, signal forwarding and exit status"
 
 run_as() {
-    echo "== as $1 ($2)"
-    su -s /bin/sh "$1" -c "cd /tmp && env -i PATH=/usr/bin:/bin TMPDIR=/tmp $dir/test_sandbox_run"
-    local rc=$?
-    if [ $rc == 77 ]; then echo "(skipped as $1)"; elif [ $rc != 0 ]; then status=1; fi
+    local s rc
+    for s in "${suites[@]}"; do
+        echo "== $(basename "$s") as $1 ($2)"
+        su -s /bin/sh "$1" -c "cd /tmp && env -i PATH=/usr/bin:/bin TMPDIR=/tmp $s"
+        rc=$?
+        if [ $rc == 77 ]; then echo "(skipped as $1)"; elif [ $rc != 0 ]; then status=1; fi
+    done
 }
 run_as "$with_subids" "subordinate ids"
 if grep -q "^$single:" /etc/subuid 2>/dev/null; then

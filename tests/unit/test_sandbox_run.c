@@ -1,9 +1,7 @@
 /* test_sandbox_run.c — rbx_sandbox_run (sandbox.c) end to end on a rootfs made at test time from
  * the host's static busybox. Run as root, or as an ordinary user: main() then re-executes itself
  * through rbx_privilege_setup, as the reprobox binary does. */
-#include "sandbox/sandbox-internal.h"
-
-#include "rbx_check.h"
+#include "sandbox_busybox.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -15,122 +13,6 @@
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-
-static char base[64];
-static char rootfs[512];
-static enum rbx_privilege priv;
-static unsigned mapped_ids;
-
-static const char *const applets[] = {"sh",   "echo",  "id",    "ls",  "cat",      "hostname",
-                                      "kill", "sleep", "env",   "pwd", "touch",    "test",
-                                      "true", "false", "mkdir", "seq", "readlink", "stat"};
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    ck_assert_msg(fd >= 0, "create %s: %s", path, strerror(errno));
-    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    fchmod(fd, mode);
-    close(fd);
-}
-
-static void copy_file(const char *from, const char *to, mode_t mode)
-{
-    int in = open(from, O_RDONLY | O_CLOEXEC);
-    ck_assert_msg(in >= 0, "open %s: %s", from, strerror(errno));
-    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    ck_assert_msg(out >= 0, "create %s: %s", to, strerror(errno));
-    struct stat st;
-    fstat(in, &st);
-    off_t off = 0;
-    while (off < st.st_size)
-        ck_assert_int_gt(sendfile(out, in, &off, (size_t)(st.st_size - off)), 0);
-    close(in);
-    close(out);
-}
-
-static char *at(const char *dir, const char *rel)
-{
-    return rbx_xasprintf("%s/%s", dir, rel);
-}
-
-static void make_rootfs(void)
-{
-    snprintf(base, sizeof(base), "/tmp/rbx-test-sandbox-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(base));
-    chmod(base, 0755);
-    snprintf(rootfs, sizeof(rootfs), "%s/rootfs", base);
-    static const char *const dirs[] = {"",    "bin", "etc",  "proc", "dev",
-                                       "sys", "tmp", "root", "home", "home/app"};
-    for (size_t i = 0; i < RBX_ARRAY_SIZE(dirs); i++) {
-        _cleanup_free_ char *d = at(rootfs, dirs[i]);
-        ck_assert_int_eq(mkdir(d, 0755), 0);
-    }
-    _cleanup_free_ char *bb = at(rootfs, "bin/busybox");
-    copy_file("/bin/busybox", bb, 0755);
-    for (size_t i = 0; i < RBX_ARRAY_SIZE(applets); i++) {
-        _cleanup_free_ char *l = rbx_xasprintf("%s/bin/%s", rootfs, applets[i]);
-        ck_assert_int_eq(symlink("busybox", l), 0);
-    }
-    _cleanup_free_ char *pw = at(rootfs, "etc/passwd");
-    write_file(pw,
-               "root:x:0:0:root:/root:/bin/sh\n"
-               "app:x:1000:1000:app:/home/app:/bin/sh\n",
-               0644);
-    _cleanup_free_ char *gr = at(rootfs, "etc/group");
-    write_file(gr, "root:x:0:root\napp:x:1000:\nstaff:x:50:app\n", 0644);
-    _cleanup_free_ char *noexec = at(rootfs, "bin/noexec");
-    write_file(noexec, "#!/bin/sh\necho no\n", 0644);
-    _cleanup_free_ char *bash = at(rootfs, "bin/needs-bash");
-    write_file(bash, "#!/bin/bash\necho hi\n", 0755);
-}
-
-static void setup(void)
-{
-    make_rootfs();
-}
-
-static void teardown(void)
-{
-    _cleanup_error_ struct rbx_error *err = NULL;
-    rbx_rm_rf_at(AT_FDCWD, base, &err);
-}
-
-/* A spec running `sh -c script` in the busybox rootfs, output only in the tails. */
-static void spec_init(struct rbx_spec *spec, const char *script)
-{
-    memset(spec, 0, sizeof(*spec));
-    spec->rootfs_dir = rbx_xstrdup(rootfs);
-    rbx_strv_push(&spec->argv, "sh");
-    rbx_strv_push(&spec->argv, "-c");
-    rbx_strv_push(&spec->argv, script);
-    rbx_strv_push(&spec->env, "PATH=/bin");
-    spec->stdin_fd = spec->stdout_fd = spec->stderr_fd = -1;
-}
-
-/* Run and expect the command to have run. */
-static void run_ok(struct rbx_spec *spec, struct rbx_result *res)
-{
-    _cleanup_error_ struct rbx_error *err = NULL;
-    int r = rbx_sandbox_run(spec, res, &err);
-    ck_assert_msg(r == 0, "run failed: %s (%s)", err ? err->message : "?",
-                  err ? rbx_error_kind_name(err->kind) : "");
-}
-
-/* Run `script` and return its stdout; asserts exit status `want`. */
-static char *run_script(const char *script, int want)
-{
-    struct rbx_spec spec;
-    struct rbx_result res;
-    spec_init(&spec, script);
-    run_ok(&spec, &res);
-    ck_assert_msg(res.exit_code == want, "exit %d, want %d; stderr: %s", res.exit_code, want,
-                  res.stderr_tail);
-    char *out = rbx_xstrdup(res.stdout_tail);
-    rbx_result_clear(&res);
-    rbx_spec_clear(&spec);
-    return out;
-}
 
 START_TEST(test_run_output_in_tails)
 {
@@ -804,45 +686,8 @@ static Suite *sandbox_suite(void)
     return s;
 }
 
-/* Whether this machine lets us make the namespaces a run needs. */
-static bool namespaces_available(char *why, size_t len)
-{
-    pid_t p = fork();
-    if (p == 0)
-        _exit(unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC) < 0
-                  ? 1
-                  : 0);
-    int st;
-    if (p < 0 || waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        snprintf(why, len, "user namespaces are not available here");
-        return false;
-    }
-    return true;
-}
-
 int main(int argc, char **argv)
 {
     (void)argc;
-    _cleanup_error_ struct rbx_error *err = NULL;
-    if (access("/bin/busybox", X_OK) < 0) {
-        printf("skip: /bin/busybox (busybox-static) is not installed\n");
-        return 77;
-    }
-    char why[128];
-    if (!namespaces_available(why, sizeof(why))) {
-        printf("skip: %s\n", why);
-        return 77;
-    }
-    /* As an ordinary user this re-executes the test inside a user namespace, as reprobox does. */
-    if (rbx_privilege_setup(argv, &priv, &mapped_ids, &err) < 0) {
-        printf("skip: %s\n", err->message);
-        return 77;
-    }
-    printf("privilege: %s, %u ids mapped\n", priv == RBX_PRIV_ROOT ? "root" : "rootless",
-           mapped_ids);
-    SRunner *sr = srunner_create(sandbox_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return busybox_suite_main(argv, sandbox_suite);
 }
