@@ -522,15 +522,17 @@ static void finish(struct replay *R)
             out->first_failure = o;
     }
     out->passed = !out->unmet && !out->error;
-    for (size_t i = 0; i < out->n_outcomes; i++) {
+    for (size_t i = 0; i < out->n_outcomes; i++)
         if (R->live[i].proc)
             R->live[i].proc = rbx_process_free(R->live[i].proc);
-        prefixer_stop(&R->live[i].log);
-    }
     for (size_t i = 0; i < R->n_boxes; i++)
         box_close(&R->boxes[i], R->opts->keep, &out->kept_dirs);
     if (R->pod)
         R->pod = rbx_pod_free(R->pod);
+    /* Last: a container's helper process made after a log pipe holds a copy of its write end,
+     * so a log sees its end only once every container is gone. */
+    for (size_t i = 0; i < out->n_outcomes; i++)
+        prefixer_stop(&R->live[i].log);
 }
 
 int rbx_replay_run(const struct rbx_recipe *recipe, const struct rbx_replay_opts *opts,
