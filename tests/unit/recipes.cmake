@@ -6,3 +6,4 @@ rbx_unit_test(recipes_recipe SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_recipes_reci
               ${CMAKE_CURRENT_LIST_DIR}/schema_check.c LIBS rbx_recipes)
 rbx_unit_test(recipes_diagnose SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_recipes_diagnose.c LIBS rbx_recipes)
 rbx_unit_test(recipes_probe SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_recipes_probe.c LIBS rbx_recipes)
+rbx_unit_test(recipes_expect SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_recipes_expect.c LIBS rbx_recipes)
