@@ -6,6 +6,8 @@
 #include "layers/layers.h"
 #include "sandbox/sandbox.h"
 
+#include <pthread.h>
+
 /* ---- a run request: what `reprobox run` (or a recipe step) asks of an image --------------- */
 
 struct rbx_run_request {
@@ -196,6 +198,10 @@ struct rbx_probe_env {
     bool (*alive)(void *userdata);
     void *userdata;
 };
+
+/* pthread_create with every signal blocked in the new thread: helper threads (probes, log
+ * relays) never take a signal meant for the sandbox's supervision. */
+int rbx_thread_create_quiet(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* Retry the probe until it succeeds, its timeout passes or the process is gone. */
 void rbx_probe_run(const struct rbx_probe *p, const struct rbx_probe_env *env,

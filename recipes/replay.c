@@ -169,7 +169,7 @@ static int prefixer_start(struct prefixer *p, int log_fd, const char *name)
     p->write_fd = fds[1];
     p->log_fd = log_fd;
     snprintf(p->prefix, sizeof(p->prefix), "%-10s | ", name);
-    if (pthread_create(&p->thread, NULL, prefixer_main, p) != 0) {
+    if (rbx_thread_create_quiet(&p->thread, prefixer_main, p) != 0) {
         close(fds[0]);
         close(fds[1]);
         p->read_fd = p->write_fd = -1;

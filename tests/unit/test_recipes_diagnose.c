@@ -56,7 +56,8 @@ static void teardown(void)
     char cmd[128];
     close(rootfd);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    (void)system(cmd);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", root);
 }
 
 static struct rbx_recipe_proc proc = {.name = "start"};
