@@ -250,10 +250,12 @@ static int f_env_file(const json_t *v, void *obj, const struct field *f, struct 
     _cleanup_strv_ char **files = NULL;
     if (json_is_string(v)) {
         rbx_strv_push(&files, json_string_value(v));
-    } else {
+    } else if (json_is_array(v)) {
         int r = read_strv(v, &files, false, c);
         if (r < 0)
-            return fail(c, "expected a string or an array of strings");
+            return r;
+    } else {
+        return fail(c, "expected a string or an array of strings");
     }
     char ***dst = AT(obj, f, char **);
     for (size_t i = 0; files[i]; i++) {

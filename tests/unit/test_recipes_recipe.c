@@ -178,6 +178,10 @@ static const struct bad_case bad[] = {
     {"{\"image\": \"oci:/x\", \"services\": [{\"name\": \"db\", \"image\": \"oci:/y\", \"detach\": true}], \"steps\": [{\"name\": \"a\"}]}",
      "services[0].detach: unknown field", true},
     {"[1]", "recipe.json: expected a JSON object at the top", true},
+    {"{\"image\": \"oci:/x\", \"env_file\": 5, \"steps\": [{\"name\": \"a\"}]}",
+     "recipe.json: env_file: expected a string or an array of strings", true},
+    {"{\"image\": \"oci:/x\", \"env_file\": [\"a.env\", 5], \"steps\": [{\"name\": \"a\"}]}",
+     "recipe.json: env_file[1]: expected a string", true},
 };
 
 START_TEST(test_refused_with_located_message)
