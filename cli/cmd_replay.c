@@ -56,13 +56,16 @@ int cmd_replay(int argc, char **argv)
         case OPT_KEEP: keep = true; break;
         case 'h': replay_usage(stdout); return 0;
         default:
-            rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "replay: unknown option or missing value "
-                          "\"%s\" (see reprobox replay --help)", argv[optind - 1]);
+            rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
+                          "replay: unknown option or missing value "
+                          "\"%s\" (see reprobox replay --help)",
+                          argv[optind - 1]);
             return cli_fail(err);
         }
     }
     if (optind != argc - 1) {
-        rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "replay: expected one recipe file (see reprobox replay --help)");
+        rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
+                      "replay: expected one recipe file (see reprobox replay --help)");
         return cli_fail(err);
     }
     _cleanup_(rbx_recipe_freep) struct rbx_recipe *recipe = NULL;

@@ -80,7 +80,8 @@ static char *ended_text(const struct rbx_outcome *o)
     }
     if (r->signal) {
         const char *a = sigabbrev_np(r->signal);
-        return a ? rbx_xasprintf("killed by SIG%s", a) : rbx_xasprintf("killed by signal %d", r->signal);
+        return a ? rbx_xasprintf("killed by SIG%s", a)
+                 : rbx_xasprintf("killed by signal %d", r->signal);
     }
     return rbx_xasprintf("exit %d", r->exit_code);
 }

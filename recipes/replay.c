@@ -100,7 +100,8 @@ static int box_open(struct replay *R, struct box *b, const char *ref, struct rbx
     return r < 0 ? rbx_error_wrap(err, "image %s", ref) : 0;
 }
 
-/* ---- the log ------------------------------------------------------------------------------------ */
+/* ---- the log ------------------------------------------------------------------------------------
+ */
 
 static void write_all(int fd, const char *buf, size_t n)
 {
@@ -212,8 +213,12 @@ static int compose(struct replay *R, struct live *l, const struct rbx_recipe_pro
         .env = env,
         .env_files = service ? NULL : rc->env_files,
         .caller_env = R->opts->caller_env,
-        .workdir = p->workdir ? p->workdir : service ? NULL : rc->workdir,
-        .user = p->user ? p->user : service ? NULL : rc->user,
+        .workdir = p->workdir ? p->workdir
+                   : service  ? NULL
+                              : rc->workdir,
+        .user = p->user   ? p->user
+                : service ? NULL
+                          : rc->user,
     };
     struct rbx_compose_info info = {0};
     int r = rbx_run_compose(&b->img->config, &req, spec, &info, err);
@@ -237,8 +242,8 @@ static int compose(struct replay *R, struct live *l, const struct rbx_recipe_pro
     o->image_from_build = !service && rc->build;
     /* Docker creates a missing working directory; say so, it is often the bug. */
     int rootfd = rbx_container_rootfd(b->ctr);
-    _cleanup_close_ int cwdfd = rbx_open_in_root(rootfd, spec->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC,
-                                                 0, 0, NULL);
+    _cleanup_close_ int cwdfd =
+        rbx_open_in_root(rootfd, spec->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0, NULL);
     o->cwd_missing = cwdfd == -ENOENT;
     return 0;
 }
@@ -333,7 +338,8 @@ static void collect(struct live *l)
 
 /* Start it; run it to its end (a step) or to readiness (detached). false: it failed and the
  * replay stops here. A negative *fatal is reprobox's own failure. */
-static bool run_one(struct replay *R, struct live *l, bool service, int *fatal, struct rbx_error **err)
+static bool run_one(struct replay *R, struct live *l, bool service, int *fatal,
+                    struct rbx_error **err)
 {
     struct rbx_outcome *o = l->o;
     const struct rbx_recipe_proc *p = o->proc;

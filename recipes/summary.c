@@ -8,7 +8,10 @@
 
 #define REPLAY_SCHEMA "reprobox.replay/v1"
 
-static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
 
 static json_t *strv_json(char *const *v)
 {
@@ -78,7 +81,8 @@ static json_t *outcome_json(const struct rbx_outcome *o)
     json_object_set_new(j, "state", json_string(state_name(o->state)));
     json_object_set_new(j, "outcome", str_or_null(o->outcome_text));
     if (o->state == RBX_PROC_NOT_RUN) {
-        json_object_set_new(j, "expectations", json_pack("{s:b,s:s?}", "met", !o->unmet, "unmet", o->unmet));
+        json_object_set_new(j, "expectations",
+                            json_pack("{s:b,s:s?}", "met", !o->unmet, "unmet", o->unmet));
         return j;
     }
     json_object_set_new(j, "argv", strv_json(o->argv));
@@ -90,8 +94,9 @@ static json_t *outcome_json(const struct rbx_outcome *o)
     json_object_set_new(j, "cwd_missing", json_boolean(o->cwd_missing));
     json_object_set_new(j, "user", str_or_null(o->user));
     if (o->error)
-        json_object_set_new(j, "error", json_pack("{s:s,s:s}", "kind", rbx_error_kind_name(o->error->kind),
-                                                  "message", o->error->message));
+        json_object_set_new(j, "error",
+                            json_pack("{s:s,s:s}", "kind", rbx_error_kind_name(o->error->kind),
+                                      "message", o->error->message));
     if (o->ended) {
         json_object_set_new(j, "exit_code", json_integer(o->res.exit_code));
         const char *a = o->res.signal ? sigabbrev_np(o->res.signal) : NULL;
@@ -104,14 +109,13 @@ static json_t *outcome_json(const struct rbx_outcome *o)
     json_object_set_new(j, "exited_early", json_boolean(o->exited_early));
     json_object_set_new(j, "duration_ms", json_integer((json_int_t)o->duration_ms));
     if (o->has_ready)
-        json_object_set_new(j, "ready",
-                            json_pack("{s:b,s:i,s:I,s:b,s:b,s:I,s:s}", "ready", o->ready.ready,
-                                      "attempts", (int)o->ready.attempts, "elapsed_ms",
-                                      (json_int_t)o->ready.elapsed_ms, "connected",
-                                      o->ready.ever_connected, "process_exited",
-                                      o->ready.target_exited, "last_status",
-                                      (json_int_t)o->ready.last_status, "last_error",
-                                      o->ready.last_error));
+        json_object_set_new(
+            j, "ready",
+            json_pack("{s:b,s:i,s:I,s:b,s:b,s:I,s:s}", "ready", o->ready.ready, "attempts",
+                      (int)o->ready.attempts, "elapsed_ms", (json_int_t)o->ready.elapsed_ms,
+                      "connected", o->ready.ever_connected, "process_exited",
+                      o->ready.target_exited, "last_status", (json_int_t)o->ready.last_status,
+                      "last_error", o->ready.last_error));
     json_t *http = json_array();
     for (size_t i = 0; i < o->n_http; i++) {
         const struct rbx_http_response *r = &o->http[i].resp;
@@ -119,7 +123,10 @@ static json_t *outcome_json(const struct rbx_outcome *o)
         json_object_set_new(h, "url", json_string(o->http[i].url));
         json_object_set_new(h, "status", json_integer(r->status));
         if (r->status)
-            json_object_set_new(h, "body", r->body ? safe_string(r->body, strlen(r->body) > 2048 ? 2048 : strlen(r->body)) : json_string(""));
+            json_object_set_new(
+                h, "body",
+                r->body ? safe_string(r->body, strlen(r->body) > 2048 ? 2048 : strlen(r->body))
+                        : json_string(""));
         else
             json_object_set_new(h, "error", json_string(r->error));
         json_array_append_new(http, h);
@@ -144,8 +151,9 @@ static char *diagnosis_line(const struct rbx_outcome *o)
 {
     if (!o->diag_kind)
         return rbx_xasprintf("%s: %s", o->proc->name, o->outcome_text ? o->outcome_text : "");
-    return rbx_xasprintf("%s: %s \u2014 %s: %s", o->proc->name, o->outcome_text ? o->outcome_text : "",
-                         o->diag_kind, o->diag_message ? o->diag_message : "");
+    return rbx_xasprintf("%s: %s \u2014 %s: %s", o->proc->name,
+                         o->outcome_text ? o->outcome_text : "", o->diag_kind,
+                         o->diag_message ? o->diag_message : "");
 }
 
 json_t *rbx_replay_report(const struct rbx_replay *r)
@@ -156,14 +164,16 @@ json_t *rbx_replay_report(const struct rbx_replay *r)
     json_object_set_new(j, "reprobox_version", json_string(REPROBOX_VERSION));
     json_object_set_new(j, "recipe", json_pack("{s:s,s:s}", "name", rc->name, "file", rc->path));
     json_object_set_new(j, "image", str_or_null(r->image_ref));
-    json_object_set_new(j, "network", json_string(rc->network == RBX_NETWORK_HOST ? "host" : "none"));
+    json_object_set_new(j, "network",
+                        json_string(rc->network == RBX_NETWORK_HOST ? "host" : "none"));
     json_object_set_new(j, "succeeded", json_boolean(rbx_replay_succeeded(r)));
     json_object_set_new(j, "passed", json_boolean(r->passed));
     json_object_set_new(j, "unmet", str_or_null(r->unmet));
     json_object_set_new(j, "duration_ms", json_integer((json_int_t)r->duration_ms));
     if (r->error)
-        json_object_set_new(j, "error", json_pack("{s:s,s:s}", "kind", rbx_error_kind_name(r->error->kind),
-                                                  "message", r->error->message));
+        json_object_set_new(j, "error",
+                            json_pack("{s:s,s:s}", "kind", rbx_error_kind_name(r->error->kind),
+                                      "message", r->error->message));
     else
         json_object_set_new(j, "error", json_null());
     const struct rbx_outcome *f = r->first_failure;
@@ -178,7 +188,8 @@ json_t *rbx_replay_report(const struct rbx_replay *r)
     }
     json_t *svcs = json_array(), *steps = json_array();
     for (size_t i = 0; i < r->n_outcomes; i++)
-        json_array_append_new(r->outcomes[i].is_service ? svcs : steps, outcome_json(&r->outcomes[i]));
+        json_array_append_new(r->outcomes[i].is_service ? svcs : steps,
+                              outcome_json(&r->outcomes[i]));
     json_object_set_new(j, "services", svcs);
     json_object_set_new(j, "steps", steps);
     json_object_set_new(j, "kept", strv_json(r->kept_dirs));
@@ -234,7 +245,9 @@ char *rbx_replay_summary(const struct rbx_replay *r)
     }
     for (size_t i = 0; i < r->n_outcomes; i++) {
         const struct rbx_outcome *o = &r->outcomes[i];
-        const char *mark = o->state == RBX_PROC_OK ? "ok  " : o->state == RBX_PROC_FAILED ? "FAIL" : "-   ";
+        const char *mark = o->state == RBX_PROC_OK       ? "ok  "
+                           : o->state == RBX_PROC_FAILED ? "FAIL"
+                                                         : "-   ";
         fprintf(f, "  %s %-8s %-14s %s", mark, o->is_service ? "service" : "step", o->proc->name,
                 o->outcome_text ? o->outcome_text : "");
         if (o->diag_kind)
@@ -244,7 +257,8 @@ char *rbx_replay_summary(const struct rbx_replay *r)
     if (r->unmet)
         fprintf(f, "expectations: not met: %s\n", r->unmet);
     else
-        fprintf(f, "expectations: met%s\n", rbx_replay_succeeded(r) ? "" : " (this recipe expects the failure above)");
+        fprintf(f, "expectations: met%s\n",
+                rbx_replay_succeeded(r) ? "" : " (this recipe expects the failure above)");
     for (size_t i = 0; r->kept_dirs && r->kept_dirs[i]; i++)
         fprintf(f, "kept: %s\n", r->kept_dirs[i]);
     fclose(f);
