@@ -848,7 +848,10 @@ static bool rule_error(struct diag *d)
 {
     if (!d->o->error)
         return false;
-    return say(d, NULL, "%s", d->o->error->message);
+    return say(d,
+               "the sandbox could not start it; `reprobox run` of the same image and command "
+               "shows the same error with more context",
+               "%s", d->o->error->message);
 }
 
 /* Rule order is the order of certainty: what the kernel or the sandbox says for sure first, then

@@ -64,7 +64,7 @@ r=$(recipe server '{"image": "'"$NODE"'", "steps": [
   {"name": "probe-from-inside", "command": ["wget", "-qO-", "http://127.0.0.1:4000/health"], "expect": {"stdout_contains": "ok"}}]}')
 expect_status "detached server, ready probe, http checks, a later step reaches it" 0 rbx test "$r"
 r=$(recipe wrongport '{"image": "'"$NODE"'", "env": {"PORT": "3000"}, "steps": [
-  {"name": "web", "detach": true, "ready": {"tcp": 4000, "timeout": 2},
+  {"name": "web", "detach": true, "ready": {"tcp": 4000, "timeout": 5},
    "expect": {"diagnosis": "port-not-listening", "diagnosis_contains": "the pod listens on 3000"}}]}')
 expect_status "a server on another port" 0 rbx test "$r"
 r=$(recipe execprobe '{"image": "'"$BB"'", "steps": [
