@@ -28,6 +28,7 @@ void rbx_outcome_clear(struct rbx_outcome *o)
     free(o->diag_hint);
     free(o->outcome_text);
     free(o->unmet);
+    free(o->output_at_failure);
     memset(o, 0, sizeof(*o));
 }
 

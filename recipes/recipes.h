@@ -243,6 +243,7 @@ struct rbx_outcome {
     size_t n_listening;
     bool listening_known;
     uint64_t duration_ms;
+    char *output_at_failure;      /* stdout and stderr as they came, up to a failure it survived */
     /* judgement */
     const char *diag_kind;        /* NULL: nothing to explain */
     char *diag_message, *diag_hint;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 /* Until sandbox/ provides pods, a build without them still links, and a replay says so. */
 #pragma weak rbx_pod_create
@@ -33,12 +34,15 @@ struct box {
 };
 
 /* The output of one process on its way to the log, each line prefixed with its name, as
- * docker compose does: "db      | LOG:  database system is ready". */
+ * docker compose does: "db      | LOG:  database system is ready"; its last lines are kept, so
+ * the summary can show what a server said when it failed rather than its shutdown. */
 struct prefixer {
     pthread_t thread;
     bool running;
-    int read_fd, write_fd, log_fd;
+    int read_fd, write_fd, log_fd; /* log_fd -1: keep the tail only */
     char prefix[80];
+    pthread_mutex_t lock;
+    struct rbx_tail *tail;
 };
 
 struct live {
@@ -118,6 +122,8 @@ static void write_all(int fd, const char *buf, size_t n)
 
 static void emit_line(struct prefixer *p, const char *line, size_t n)
 {
+    if (p->log_fd < 0)
+        return;
     char out[4096 + 96];
     size_t plen = strlen(p->prefix);
     if (n > sizeof(out) - plen - 1)
@@ -139,6 +145,9 @@ static void *prefixer_main(void *arg)
             continue;
         if (n <= 0)
             break;
+        pthread_mutex_lock(&p->lock);
+        rbx_tail_feed(p->tail, buf + have, (size_t)n);
+        pthread_mutex_unlock(&p->lock);
         have += (size_t)n;
         size_t start = 0;
         for (size_t i = 0; i < have; i++) {
@@ -159,13 +168,15 @@ static void *prefixer_main(void *arg)
     return NULL;
 }
 
-/* A pipe whose write end the process's output goes to; -1 when there is no log. */
+/* A pipe whose write end the process's output goes to (-1 when it could not be made). */
 static int prefixer_start(struct prefixer *p, int log_fd, const char *name)
 {
     int fds[2];
     p->read_fd = p->write_fd = -1;
-    if (log_fd < 0 || pipe2(fds, O_CLOEXEC) < 0)
+    if (pipe2(fds, O_CLOEXEC) < 0)
         return -1;
+    pthread_mutex_init(&p->lock, NULL);
+    p->tail = rbx_tail_new(TAIL_LINES, 64u << 10);
     p->read_fd = fds[0];
     p->write_fd = fds[1];
     p->log_fd = log_fd;
@@ -174,6 +185,8 @@ static int prefixer_start(struct prefixer *p, int log_fd, const char *name)
         close(fds[0]);
         close(fds[1]);
         p->read_fd = p->write_fd = -1;
+        p->tail = rbx_tail_free(p->tail);
+        pthread_mutex_destroy(&p->lock);
         return -1;
     }
     p->running = true;
@@ -192,6 +205,21 @@ static void prefixer_stop(struct prefixer *p)
     if (p->read_fd >= 0)
         close(p->read_fd);
     p->read_fd = -1;
+    if (p->tail) {
+        p->tail = rbx_tail_free(p->tail);
+        pthread_mutex_destroy(&p->lock);
+    }
+}
+
+/* What it has said so far (NULL without a log pipe). */
+static char *prefixer_snapshot(struct prefixer *p)
+{
+    if (!p->running)
+        return NULL;
+    pthread_mutex_lock(&p->lock);
+    char *s = rbx_xstrdup(rbx_tail_text(p->tail));
+    pthread_mutex_unlock(&p->lock);
+    return s;
 }
 
 /* ---- composing one process as `docker run` would ------------------------------------------- */
@@ -396,6 +424,13 @@ static bool run_one(struct replay *R, struct live *l, bool service, int *fatal,
     }
     if (rbx_outcome_failed(o)) {
         o->state = RBX_PROC_FAILED;
+        if (!o->ended) {
+            /* Still running (not ready, or a 5xx): what it said up to now, before its stop. */
+            (void)rbx_process_running(l->proc);
+            struct timespec ts = {.tv_nsec = 50 * 1000000L};
+            nanosleep(&ts, NULL);
+            o->output_at_failure = prefixer_snapshot(&l->log);
+        }
         return false;
     }
     return true;

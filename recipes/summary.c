@@ -142,6 +142,8 @@ static json_t *outcome_json(const struct rbx_outcome *o)
     json_object_set_new(j, "expectations",
                         json_pack("{s:b,s:b,s:s?}", "set", o->proc->expect.set, "met", !o->unmet,
                                   "unmet", o->unmet));
+    if (o->output_at_failure)
+        json_object_set_new(j, "output_at_failure", lines_json(o->output_at_failure));
     json_object_set_new(j, "stdout_tail", lines_json(o->res.stdout_tail));
     json_object_set_new(j, "stderr_tail", lines_json(o->res.stderr_tail));
     return j;
@@ -237,7 +239,9 @@ char *rbx_replay_summary(const struct rbx_replay *r)
         if (first->diag_hint)
             fprintf(f, "  hint: %s\n", first->diag_hint);
         const char *err = first->res.stderr_tail, *out = first->res.stdout_tail;
-        if (err && *err)
+        if (first->output_at_failure && *first->output_at_failure)
+            tail_lines(f, "output", first->output_at_failure, 6);
+        else if (err && *err)
             tail_lines(f, "stderr", err, 6);
         else if (out && *out)
             tail_lines(f, "stdout", out, 6);
