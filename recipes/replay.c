@@ -602,8 +602,11 @@ int rbx_replay_run(const struct rbx_recipe *recipe, const struct rbx_replay_opts
         e = NULL;
     }
     finish(&R);
-    if (out->error && !out->unmet)
+    if (out->error) {
+        /* Not the recipe's expectations: reprobox itself could not go on. */
+        free(out->unmet);
         out->unmet = rbx_xasprintf("reprobox could not replay it: %s", out->error->message);
+    }
     out->passed = !out->unmet && !out->error;
     out->duration_ms = (rbx_now_ns() - t0) / 1000000;
     free(R.boxes);
