@@ -151,12 +151,11 @@ static bool walk_dir(int dfd, char *path, size_t plen, unsigned depth, struct wa
     int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return false;
-    DIR *d = fdopendir(fd);
+    _cleanup_closedir_ DIR *d = fdopendir(fd);
     if (!d) {
         close(fd);
         return false;
     }
-    _cleanup_closedir_ DIR *dd = d;
     struct dirent *e;
     while ((e = readdir(d)) && w->budget > 0) {
         w->budget--;
