@@ -403,6 +403,8 @@ static bool run_one(struct replay *R, struct live *l, bool service, int *fatal,
         /* What a stopped process might have waited for is still up (or not) in the pod. */
         if (o->res.stop_reason == RBX_STOP_IDLE || o->res.stop_reason == RBX_STOP_TIMEOUT)
             note_listening(R, o);
+        else if (!rbx_outcome_failed(o))
+            run_http_checks(R, l); /* what a one-shot step changed, seen through a service */
     } else {
         if (p->ready.kind) {
             struct rbx_probe_env env = {.netns_fd = rbx_pod_netns_fd(R->pod),

@@ -61,7 +61,8 @@ expect_status "a timeout" 0 rbx test "$r"
 r=$(recipe server '{"image": "'"$NODE"'", "steps": [
   {"name": "web", "detach": true, "ready": {"http": "http://127.0.0.1:4000/health", "timeout": 15},
    "expect": {"http": [{"get": "/health", "status": 200, "body_matches": "\"status\": *\"ok\""}, {"get": "/nope", "status": 404}]}},
-  {"name": "probe-from-inside", "command": ["wget", "-qO-", "http://127.0.0.1:4000/health"], "expect": {"stdout_contains": "ok"}}]}')
+  {"name": "probe-from-inside", "command": ["wget", "-qO-", "http://127.0.0.1:4000/health"], "expect": {"stdout_contains": "ok"}},
+  {"name": "after", "command": ["true"], "expect": {"http": [{"get": "http://127.0.0.1:4000/health", "body_contains": "ok"}]}}]}')
 expect_status "detached server, ready probe, http checks, a later step reaches it" 0 rbx test "$r"
 r=$(recipe wrongport '{"image": "'"$NODE"'", "env": {"PORT": "3000"}, "steps": [
   {"name": "web", "detach": true, "ready": {"tcp": 4000, "timeout": 5},
