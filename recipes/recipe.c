@@ -312,10 +312,64 @@ static int f_name(const json_t *v, void *obj, const struct field *f, struct ctx 
     return f_string(v, obj, f, c);
 }
 
+/* glibc compiles repetition by copying, so "a++++..." or "(a{1,200}){1,200}" costs memory
+ * without bound: a recipe's pattern stays small, with no repetition of a repetition. */
+#define REGEX_MAX_LEN 512
+#define REGEX_MAX_REPEATS 32
+#define REGEX_MAX_BOUND 100
+
+static const char *regex_unsafe(const char *re)
+{
+    if (strlen(re) > REGEX_MAX_LEN)
+        return "longer than 512 characters";
+    unsigned repeats = 0;
+    bool after_repeat = false, in_bracket = false;
+    for (const char *p = re; *p; p++) {
+        if (in_bracket) {
+            if (*p == ']' && p[-1] != '[' && !(p[-1] == '^' && p[-2] == '['))
+                in_bracket = false;
+            continue;
+        }
+        if (*p == '\\' && p[1]) {
+            p++;
+            after_repeat = false;
+            continue;
+        }
+        if (*p == '[') {
+            in_bracket = true;
+            after_repeat = false;
+            continue;
+        }
+        bool rep = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+        if (rep && after_repeat)
+            return "a repetition of a repetition (\"a++\", \"a*{2}\")";
+        if (rep && ++repeats > REGEX_MAX_REPEATS)
+            return "more than 32 repetitions";
+        if (*p == '{') {
+            char *end;
+            for (const char *q = p + 1; *q && *q != '}'; q = end) {
+                long n = strtol(q, &end, 10);
+                if (end == q) {
+                    end = (char *)q + 1;
+                    continue;
+                }
+                if (n > REGEX_MAX_BOUND)
+                    return "a repetition bound over 100";
+            }
+            p = strchr(p, '}') ? strchr(p, '}') : p;
+        }
+        after_repeat = rep;
+    }
+    return NULL;
+}
+
 static int f_regex(const json_t *v, void *obj, const struct field *f, struct ctx *c)
 {
     if (!json_is_string(v))
         return fail(c, "expected a string");
+    const char *why = regex_unsafe(json_string_value(v));
+    if (why)
+        return fail(c, "the pattern is too costly: %s", why);
     regex_t re;
     int rc = regcomp(&re, json_string_value(v), REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {

@@ -178,6 +178,11 @@ static const struct bad_case bad[] = {
     {"{\"image\": \"oci:/x\", \"services\": [{\"name\": \"db\", \"image\": \"oci:/y\", \"detach\": true}], \"steps\": [{\"name\": \"a\"}]}",
      "services[0].detach: unknown field", true},
     {"[1]", "recipe.json: expected a JSON object at the top", true},
+    /* found by fuzzing: glibc's regcomp exhausts memory on these */
+    {"{\"image\": \"oci:/x\", \"steps\": [{\"name\": \"a\", \"expect\": {\"stderr_matches\": \"han+++++++g\"}}]}",
+     "steps[0].expect.stderr_matches: the pattern is too costly: a repetition of a repetition", false},
+    {"{\"image\": \"oci:/x\", \"steps\": [{\"name\": \"a\", \"expect\": {\"stdout_matches\": \"(a{1,200}){1,200}\"}}]}",
+     "steps[0].expect.stdout_matches: the pattern is too costly: a repetition bound over 100", false},
     {"{\"image\": \"oci:/x\", \"env_file\": 5, \"steps\": [{\"name\": \"a\"}]}",
      "recipe.json: env_file: expected a string or an array of strings", true},
     {"{\"image\": \"oci:/x\", \"env_file\": [\"a.env\", 5], \"steps\": [{\"name\": \"a\"}]}",
