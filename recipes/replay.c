@@ -323,8 +323,9 @@ static char *check_url(const struct rbx_recipe_proc *p, const char *get)
         return rbx_xasprintf("%.*s%s", (int)n, p->ready.url, get);
     }
     if (p->ready.kind == RBX_PROBE_TCP)
-        return rbx_xasprintf("http://%s:%d%s", strchr(p->ready.host, ':') ? "[::1]" : p->ready.host,
-                             p->ready.port, get);
+        return strchr(p->ready.host, ':')
+                   ? rbx_xasprintf("http://[%s]:%d%s", p->ready.host, p->ready.port, get)
+                   : rbx_xasprintf("http://%s:%d%s", p->ready.host, p->ready.port, get);
     return rbx_xasprintf("http://127.0.0.1%s", get);
 }
 
