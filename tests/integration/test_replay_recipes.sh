@@ -21,6 +21,9 @@ assert_contains "unknown field" "$ERR" "unknown.json: steps[0].comand: unknown f
 expect_status "test counts a bad recipe as failed" 1 rbx test "$r"
 assert_contains "FAIL with the message" "$OUT" "FAIL unknown.json: "
 assert_contains "tally" "$OUT" "0 passed, 1 failed"
+r=$(recipe build '{"build": {"context": "."}, "steps": [{"name": "a"}]}')
+expect_status "a recipe that builds" 125 rbx replay "$r"
+assert_contains "says building is not there yet" "$ERR" "build: this reprobox can not build images yet"
 expect_status "no recipe" 125 rbx test
 expect_status "missing file" 125 rbx replay "$RBX_TMP/nope.json"
 
@@ -74,4 +77,17 @@ r=$(recipe execprobe '{"image": "'"$BB"'", "steps": [
 expect_status "an exec probe" 0 rbx test "$r"
 
 assert_store_clean "after replays"
+
+# ---- as an ordinary user ------------------------------------------------------------------------
+rootless_setup
+RL_NODE=$(rootless_fixture node) || exit 77
+printf '%s\n' '{"image": "oci:'"$RL_NODE"'", "steps": [
+  {"name": "web", "detach": true, "ready": {"http": "http://127.0.0.1:4000/health", "timeout": 15},
+   "expect": {"http": [{"get": "/health", "body_contains": "ok"}]}},
+  {"name": "write", "command": ["sh", "-c", "echo hi > /tmp/x && cat /tmp/x"], "expect": {"stdout_contains": "hi"}}]}' \
+    >"$RBX_RL_DIR/rootless.json"
+chmod 644 "$RBX_RL_DIR/rootless.json"
+run_capture rbx_rootless test "$RBX_RL_DIR/rootless.json"
+assert_eq "rootless: a detached server and a step" "$STATUS" 0
+assert_contains "rootless: PASS" "$OUT" "PASS rootless"
 finish
