@@ -372,7 +372,7 @@ static bool rule_hang(struct diag *d)
                    "start what it waits for first (a service in the recipe with a ready probe); "
                    "in production, check that the task can reach it (security group, host "
                    "in the URL), and give the wait a time limit and a log line",
-                   "%s%s%s; %s: it was waiting for it",
+                   "%s%s%s and never finished; %s: most likely it was waiting for that",
                    last ? "its last line was \"" : "it printed nothing", last ? last : "",
                    last ? "\"" : "", why);
     const char *hint = "it is waiting on something that never answers: a database or host it can "

@@ -197,7 +197,7 @@ START_TEST(test_hang_no_output)
     o.listening_known = true;
     o.listening[0] = 4000;
     o.n_listening = 1;
-    diagnose(&o, "hang-no-output", "it printed nothing; nothing listens on 127.0.0.1:5432, where DATABASE_URL points: it was waiting for it");
+    diagnose(&o, "hang-no-output", "it printed nothing and never finished; nothing listens on 127.0.0.1:5432, where DATABASE_URL points: most likely it was waiting for that");
     /* When the database listens, it is not the explanation. */
     step(&o, 143, NULL);
     o.res.stop_reason = RBX_STOP_IDLE;
