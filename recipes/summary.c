@@ -79,6 +79,8 @@ static json_t *outcome_json(const struct rbx_outcome *o)
     json_object_set_new(j, "name", json_string(o->proc->name));
     json_object_set_new(j, "kind", json_string(o->is_service ? "service" : "step"));
     json_object_set_new(j, "state", json_string(state_name(o->state)));
+    if (o->is_service)
+        json_object_set_new(j, "image", json_string(o->proc->image));
     json_object_set_new(j, "outcome", str_or_null(o->outcome_text));
     if (o->state == RBX_PROC_NOT_RUN) {
         json_object_set_new(j, "expectations",
