@@ -506,7 +506,8 @@ static int replay_all(struct replay *R, struct rbx_error **err)
     int r = resolve_image(R, err);
     if (r < 0)
         return r;
-    if (!rbx_pod_create)
+    if (!rbx_pod_create || !rbx_container_create || !rbx_container_spawn || !rbx_process_wait ||
+        !rbx_process_running || !rbx_process_stop)
         return rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP,
                              "this build of reprobox has no pods: recipes can not be replayed");
     r = rbx_pod_create(rc->network, NULL, &R->pod, err);
