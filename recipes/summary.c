@@ -200,28 +200,49 @@ json_t *rbx_replay_report(const struct rbx_replay *r)
     return j;
 }
 
-/* The last `max` non-empty lines of text, each indented. */
+/* A line that opens an error report: "Error: ...", "TypeError [ERR_X]: ...",
+ * "PrismaClientKnownRequestError: ...", "error: ...", "ERROR:  ...". */
+static bool opens_error(const char *line)
+{
+    while (*line == ' ' || *line == '\t')
+        line++;
+    if (strncmp(line, "error:", 6) == 0 || strncmp(line, "ERROR:", 6) == 0)
+        return true;
+    size_t w = 0;
+    while ((line[w] >= 'A' && line[w] <= 'Z') || (line[w] >= 'a' && line[w] <= 'z'))
+        w++;
+    return w >= 5 && strncmp(line + w - 5, "Error", 5) == 0 &&
+           (line[w] == ':' || line[w] == ' ' || line[w] == '[');
+}
+
+/* At most `max` non-empty lines of the output, each indented: from the last line that opens an
+ * error report when there is one (the words that explain, before the stack trace), else the
+ * last lines. */
 static void tail_lines(FILE *f, const char *label, const char *text, size_t max)
 {
     if (!text || !*text)
         return;
-    const char *starts[16];
-    size_t n = 0;
+    const char *lines[512];
+    size_t n = 0, from = SIZE_MAX;
     for (const char *p = text; *p;) {
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        if (len) {
-            if (n == max) {
-                memmove(starts, starts + 1, (max - 1) * sizeof(*starts));
+        if (len && strspn(p, " \t") < len) {
+            if (n == RBX_ARRAY_SIZE(lines)) {
+                memmove(lines, lines + 1, (n - 1) * sizeof(*lines));
                 n--;
+                from = from == SIZE_MAX || from == 0 ? SIZE_MAX : from - 1;
             }
-            starts[n++] = p;
+            if (opens_error(p))
+                from = n;
+            lines[n++] = p;
         }
         p += len + (nl ? 1 : 0);
     }
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strcspn(starts[i], "\n");
-        fprintf(f, "  %s | %.*s\n", label, (int)(len > 200 ? 200 : len), starts[i]);
+    size_t start = from != SIZE_MAX ? from : n > max ? n - max : 0;
+    for (size_t i = start; i < n && i < start + max; i++) {
+        size_t len = strcspn(lines[i], "\n");
+        fprintf(f, "  %s | %.*s\n", label, (int)(len > 200 ? 200 : len), lines[i]);
     }
 }
 

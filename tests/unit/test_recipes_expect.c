@@ -244,6 +244,35 @@ START_TEST(test_summary_and_report)
 }
 END_TEST
 
+/* The summary shows the words that explain, not the end of a stack trace. */
+START_TEST(test_summary_shows_the_error_not_the_stack)
+{
+    struct rbx_recipe_proc steps[1] = {{.name = "start"}};
+    struct rbx_recipe rc = {.name = "api", .path = "api.json", .steps = steps, .n_steps = 1};
+    struct rbx_replay r = {.recipe = &rc, .n_outcomes = 1};
+    r.outcomes = calloc(1, sizeof(*r.outcomes));
+    struct rbx_outcome *o = &r.outcomes[0];
+    o->proc = &steps[0];
+    o->state = RBX_PROC_FAILED;
+    o->ended = true;
+    o->res.exit_code = 1;
+    o->res.stderr_tail = strdup(
+        "/app/dist/config.js:6\n  if (!value) throw new Error(`Missing ${name}`);\n              ^\n\n"
+        "Error: Missing required environment variable: JWT_SECRET\n    at required (/app/dist/config.js:6:21)\n"
+        "    at a\n    at b\n    at c\n    at d\n    at e\n    at f\n\nNode.js v20.20.2\n");
+    rbx_outcome_describe(o);
+    rbx_diagnose(o, -1);
+    r.first_failure = o;
+    char *s = rbx_replay_summary(&r);
+    ck_assert_msg(strstr(s, "  stderr | Error: Missing required environment variable: JWT_SECRET\n"
+                            "  stderr |     at required (/app/dist/config.js:6:21)\n"),
+                  "%s", s);
+    ck_assert_msg(!strstr(s, "Node.js v20"), "%s", s);
+    free(s);
+    rbx_replay_clear(&r);
+}
+END_TEST
+
 START_TEST(test_junit_xml)
 {
     struct rbx_junit_case cases[] = {
@@ -273,6 +302,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_files_and_time);
     tcase_add_test(tc, test_not_run);
     tcase_add_test(tc, test_summary_and_report);
+    tcase_add_test(tc, test_summary_shows_the_error_not_the_stack);
     tcase_add_test(tc, test_junit_xml);
     suite_add_tcase(s, tc);
     return s;
