@@ -77,8 +77,14 @@ int cmd_replay(int argc, char **argv)
     if (cli_replay_opts(&ro, &store, rbx_globals.quiet ? -1 : STDERR_FILENO, &err) < 0)
         return cli_fail(err);
     ro.keep = keep;
+    struct rbx_progress_bar *bar =
+        cli_progress_enabled() ? rbx_progress_bar_new(STDERR_FILENO) : NULL;
+    ro.progress = bar ? rbx_progress_bar_update : NULL;
+    ro.progress_data = bar;
     struct rbx_replay rep;
     int r = rbx_replay_run(recipe, &ro, &rep, &err);
+    if (bar)
+        rbx_progress_bar_free(bar, NULL);
     int code = r < 0 ? RBX_EXIT_FAILURE : rbx_replay_succeeded(&rep) ? 0 : 1;
     if (!rbx_globals.quiet || code) {
         _cleanup_free_ char *summary = rbx_replay_summary(&rep);

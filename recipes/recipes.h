@@ -287,6 +287,8 @@ struct rbx_replay_opts {
     int log_fd;                /* where the processes' output goes as it comes (-1: nowhere) */
     rbx_recipe_build_fn build; /* NULL: recipes with "build" fail as unsupported */
     void *build_data;
+    rbx_progress_fn progress;  /* unpacking the images (may be NULL) */
+    void *progress_data;
 };
 
 struct rbx_replay {

@@ -82,7 +82,8 @@ static int box_open(struct replay *R, struct box *b, const char *ref, struct rbx
     int r = rbx_image_open(store, ref, NULL, &b->img, err);
     if (r < 0)
         return r;
-    struct rbx_unpack_opts uo = {0};
+    struct rbx_unpack_opts uo = {.progress = R->opts->progress,
+                                 .progress_data = R->opts->progress_data};
     struct rbx_unpack_stats st = {0};
     r = rbx_image_unpack(store, b->img, &uo, &st, err);
     if (r < 0)
