@@ -56,13 +56,16 @@ int cmd_replay(int argc, char **argv)
         case OPT_KEEP: keep = true; break;
         case 'h': replay_usage(stdout); return 0;
         default:
-            rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "replay: unknown option or missing value "
-                          "\"%s\" (see reprobox replay --help)", argv[optind - 1]);
+            rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
+                          "replay: unknown option or missing value "
+                          "\"%s\" (see reprobox replay --help)",
+                          argv[optind - 1]);
             return cli_fail(err);
         }
     }
     if (optind != argc - 1) {
-        rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "replay: expected one recipe file (see reprobox replay --help)");
+        rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
+                      "replay: expected one recipe file (see reprobox replay --help)");
         return cli_fail(err);
     }
     _cleanup_(rbx_recipe_freep) struct rbx_recipe *recipe = NULL;
@@ -74,8 +77,14 @@ int cmd_replay(int argc, char **argv)
     if (cli_replay_opts(&ro, &store, rbx_globals.quiet ? -1 : STDERR_FILENO, &err) < 0)
         return cli_fail(err);
     ro.keep = keep;
+    struct rbx_progress_bar *bar =
+        cli_progress_enabled() ? rbx_progress_bar_new(STDERR_FILENO) : NULL;
+    ro.progress = bar ? rbx_progress_bar_update : NULL;
+    ro.progress_data = bar;
     struct rbx_replay rep;
     int r = rbx_replay_run(recipe, &ro, &rep, &err);
+    if (bar)
+        rbx_progress_bar_free(bar, NULL);
     int code = r < 0 ? RBX_EXIT_FAILURE : rbx_replay_succeeded(&rep) ? 0 : 1;
     if (!rbx_globals.quiet || code) {
         _cleanup_free_ char *summary = rbx_replay_summary(&rep);

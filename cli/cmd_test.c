@@ -49,8 +49,9 @@ static int collect_paths(const char *arg, char ***paths, struct rbx_error **err)
         size_t n = strlen(e->d_name);
         if (e->d_name[0] == '.' || n < 6 || strcmp(e->d_name + n - 5, ".json") != 0)
             continue;
-        rbx_strv_push_take(&found, rbx_xasprintf("%s%s%s", arg,
-                                                 arg[strlen(arg) - 1] == '/' ? "" : "/", e->d_name));
+        rbx_strv_push_take(
+            &found,
+            rbx_xasprintf("%s%s%s", arg, arg[strlen(arg) - 1] == '/' ? "" : "/", e->d_name));
     }
     if (!found)
         return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT, "test: %s holds no .json recipe", arg);
@@ -88,13 +89,16 @@ int cmd_test(int argc, char **argv)
         case 'v': verbose = true; break;
         case 'h': test_usage(stdout); return 0;
         default:
-            rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "test: unknown option or missing value "
-                          "\"%s\" (see reprobox test --help)", argv[optind - 1]);
+            rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
+                          "test: unknown option or missing value "
+                          "\"%s\" (see reprobox test --help)",
+                          argv[optind - 1]);
             return cli_fail(err);
         }
     }
     if (optind >= argc) {
-        rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "test: no recipe given (see reprobox test --help)");
+        rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
+                      "test: no recipe given (see reprobox test --help)");
         return cli_fail(err);
     }
     _cleanup_strv_ char **paths = NULL;
@@ -163,9 +167,12 @@ int cmd_test(int argc, char **argv)
     if (junit) {
         struct rbx_junit_case *jc = rbx_xcalloc(n + 1, sizeof(*jc));
         for (size_t i = 0; i < n; i++)
-            jc[i] = (struct rbx_junit_case){.name = cases[i].name, .file = cases[i].file,
-                                            .passed = cases[i].passed, .errored = cases[i].errored,
-                                            .message = cases[i].message, .detail = cases[i].detail,
+            jc[i] = (struct rbx_junit_case){.name = cases[i].name,
+                                            .file = cases[i].file,
+                                            .passed = cases[i].passed,
+                                            .errored = cases[i].errored,
+                                            .message = cases[i].message,
+                                            .detail = cases[i].detail,
                                             .seconds = cases[i].seconds};
         _cleanup_free_ char *xml = rbx_junit_xml("reprobox", jc, n);
         free(jc);

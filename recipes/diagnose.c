@@ -16,7 +16,8 @@ struct diag {
     char *both;            /* stderr then stdout */
 };
 
-/* ---- small text helpers ----------------------------------------------------------------------- */
+/* ---- small text helpers -----------------------------------------------------------------------
+ */
 
 /* The text between `open` and `close` after `after` in s (first occurrence), or NULL. */
 static char *between(const char *s, const char *after, const char *open, const char *close)
@@ -40,9 +41,15 @@ static char *between(const char *s, const char *after, const char *open, const c
     return rbx_xstrndup(p, (size_t)(e - p));
 }
 
-static bool has(const char *s, const char *needle) { return s && strstr(s, needle) != NULL; }
+static bool has(const char *s, const char *needle)
+{
+    return s && strstr(s, needle) != NULL;
+}
 
-static bool has_ci(const char *s, const char *needle) { return s && strcasestr(s, needle) != NULL; }
+static bool has_ci(const char *s, const char *needle)
+{
+    return s && strcasestr(s, needle) != NULL;
+}
 
 /* The last non-empty line of text, trimmed and cut to 160 bytes. */
 static char *last_line(const char *text)
@@ -90,7 +97,8 @@ static bool say(struct diag *d, const char *hint, const char *fmt, ...)
     return true;
 }
 
-/* ---- looking inside the container ------------------------------------------------------------- */
+/* ---- looking inside the container -------------------------------------------------------------
+ */
 
 enum lookup { LOOK_MISSING, LOOK_PRESENT, LOOK_BROKEN_LINK, LOOK_UNKNOWN };
 
@@ -132,7 +140,7 @@ struct walk {
     bool want_file;       /* a command: anything but a directory */
     bool want_dir;        /* a package: a real directory */
     char found[RBX_PATH_MAX];
-    unsigned budget;      /* entries left to look at */
+    unsigned budget; /* entries left to look at */
 };
 
 /* Depth-first over the image, never following a symlink; /proc, /sys and /dev are skipped. */
@@ -143,12 +151,11 @@ static bool walk_dir(int dfd, char *path, size_t plen, unsigned depth, struct wa
     int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return false;
-    DIR *d = fdopendir(fd);
+    _cleanup_closedir_ DIR *d = fdopendir(fd);
     if (!d) {
         close(fd);
         return false;
     }
-    _cleanup_closedir_ DIR *dd = d;
     struct dirent *e;
     while ((e = readdir(d)) && w->budget > 0) {
         w->budget--;
@@ -163,11 +170,12 @@ static bool walk_dir(int dfd, char *path, size_t plen, unsigned depth, struct wa
         path[plen] = '/';
         memcpy(path + plen + 1, e->d_name, n + 1);
         if (strcmp(e->d_name, w->want) == 0) {
-            bool ok = !(w->want_file && e->d_type == DT_DIR) && !(w->want_dir && e->d_type != DT_DIR);
+            bool ok =
+                !(w->want_file && e->d_type == DT_DIR) && !(w->want_dir && e->d_type != DT_DIR);
             if (w->want_sub) {
                 struct stat st;
-                _cleanup_close_ int sub = openat(dirfd(d), e->d_name,
-                                                 O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                _cleanup_close_ int sub =
+                    openat(dirfd(d), e->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 ok = sub >= 0 && fstatat(sub, w->want_sub, &st, AT_SYMLINK_NOFOLLOW) == 0;
             }
             if (ok) {
@@ -176,8 +184,8 @@ static bool walk_dir(int dfd, char *path, size_t plen, unsigned depth, struct wa
             }
         }
         if (e->d_type == DT_DIR) {
-            _cleanup_close_ int sub = openat(dirfd(d), e->d_name,
-                                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            _cleanup_close_ int sub =
+                openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (sub >= 0 && walk_dir(sub, path, plen + 1 + n, depth + 1, w))
                 return true;
         }
@@ -193,12 +201,12 @@ static bool find_in_image(int rootfd, const char *name, const char *sub, bool fi
 {
     if (rootfd < 0)
         return false;
-    _cleanup_close_ int top = rbx_open_in_root(rootfd, "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0,
-                                               0, NULL);
+    _cleanup_close_ int top =
+        rbx_open_in_root(rootfd, "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0, 0, NULL);
     if (top < 0)
         return false;
-    struct walk w = {.want = name, .want_sub = sub, .want_file = file, .want_dir = !file,
-                     .budget = 200000};
+    struct walk w = {
+        .want = name, .want_sub = sub, .want_file = file, .want_dir = !file, .budget = 200000};
     char path[RBX_PATH_MAX] = "";
     if (!walk_dir(top, path, 0, 0, &w))
         return false;
@@ -206,14 +214,16 @@ static bool find_in_image(int rootfd, const char *name, const char *sub, bool fi
     return true;
 }
 
-/* ---- the rules -------------------------------------------------------------------------------- */
+/* ---- the rules --------------------------------------------------------------------------------
+ */
 
 static bool rule_oom(struct diag *d)
 {
     if (!d->o->res.oom_killed)
         return false;
-    return say(d, "raise the memory limit, or find what grew (a leak, a cache without bound, a "
-                  "too large heap: node's --max-old-space-size)",
+    return say(d,
+               "raise the memory limit, or find what grew (a leak, a cache without bound, a "
+               "too large heap: node's --max-old-space-size)",
                "the kernel killed it for using more memory than its limit");
 }
 
@@ -223,7 +233,7 @@ static char *missing_command_from_output(const char *text)
     static const struct {
         const char *before, *open, *close;
     } pats[] = {
-        {"can't execute '", "", "'"},      /* busybox env */
+        {"can't execute '", "", "'"}, /* busybox env */
         {"exec: \"", "", "\": executable file not found"},
     };
     for (size_t i = 0; i < RBX_ARRAY_SIZE(pats); i++) {
@@ -273,13 +283,15 @@ static bool rule_command_not_found(struct diag *d)
     }
     if (elsewhere)
         return say(d, "call it by its path, or add its directory to PATH",
-                   "\"%s\" is not on PATH (PATH=%s), but the image has %s", name, path_env(o), where);
+                   "\"%s\" is not on PATH (PATH=%s), but the image has %s", name, path_env(o),
+                   where);
     if (o->image_from_build)
         return say(d, "copy it into the final stage, or call what the final stage has (node, sh)",
                    "\"%s\" is not in the image (PATH=%s); it was only in the build stage", name,
                    path_env(o));
-    return say(d, "build tools often stay in the build stage of a multi-stage Dockerfile: copy "
-                  "the tool into the final stage, or call what the image has (node, sh)",
+    return say(d,
+               "build tools often stay in the build stage of a multi-stage Dockerfile: copy "
+               "the tool into the final stage, or call what the image has (node, sh)",
                "\"%s\" is not in the image (PATH=%s)", name, path_env(o));
 }
 
@@ -291,8 +303,9 @@ static bool rule_not_executable(struct diag *d)
     if (!by_error && !by_output)
         return false;
     const char *what = o->res.exec_path ? o->res.exec_path : o->argv ? o->argv[0] : "the command";
-    return say(d, "make it executable in the image (COPY --chmod=755, or RUN chmod +x), or run it "
-                  "through its interpreter (sh script.sh)",
+    return say(d,
+               "make it executable in the image (COPY --chmod=755, or RUN chmod +x), or run it "
+               "through its interpreter (sh script.sh)",
                "\"%s\" is in the image but is not executable (permission denied)", what);
 }
 
@@ -305,8 +318,9 @@ static bool rule_exec_format(struct diag *d)
     if (!by_error && !by_output)
         return false;
     if (by_error)
-        return say(d, "build the image for this platform (linux/amd64), and use binaries built "
-                      "for the image's libc (a glibc binary does not run on a musl image)",
+        return say(d,
+                   "build the image for this platform (linux/amd64), and use binaries built "
+                   "for the image's libc (a glibc binary does not run on a musl image)",
                    "%s", o->error->message);
     return say(d, "build the image for this platform (linux/amd64)",
                "the kernel can not run the binary (Exec format error): built for another "
@@ -354,11 +368,13 @@ static bool rule_hang(struct diag *d)
     char why[256];
     bool waits = waiting_for(o, why, sizeof(why));
     if (waits)
-        return say(d, "start what it waits for first (a service in the recipe with a ready probe); "
-                      "in production, check that the task can reach it (security group, host "
-                      "in the URL), and give the wait a time limit and a log line",
-                   "%s%s%s; %s: it was waiting for it", last ? "its last line was \"" : "it printed nothing",
-                   last ? last : "", last ? "\"" : "", why);
+        return say(d,
+                   "start what it waits for first (a service in the recipe with a ready probe); "
+                   "in production, check that the task can reach it (security group, host "
+                   "in the URL), and give the wait a time limit and a log line",
+                   "%s%s%s and never finished; %s: most likely it was waiting for that",
+                   last ? "its last line was \"" : "it printed nothing", last ? last : "",
+                   last ? "\"" : "", why);
     const char *hint = "it is waiting on something that never answers: a database or host it can "
                        "not reach, a download without network, a prompt for input. Run it with "
                        "more logging, and give it a connection timeout";
@@ -373,8 +389,9 @@ static bool rule_timeout(struct diag *d)
     if (!o->ended || o->res.stop_reason != RBX_STOP_TIMEOUT)
         return false;
     uint64_t s = (o->proc ? o->proc->timeout_ms : 0) / 1000;
-    return say(d, "it was still working (it printed output): raise \"timeout\", or find the "
-                  "slow part in its log",
+    return say(d,
+               "it was still working (it printed output): raise \"timeout\", or find the "
+               "slow part in its log",
                "still running after %llu s (the step's timeout); it was stopped",
                (unsigned long long)s);
 }
@@ -382,12 +399,14 @@ static bool rule_timeout(struct diag *d)
 static bool rule_workdir(struct diag *d)
 {
     struct rbx_outcome *o = d->o;
-    _cleanup_free_ char *chdir_to = between(d->both, "no such file or directory, chdir '", "-> '", "'");
+    _cleanup_free_ char *chdir_to =
+        between(d->both, "no such file or directory, chdir '", "-> '", "'");
     if (!chdir_to)
         chdir_to = between(d->both, "can't cd to ", "", ":");
     if (chdir_to)
-        return say(d, "create the directory in the image, or fix the path (WORKDIR, or the cd in "
-                      "the start script)",
+        return say(d,
+                   "create the directory in the image, or fix the path (WORKDIR, or the cd in "
+                   "the start script)",
                    "the directory %s does not exist (chdir failed: ENOENT)", chdir_to);
     if (!o->cwd_missing)
         return false;
@@ -431,7 +450,8 @@ static bool schema_datasource(const char *text, char *provider, size_t plen, cha
         return false;
     _cleanup_free_ char *block = rbx_xstrndup(open, (size_t)(close - open));
     _cleanup_free_ char *prov = NULL;
-    for (const char *line = block; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+    for (const char *line = block; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         while (*line == ' ' || *line == '\t' || *line == '{')
             line++;
         if (strncmp(line, "provider", 8) == 0 && !prov)
@@ -450,8 +470,12 @@ static const char *scheme_family(const char *url)
     static const struct {
         const char *prefix, *family;
     } t[] = {
-        {"postgresql://", "postgresql"}, {"postgres://", "postgresql"}, {"mysql://", "mysql"},
-        {"sqlserver://", "sqlserver"},   {"mongodb://", "mongodb"},     {"mongodb+srv://", "mongodb"},
+        {"postgresql://", "postgresql"},
+        {"postgres://", "postgresql"},
+        {"mysql://", "mysql"},
+        {"sqlserver://", "sqlserver"},
+        {"mongodb://", "mongodb"},
+        {"mongodb+srv://", "mongodb"},
         {"file:", "sqlite"},
     };
     for (size_t i = 0; url && i < RBX_ARRAY_SIZE(t); i++)
@@ -473,8 +497,9 @@ static bool rule_provider_mismatch(struct diag *d)
     static const char *const places[] = {"prisma/schema.prisma", "schema.prisma",
                                          "/app/prisma/schema.prisma"};
     for (size_t i = 0; i < RBX_ARRAY_SIZE(places); i++) {
-        _cleanup_free_ char *path = places[i][0] == '/' ? rbx_xstrdup(places[i])
-                                    : rbx_xasprintf("%s/%s", o->cwd ? o->cwd : "", places[i]);
+        _cleanup_free_ char *path = places[i][0] == '/'
+                                        ? rbx_xstrdup(places[i])
+                                        : rbx_xasprintf("%s/%s", o->cwd ? o->cwd : "", places[i]);
         _cleanup_free_ char *text = read_image_file(d->rootfd, path);
         char provider[64], var[128];
         if (!text || !schema_datasource(text, provider, sizeof(provider), var, sizeof(var)))
@@ -504,9 +529,10 @@ static bool rule_table_missing(struct diag *d)
         table = between(d->both, "Table '", "", "' doesn't exist");
     if (!table)
         return false;
-    return say(d, "run the migrations before the server starts (prisma migrate deploy): a step "
-                  "before this one in the recipe, and in the deploy pipeline; check that the "
-                  "migration files are in the image",
+    return say(d,
+               "run the migrations before the server starts (prisma migrate deploy): a step "
+               "before this one in the recipe, and in the deploy pipeline; check that the "
+               "migration files are in the image",
                "the table %s does not exist: the database schema was never migrated", table);
 }
 
@@ -518,22 +544,26 @@ static bool rule_network_disabled(struct diag *d)
     static const struct {
         const char *before, *close;
     } lookups[] = {
-        {"getaddrinfo ENOTFOUND ", "\n"}, {"getaddrinfo EAI_AGAIN ", "\n"},
-        {"Could not resolve host: ", "\n"}, {"bad address '", "'"},
+        {"getaddrinfo ENOTFOUND ", "\n"},
+        {"getaddrinfo EAI_AGAIN ", "\n"},
+        {"Could not resolve host: ", "\n"},
+        {"bad address '", "'"},
     };
     for (size_t i = 0; i < RBX_ARRAY_SIZE(lookups); i++) {
         _cleanup_free_ char *host = between(d->both, lookups[i].before, "", lookups[i].close);
         if (host)
-            return say(d, "this is what a task without internet egress sees: give the recipe "
-                          "\"network\": \"host\" if it must reach the internet, or remove the "
-                          "download from the start",
+            return say(d,
+                       "this is what a task without internet egress sees: give the recipe "
+                       "\"network\": \"host\" if it must reach the internet, or remove the "
+                       "download from the start",
                        "the lookup of \"%s\" failed: the recipe runs with \"network\": \"none\" "
                        "(loopback only)",
                        host);
     }
     if (has(d->both, "ENETUNREACH") || has(d->both, "Network is unreachable"))
-        return say(d, "give the recipe \"network\": \"host\", or a service in the recipe for "
-                      "what it connects to",
+        return say(d,
+                   "give the recipe \"network\": \"host\", or a service in the recipe for "
+                   "what it connects to",
                    "a connection to another host failed: the recipe runs with \"network\": "
                    "\"none\" (loopback only)");
     return false;
@@ -544,7 +574,8 @@ static bool rule_database_unreachable(struct diag *d)
     _cleanup_free_ char *at = between(d->both, "Can't reach database server at `", "", "`");
     if (!at)
         at = between(d->both, "connect ECONNREFUSED ", "", "\n");
-    if (!at && (has(d->both, "could not connect to server") || has(d->both, "Connection refused")) &&
+    if (!at &&
+        (has(d->both, "could not connect to server") || has(d->both, "Connection refused")) &&
         (has(d->both, "5432") || has(d->both, "3306")))
         at = rbx_xstrdup(has(d->both, "5432") ? "port 5432" : "port 3306");
     if (!at)
@@ -554,8 +585,10 @@ static bool rule_database_unreachable(struct diag *d)
                        "security group";
     if (has(d->both, "the database system is starting up"))
         return say(d, hint, "the database at %s was still starting up", at);
-    return say(d, hint, "nothing answered at %s (connection refused): the database is not "
-                        "running or not ready there", at);
+    return say(d, hint,
+               "nothing answered at %s (connection refused): the database is not "
+               "running or not ready there",
+               at);
 }
 
 /* Words that look like variable names but are error codes. */
@@ -574,8 +607,8 @@ static bool looks_like_env_name(const char *s, size_t n)
 
 static bool rule_env_missing(struct diag *d)
 {
-    static const char *const cues[] = {"environment", "env var", "variable", "not set",
-                                       "is required", "is missing", "missing", "undefined",
+    static const char *const cues[] = {"environment", "env var",         "variable",   "not set",
+                                       "is required", "is missing",      "missing",    "undefined",
                                        "must be set", "must be defined", "not defined"};
     for (const char *line = d->both; line && *line;) {
         const char *eol = strchr(line, '\n');
@@ -597,8 +630,9 @@ static bool rule_env_missing(struct diag *d)
                 _cleanup_free_ char *name = rbx_xstrndup(s, len);
                 const char *v = env_of(d->o, name);
                 if (!v || !*v)
-                    return say(d, "add it to the recipe's \"env\" (or its env_file) and to the "
-                                  "task definition's environment or secrets",
+                    return say(d,
+                               "add it to the recipe's \"env\" (or its env_file) and to the "
+                               "task definition's environment or secrets",
                                "%s is %s in the environment, and the program says it needs it",
                                name, v ? "empty" : "not set");
             }
@@ -635,11 +669,13 @@ static bool rule_module_not_found(struct diag *d)
 
     if (module[0] == '/' || (module[0] == '.' && (module[1] == '/' || module[1] == '.'))) {
         if (from)
-            return say(d, "was the build output copied into the final stage (COPY --from=build "
-                          ".../dist)?",
+            return say(d,
+                       "was the build output copied into the final stage (COPY --from=build "
+                       ".../dist)?",
                        "\"%s\" (required by %s) is not in the image", module, from);
-        return say(d, "was the build output copied into the final stage (COPY --from=build "
-                      ".../dist), and is the command's path right?",
+        return say(d,
+                   "was the build output copied into the final stage (COPY --from=build "
+                   ".../dist), and is the command's path right?",
                    "the program %s is not in the image", module);
     }
 
@@ -661,9 +697,10 @@ static bool rule_module_not_found(struct diag *d)
             char target[RBX_PATH_MAX];
             enum lookup l = look(d->rootfd, cand, target, sizeof(target));
             if (l == LOOK_BROKEN_LINK)
-                return say(d, "the symlinks point into a .pnpm store the final stage did not "
-                              "copy: copy real files (pnpm deploy, or node-linker=hoisted), or "
-                              "copy the .pnpm store too",
+                return say(d,
+                           "the symlinks point into a .pnpm store the final stage did not "
+                           "copy: copy real files (pnpm deploy, or node-linker=hoisted), or "
+                           "copy the .pnpm store too",
                            "\"%s\" is required by %s, but %s is a broken symlink to %s (its "
                            "target is not in the image)",
                            module, from ? from : "the program", cand, target);
@@ -692,16 +729,19 @@ static bool rule_module_not_found(struct diag *d)
     char where[RBX_PATH_MAX];
     if (find_in_image(d->rootfd, pkg_base, sub, false, where, sizeof(where))) {
         bool generated = pkg[0] == '.';
-        return say(d, generated ? "the generated client must sit at node_modules/" ".prisma/client "
-                                  "beside @prisma/client: generate it in the final stage, or copy it "
-                                  "there"
-                                : "copy it to node_modules on the resolution path in the final "
-                                  "stage",
-                   "\"%s\" is required by %s; the image has %s, but Node looks only in %s",
-                   module, from ? from : "the program", where, tried);
+        return say(d,
+                   generated ? "the generated client must sit at node_modules/"
+                               ".prisma/client "
+                               "beside @prisma/client: generate it in the final stage, or copy it "
+                               "there"
+                             : "copy it to node_modules on the resolution path in the final "
+                               "stage",
+                   "\"%s\" is required by %s; the image has %s, but Node looks only in %s", module,
+                   from ? from : "the program", where, tried);
     }
-    return say(d, "it is a runtime dependency: move it from devDependencies to dependencies, or "
-                  "stop pruning it from the final stage",
+    return say(d,
+               "it is a runtime dependency: move it from devDependencies to dependencies, or "
+               "stop pruning it from the final stage",
                "\"%s\" is required by %s but is in none of %s: it was pruned or never installed",
                module, from ? from : "the program", tried);
 }
@@ -734,12 +774,14 @@ static bool rule_port_not_listening(struct diag *d)
                                 o->listening[i]);
     unsigned long long secs = (unsigned long long)(o->ready.elapsed_ms / 1000);
     if (o->listening_known && o->n_listening)
-        return say(d, "the server listens on another port than the probe (check PORT and the "
-                      "port the task definition maps)",
+        return say(d,
+                   "the server listens on another port than the probe (check PORT and the "
+                   "port the task definition maps)",
                    "nothing listened on port %d within %llu s; the pod listens on %s", port, secs,
                    ports);
-    return say(d, "it never opened a listening socket: is it a server at all, is it still "
-                  "starting (raise the ready timeout), or is it listening on a unix socket?",
+    return say(d,
+               "it never opened a listening socket: is it a server at all, is it still "
+               "starting (raise the ready timeout), or is it listening on a unix socket?",
                "nothing listened on port %d within %llu s, nor on any other TCP port", port, secs);
 }
 
@@ -750,13 +792,12 @@ static bool rule_http_status(struct diag *d)
         const struct rbx_http_response *r = &o->http[i].resp;
         if (r->status >= 500) {
             _cleanup_free_ char *body = last_line(r->body);
-            return say(d, "the server's own log (stderr above) says why",
-                       "GET %s answered %ld%s%s", o->proc->expect.http[i].get, r->status,
-                       body ? ": " : "", body ? body : "");
+            return say(d, "the server's own log (stderr above) says why", "GET %s answered %ld%s%s",
+                       o->proc->expect.http[i].get, r->status, body ? ": " : "", body ? body : "");
         }
         if (r->status == 0)
-            return say(d, "is the server still running and listening there?", "GET %s got no answer (%s)",
-                       o->proc->expect.http[i].get, r->error);
+            return say(d, "is the server still running and listening there?",
+                       "GET %s got no answer (%s)", o->proc->expect.http[i].get, r->error);
     }
     if (o->has_ready && !o->ready.ready && o->ready.last_status)
         return say(d, "the readiness URL answers, but not with success: check the health route",
@@ -771,14 +812,14 @@ static bool rule_signal(struct diag *d)
     if (!o->ended || !o->res.signal || o->res.stop_reason == RBX_STOP_REQUESTED)
         return false;
     const char *abbrev = sigabbrev_np(o->res.signal);
-    const char *hint = o->res.signal == SIGKILL
-                           ? "something sent SIGKILL: a memory limit without OOM accounting, or "
-                             "a supervisor that gave up on it"
-                       : o->res.signal == SIGSEGV || o->res.signal == SIGBUS ||
-                               o->res.signal == SIGABRT
-                           ? "it crashed: a native module built for another libc or CPU is a "
-                             "usual cause in images"
-                           : "who sends it that signal? (a stop, a health check, a supervisor)";
+    const char *hint =
+        o->res.signal == SIGKILL
+            ? "something sent SIGKILL: a memory limit without OOM accounting, or "
+              "a supervisor that gave up on it"
+        : o->res.signal == SIGSEGV || o->res.signal == SIGBUS || o->res.signal == SIGABRT
+            ? "it crashed: a native module built for another libc or CPU is a "
+              "usual cause in images"
+            : "who sends it that signal? (a stop, a health check, a supervisor)";
     return say(d, hint, "killed by SIG%s", abbrev ? abbrev : "?");
 }
 
@@ -790,8 +831,9 @@ static bool rule_early_exit(struct diag *d)
     _cleanup_free_ char *last = last_line(d->err[0] ? d->err : d->out);
     const char *hint = "read its output above: it says why it stopped";
     if (o->res.exit_code == 0 && (o->exited_early || (o->has_ready && !o->ready.ready)))
-        return say(d, "a server must keep running: does its start script run it in the "
-                      "background, or exit after setup?",
+        return say(d,
+                   "a server must keep running: does its start script run it in the "
+                   "background, or exit after setup?",
                    "it exited 0 before it was ready%s%s", last ? "; last line: " : "",
                    last ? last : "");
     if (o->res.exit_code == 0)
@@ -805,7 +847,10 @@ static bool rule_error(struct diag *d)
 {
     if (!d->o->error)
         return false;
-    return say(d, NULL, "%s", d->o->error->message);
+    return say(d,
+               "the sandbox could not start it; `reprobox run` of the same image and command "
+               "shows the same error with more context",
+               "%s", d->o->error->message);
 }
 
 /* Rule order is the order of certainty: what the kernel or the sandbox says for sure first, then
@@ -835,10 +880,26 @@ static const struct rule {
 };
 
 const char *const rbx_diagnosis_kinds[] = {
-    "oom-killed", "command-not-found", "not-executable", "exec-format", "hang-no-output",
-    "timeout", "workdir-missing", "provider-mismatch", "table-missing", "network-disabled",
-    "database-unreachable", "env-missing", "module-not-found", "port-not-listening",
-    "http-status", "killed-by-signal", "exit-status", "start-failed", "not-ready", NULL,
+    "oom-killed",
+    "command-not-found",
+    "not-executable",
+    "exec-format",
+    "hang-no-output",
+    "timeout",
+    "workdir-missing",
+    "provider-mismatch",
+    "table-missing",
+    "network-disabled",
+    "database-unreachable",
+    "env-missing",
+    "module-not-found",
+    "port-not-listening",
+    "http-status",
+    "killed-by-signal",
+    "exit-status",
+    "start-failed",
+    "not-ready",
+    NULL,
 };
 
 bool rbx_diagnosis_kind_valid(const char *kind)

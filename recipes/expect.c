@@ -95,10 +95,12 @@ static bool check_files(struct rbx_outcome *o, int rootfd)
         const struct rbx_file_check *f = &e->files[i];
         if (rootfd < 0)
             return unmet(o, "files[%zu] %s: the container's filesystem is gone", i, f->path);
-        _cleanup_close_ int fd = rbx_open_in_root(rootfd, f->path, O_RDONLY | O_CLOEXEC, 0, 0, NULL);
+        _cleanup_close_ int fd =
+            rbx_open_in_root(rootfd, f->path, O_RDONLY | O_CLOEXEC, 0, 0, NULL);
         bool exists = fd >= 0 || fd == -EISDIR;
         if (fd == -EISDIR || fd == -EACCES) {
-            _cleanup_close_ int p = rbx_open_in_root(rootfd, f->path, O_PATH | O_CLOEXEC, 0, 0, NULL);
+            _cleanup_close_ int p =
+                rbx_open_in_root(rootfd, f->path, O_PATH | O_CLOEXEC, 0, 0, NULL);
             exists = p >= 0;
         }
         if (f->exists == 0) {
@@ -131,9 +133,10 @@ bool rbx_expect_check(struct rbx_outcome *o, int rootfd)
     bool judged_by_status = e->has_exit || e->signal || e->diagnosis;
     if (!judged_by_status && rbx_outcome_failed(o)) {
         if (o->diag_kind)
-            return unmet(o, "expected success, got %s (%s)", o->outcome_text ? o->outcome_text : "a failure",
-                         o->diag_kind);
-        return unmet(o, "expected success, got %s", o->outcome_text ? o->outcome_text : "a failure");
+            return unmet(o, "expected success, got %s (%s)",
+                         o->outcome_text ? o->outcome_text : "a failure", o->diag_kind);
+        return unmet(o, "expected success, got %s",
+                     o->outcome_text ? o->outcome_text : "a failure");
     }
     if (e->has_exit) {
         if (!o->ended && !o->error)
@@ -147,8 +150,9 @@ bool rbx_expect_check(struct rbx_outcome *o, int rootfd)
         char want[32], got[32];
         if (o->res.signal != e->signal)
             return unmet(o, "signal: expected %s, got %s", sig_name(e->signal, want, sizeof(want)),
-                         o->res.signal ? sig_name(o->res.signal, got, sizeof(got))
-                                       : o->outcome_text ? o->outcome_text : "none");
+                         o->res.signal     ? sig_name(o->res.signal, got, sizeof(got))
+                         : o->outcome_text ? o->outcome_text
+                                           : "none");
     }
     if (e->diagnosis) {
         const char *got = o->diag_kind ? o->diag_kind : "none";

@@ -28,6 +28,7 @@ void rbx_outcome_clear(struct rbx_outcome *o)
     free(o->diag_hint);
     free(o->outcome_text);
     free(o->unmet);
+    free(o->output_at_failure);
     memset(o, 0, sizeof(*o));
 }
 
@@ -80,7 +81,8 @@ static char *ended_text(const struct rbx_outcome *o)
     }
     if (r->signal) {
         const char *a = sigabbrev_np(r->signal);
-        return a ? rbx_xasprintf("killed by SIG%s", a) : rbx_xasprintf("killed by signal %d", r->signal);
+        return a ? rbx_xasprintf("killed by SIG%s", a)
+                 : rbx_xasprintf("killed by signal %d", r->signal);
     }
     return rbx_xasprintf("exit %d", r->exit_code);
 }

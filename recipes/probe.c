@@ -11,13 +11,15 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
 #define HTTP_BODY_MAX (64u << 10)
 
-/* ---- running a function inside a network namespace --------------------------------------------- */
+/* ---- running a function inside a network namespace ---------------------------------------------
+ */
 
 struct netns_job {
     int netns_fd;
@@ -37,11 +39,23 @@ static void *netns_thread(void *p)
     return NULL;
 }
 
+/* Signals meant for the sandboxed processes (a Ctrl-C forwarded by the supervisor) must not be
+ * taken by a helper thread: helpers start with them blocked. */
+int rbx_thread_create_quiet(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int r = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return r;
+}
+
 static int run_in_netns(int netns_fd, void (*fn)(void *), void *arg)
 {
     struct netns_job j = {.netns_fd = netns_fd, .fn = fn, .arg = arg};
     pthread_t t;
-    int r = pthread_create(&t, NULL, netns_thread, &j);
+    int r = rbx_thread_create_quiet(&t, netns_thread, &j);
     if (r != 0)
         return -r;
     pthread_join(t, NULL);
@@ -51,7 +65,10 @@ static int run_in_netns(int netns_fd, void (*fn)(void *), void *arg)
 /* ---- HTTP ------------------------------------------------------------------------------------ */
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+static void curl_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 struct http_job {
     const char *url;
@@ -104,8 +121,9 @@ static void http_do(void *p)
         j->r->status = status;
         j->rc = 0;
     } else {
-        snprintf(j->r->error, sizeof(j->r->error), "%s", errbuf[0] ? errbuf : curl_easy_strerror(cc));
-        j->rc = cc == CURLE_COULDNT_CONNECT ? -ECONNREFUSED
+        snprintf(j->r->error, sizeof(j->r->error), "%s",
+                 errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        j->rc = cc == CURLE_COULDNT_CONNECT      ? -ECONNREFUSED
                 : cc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
                                                  : -EPROTO;
     }
@@ -186,14 +204,18 @@ static void tcp_do(void *p)
 
 int rbx_tcp_connect_in_netns(int netns_fd, const char *host, int port, uint64_t limit_ms)
 {
-    struct tcp_job j = {.host = host, .port = port, .limit_ms = limit_ms ? limit_ms : 2000, .rc = -EIO};
+    struct tcp_job j = {
+        .host = host, .port = port, .limit_ms = limit_ms ? limit_ms : 2000, .rc = -EIO};
     int rc = run_in_netns(netns_fd, tcp_do, &j);
     return rc < 0 ? rc : j.rc;
 }
 
 /* ---- listening ports ------------------------------------------------------------------------- */
 
-static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+static int cmp_int(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
 
 void rbx_proc_net_tcp_listening(const char *text, int *ports, size_t max, size_t *n)
 {
@@ -202,7 +224,8 @@ void rbx_proc_net_tcp_listening(const char *text, int *ports, size_t max, size_t
         unsigned sl, port, state;
         char local[64];
         /* "  0: 0100007F:0FA0 00000000:0000 0A ..." */
-        if (sscanf(line, " %u: %63[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", &sl, local, &port, &state) == 4 &&
+        if (sscanf(line, " %u: %63[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", &sl, local, &port,
+                   &state) == 4 &&
             state == 0x0A) {
             bool dup = false;
             for (size_t i = 0; i < *n; i++)

@@ -33,7 +33,10 @@ static size_t path_push_index(struct ctx *c, size_t i)
     return old;
 }
 
-static void path_pop(struct ctx *c, size_t old) { c->path[old] = '\0'; }
+static void path_pop(struct ctx *c, size_t old)
+{
+    c->path[old] = '\0';
+}
 
 RBX_PRINTF(2, 3)
 static int fail(struct ctx *c, const char *fmt, ...)
@@ -44,7 +47,8 @@ static int fail(struct ctx *c, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (c->path[0])
-        return rbx_error_set(c->err, RBX_ERR_MALFORMED, EINVAL, "%s: %s: %s", c->file, c->path, msg);
+        return rbx_error_set(c->err, RBX_ERR_MALFORMED, EINVAL, "%s: %s: %s", c->file, c->path,
+                             msg);
     return rbx_error_set(c->err, RBX_ERR_MALFORMED, EINVAL, "%s: %s", c->file, msg);
 }
 
@@ -72,7 +76,7 @@ static int read_object(const json_t *v, void *obj, const struct field *fields, s
         return fail(c, "expected an object");
     const char *key;
     json_t *val;
-    json_object_foreach((json_t *)v, key, val) {
+    json_object_foreach ((json_t *)v, key, val) {
         const struct field *f = NULL;
         for (size_t i = 0; i < n; i++)
             if (strcmp(fields[i].key, key) == 0)
@@ -178,7 +182,7 @@ static int read_strv(const json_t *v, char ***dst, bool nonempty, struct ctx *c)
     _cleanup_strv_ char **out = NULL;
     size_t i;
     json_t *e;
-    json_array_foreach(v, i, e) {
+    json_array_foreach (v, i, e) {
         size_t old = path_push_index(c, i);
         if (!json_is_string(e))
             return fail(c, "expected a string");
@@ -223,7 +227,7 @@ static int f_env(const json_t *v, void *obj, const struct field *f, struct ctx *
     char ***dst = AT(obj, f, char **);
     const char *k;
     json_t *val;
-    json_object_foreach((json_t *)v, k, val) {
+    json_object_foreach ((json_t *)v, k, val) {
         size_t old = path_push_key(c, k);
         if (!env_name_valid(k))
             return fail(c, "not a variable name");
@@ -269,10 +273,12 @@ static int f_env_file(const json_t *v, void *obj, const struct field *f, struct 
     _cleanup_strv_ char **files = NULL;
     if (json_is_string(v)) {
         rbx_strv_push(&files, json_string_value(v));
-    } else {
+    } else if (json_is_array(v)) {
         int r = read_strv(v, &files, false, c);
         if (r < 0)
-            return fail(c, "expected a string or an array of strings");
+            return r;
+    } else {
+        return fail(c, "expected a string or an array of strings");
     }
     char ***dst = AT(obj, f, char **);
     for (size_t i = 0; files[i]; i++) {
@@ -313,19 +319,76 @@ static int f_name(const json_t *v, void *obj, const struct field *f, struct ctx 
     bool ok = n > 0 && n <= 63 && n == json_string_length(v);
     for (size_t i = 0; ok && i < n; i++) {
         char ch = s[i];
-        bool alnum = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+        bool alnum =
+            (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
         ok = alnum || (i > 0 && (ch == '-' || ch == '_' || ch == '.'));
     }
     if (!ok)
-        return fail(c, "\"%s\" is not a name (letters, digits, and - _ . after the first, at "
-                    "most 63)", s);
+        return fail(c,
+                    "\"%s\" is not a name (letters, digits, and - _ . after the first, at "
+                    "most 63)",
+                    s);
     return f_string(v, obj, f, c);
+}
+
+/* glibc compiles repetition by copying, so "a++++..." or "(a{1,200}){1,200}" costs memory
+ * without bound: a recipe's pattern stays small, with no repetition of a repetition. */
+#define REGEX_MAX_LEN 512
+#define REGEX_MAX_REPEATS 32
+#define REGEX_MAX_BOUND 100
+
+static const char *regex_unsafe(const char *re)
+{
+    if (strlen(re) > REGEX_MAX_LEN)
+        return "longer than 512 characters";
+    unsigned repeats = 0;
+    bool after_repeat = false, in_bracket = false;
+    for (const char *p = re; *p; p++) {
+        if (in_bracket) {
+            if (*p == ']' && p[-1] != '[' && !(p[-1] == '^' && p[-2] == '['))
+                in_bracket = false;
+            continue;
+        }
+        if (*p == '\\' && p[1]) {
+            p++;
+            after_repeat = false;
+            continue;
+        }
+        if (*p == '[') {
+            in_bracket = true;
+            after_repeat = false;
+            continue;
+        }
+        bool rep = *p == '*' || *p == '+' || *p == '?' || *p == '{';
+        if (rep && after_repeat)
+            return "a repetition of a repetition (\"a++\", \"a*{2}\")";
+        if (rep && ++repeats > REGEX_MAX_REPEATS)
+            return "more than 32 repetitions";
+        if (*p == '{') {
+            char *end;
+            for (const char *q = p + 1; *q && *q != '}'; q = end) {
+                long n = strtol(q, &end, 10);
+                if (end == q) {
+                    end = (char *)q + 1;
+                    continue;
+                }
+                if (n > REGEX_MAX_BOUND)
+                    return "a repetition bound over 100";
+            }
+            p = strchr(p, '}') ? strchr(p, '}') : p;
+        }
+        after_repeat = rep;
+    }
+    return NULL;
 }
 
 static int f_regex(const json_t *v, void *obj, const struct field *f, struct ctx *c)
 {
     if (!json_is_string(v))
         return fail(c, "expected a string");
+    const char *why = regex_unsafe(json_string_value(v));
+    if (why)
+        return fail(c, "the pattern is too costly: %s", why);
     regex_t re;
     int rc = regcomp(&re, json_string_value(v), REG_EXTENDED | REG_NOSUB);
     if (rc != 0) {
@@ -440,10 +503,11 @@ static int f_http_checks(const json_t *v, void *obj, const struct field *f, stru
     e->http = rbx_xcalloc(json_array_size(v) + 1, sizeof(*e->http));
     size_t i;
     json_t *item;
-    json_array_foreach(v, i, item) {
+    json_array_foreach (v, i, item) {
         size_t old = path_push_index(c, i);
         e->n_http = i + 1;
-        int r = read_object(item, &e->http[i], http_check_fields, RBX_ARRAY_SIZE(http_check_fields), c);
+        int r =
+            read_object(item, &e->http[i], http_check_fields, RBX_ARRAY_SIZE(http_check_fields), c);
         if (r < 0)
             return r;
         const char *g = e->http[i].get;
@@ -480,11 +544,12 @@ static int f_file_checks(const json_t *v, void *obj, const struct field *f, stru
     e->files = rbx_xcalloc(json_array_size(v) + 1, sizeof(*e->files));
     size_t i;
     json_t *item;
-    json_array_foreach(v, i, item) {
+    json_array_foreach (v, i, item) {
         size_t old = path_push_index(c, i);
         e->n_files = i + 1;
         e->files[i].exists = -1;
-        int r = read_object(item, &e->files[i], file_check_fields, RBX_ARRAY_SIZE(file_check_fields), c);
+        int r = read_object(item, &e->files[i], file_check_fields,
+                            RBX_ARRAY_SIZE(file_check_fields), c);
         if (r < 0)
             return r;
         if (e->files[i].exists == 0 && e->files[i].contains)
@@ -530,7 +595,8 @@ static int f_expect(const json_t *v, void *obj, const struct field *f, struct ct
 
 /* ---- services and steps --------------------------------------------------------------------- */
 
-#define PROC_COMMON                                                                   \
+/* clang-format off */
+#define PROC_COMMON                                                                                \
     {"name", f_name, offsetof(struct rbx_recipe_proc, name), F_REQUIRED, 0, 0},                    \
     {"command", f_command, offsetof(struct rbx_recipe_proc, command), 0, 0, 0},                    \
     {"entrypoint", f_string, offsetof(struct rbx_recipe_proc, entrypoint), 0, 0, 0},               \
@@ -539,6 +605,7 @@ static int f_expect(const json_t *v, void *obj, const struct field *f, struct ct
     {"workdir", f_absolute_path, offsetof(struct rbx_recipe_proc, workdir), 0, 0, 0},              \
     {"requires_env", f_env_names, offsetof(struct rbx_recipe_proc, requires_env), 0, 0, 0},        \
     {"ready", f_probe, offsetof(struct rbx_recipe_proc, ready), 0, 0, 0}
+/* clang-format on */
 
 static int f_image(const json_t *v, void *obj, const struct field *f, struct ctx *c);
 
@@ -566,7 +633,7 @@ static int read_procs(const json_t *v, struct rbx_recipe_proc **out, size_t *n, 
     *out = rbx_xcalloc(json_array_size(v) + 1, sizeof(**out));
     size_t i;
     json_t *item;
-    json_array_foreach(v, i, item) {
+    json_array_foreach (v, i, item) {
         size_t old = path_push_index(c, i);
         struct rbx_recipe_proc *p = &(*out)[i];
         *n = i + 1;

@@ -6,6 +6,8 @@
 #include "layers/layers.h"
 #include "sandbox/sandbox.h"
 
+#include <pthread.h>
+
 /* ---- a run request: what `reprobox run` (or a recipe step) asks of an image --------------- */
 
 struct rbx_run_request {
@@ -201,6 +203,10 @@ struct rbx_probe_env {
     void *userdata;
 };
 
+/* pthread_create with every signal blocked in the new thread: helper threads (probes, log
+ * relays) never take a signal meant for the sandbox's supervision. */
+int rbx_thread_create_quiet(pthread_t *t, void *(*fn)(void *), void *arg);
+
 /* Retry the probe until it succeeds, its timeout passes or the process is gone. */
 void rbx_probe_run(const struct rbx_probe *p, const struct rbx_probe_env *env,
                    struct rbx_probe_result *res);
@@ -241,6 +247,7 @@ struct rbx_outcome {
     size_t n_listening;
     bool listening_known;
     uint64_t duration_ms;
+    char *output_at_failure;      /* stdout and stderr as they came, up to a failure it survived */
     /* judgement */
     const char *diag_kind;        /* NULL: nothing to explain */
     char *diag_message, *diag_hint;
@@ -284,6 +291,8 @@ struct rbx_replay_opts {
     int log_fd;                /* where the processes' output goes as it comes (-1: nowhere) */
     rbx_recipe_build_fn build; /* NULL: recipes with "build" fail as unsupported */
     void *build_data;
+    rbx_progress_fn progress;  /* unpacking the images (may be NULL) */
+    void *progress_data;
 };
 
 struct rbx_replay {

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 /* Until sandbox/ provides pods, a build without them still links, and a replay says so. */
 #pragma weak rbx_pod_create
@@ -33,12 +34,15 @@ struct box {
 };
 
 /* The output of one process on its way to the log, each line prefixed with its name, as
- * docker compose does: "db      | LOG:  database system is ready". */
+ * docker compose does: "db      | LOG:  database system is ready"; its last lines are kept, so
+ * the summary can show what a server said when it failed rather than its shutdown. */
 struct prefixer {
     pthread_t thread;
     bool running;
-    int read_fd, write_fd, log_fd;
+    int read_fd, write_fd, log_fd; /* log_fd -1: keep the tail only */
     char prefix[80];
+    pthread_mutex_t lock;
+    struct rbx_tail *tail;
 };
 
 struct live {
@@ -78,7 +82,8 @@ static int box_open(struct replay *R, struct box *b, const char *ref, struct rbx
     int r = rbx_image_open(store, ref, NULL, &b->img, err);
     if (r < 0)
         return r;
-    struct rbx_unpack_opts uo = {0};
+    struct rbx_unpack_opts uo = {.progress = R->opts->progress,
+                                 .progress_data = R->opts->progress_data};
     struct rbx_unpack_stats st = {0};
     r = rbx_image_unpack(store, b->img, &uo, &st, err);
     if (r < 0)
@@ -100,7 +105,8 @@ static int box_open(struct replay *R, struct box *b, const char *ref, struct rbx
     return r < 0 ? rbx_error_wrap(err, "image %s", ref) : 0;
 }
 
-/* ---- the log ------------------------------------------------------------------------------------ */
+/* ---- the log ------------------------------------------------------------------------------------
+ */
 
 static void write_all(int fd, const char *buf, size_t n)
 {
@@ -117,6 +123,8 @@ static void write_all(int fd, const char *buf, size_t n)
 
 static void emit_line(struct prefixer *p, const char *line, size_t n)
 {
+    if (p->log_fd < 0)
+        return;
     char out[4096 + 96];
     size_t plen = strlen(p->prefix);
     if (n > sizeof(out) - plen - 1)
@@ -138,6 +146,9 @@ static void *prefixer_main(void *arg)
             continue;
         if (n <= 0)
             break;
+        pthread_mutex_lock(&p->lock);
+        rbx_tail_feed(p->tail, buf + have, (size_t)n);
+        pthread_mutex_unlock(&p->lock);
         have += (size_t)n;
         size_t start = 0;
         for (size_t i = 0; i < have; i++) {
@@ -158,21 +169,25 @@ static void *prefixer_main(void *arg)
     return NULL;
 }
 
-/* A pipe whose write end the process's output goes to; -1 when there is no log. */
+/* A pipe whose write end the process's output goes to (-1 when it could not be made). */
 static int prefixer_start(struct prefixer *p, int log_fd, const char *name)
 {
     int fds[2];
     p->read_fd = p->write_fd = -1;
-    if (log_fd < 0 || pipe2(fds, O_CLOEXEC) < 0)
+    if (pipe2(fds, O_CLOEXEC) < 0)
         return -1;
+    pthread_mutex_init(&p->lock, NULL);
+    p->tail = rbx_tail_new(TAIL_LINES, 64u << 10);
     p->read_fd = fds[0];
     p->write_fd = fds[1];
     p->log_fd = log_fd;
     snprintf(p->prefix, sizeof(p->prefix), "%-10s | ", name);
-    if (pthread_create(&p->thread, NULL, prefixer_main, p) != 0) {
+    if (rbx_thread_create_quiet(&p->thread, prefixer_main, p) != 0) {
         close(fds[0]);
         close(fds[1]);
         p->read_fd = p->write_fd = -1;
+        p->tail = rbx_tail_free(p->tail);
+        pthread_mutex_destroy(&p->lock);
         return -1;
     }
     p->running = true;
@@ -191,6 +206,21 @@ static void prefixer_stop(struct prefixer *p)
     if (p->read_fd >= 0)
         close(p->read_fd);
     p->read_fd = -1;
+    if (p->tail) {
+        p->tail = rbx_tail_free(p->tail);
+        pthread_mutex_destroy(&p->lock);
+    }
+}
+
+/* What it has said so far (NULL without a log pipe). */
+static char *prefixer_snapshot(struct prefixer *p)
+{
+    if (!p->running)
+        return NULL;
+    pthread_mutex_lock(&p->lock);
+    char *s = rbx_xstrdup(rbx_tail_text(p->tail));
+    pthread_mutex_unlock(&p->lock);
+    return s;
 }
 
 /* ---- composing one process as `docker run` would ------------------------------------------- */
@@ -212,8 +242,12 @@ static int compose(struct replay *R, struct live *l, const struct rbx_recipe_pro
         .env = env,
         .env_files = service ? NULL : rc->env_files,
         .caller_env = R->opts->caller_env,
-        .workdir = p->workdir ? p->workdir : service ? NULL : rc->workdir,
-        .user = p->user ? p->user : service ? NULL : rc->user,
+        .workdir = p->workdir ? p->workdir
+                   : service  ? NULL
+                              : rc->workdir,
+        .user = p->user   ? p->user
+                : service ? NULL
+                          : rc->user,
     };
     struct rbx_compose_info info = {0};
     int r = rbx_run_compose(&b->img->config, &req, spec, &info, err);
@@ -237,8 +271,8 @@ static int compose(struct replay *R, struct live *l, const struct rbx_recipe_pro
     o->image_from_build = !service && rc->build;
     /* Docker creates a missing working directory; say so, it is often the bug. */
     int rootfd = rbx_container_rootfd(b->ctr);
-    _cleanup_close_ int cwdfd = rbx_open_in_root(rootfd, spec->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC,
-                                                 0, 0, NULL);
+    _cleanup_close_ int cwdfd =
+        rbx_open_in_root(rootfd, spec->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC, 0, 0, NULL);
     o->cwd_missing = cwdfd == -ENOENT;
     return 0;
 }
@@ -290,8 +324,9 @@ static char *check_url(const struct rbx_recipe_proc *p, const char *get)
         return rbx_xasprintf("%.*s%s", (int)n, p->ready.url, get);
     }
     if (p->ready.kind == RBX_PROBE_TCP)
-        return rbx_xasprintf("http://%s:%d%s", strchr(p->ready.host, ':') ? "[::1]" : p->ready.host,
-                             p->ready.port, get);
+        return strchr(p->ready.host, ':')
+                   ? rbx_xasprintf("http://[%s]:%d%s", p->ready.host, p->ready.port, get)
+                   : rbx_xasprintf("http://%s:%d%s", p->ready.host, p->ready.port, get);
     return rbx_xasprintf("http://127.0.0.1%s", get);
 }
 
@@ -333,7 +368,8 @@ static void collect(struct live *l)
 
 /* Start it; run it to its end (a step) or to readiness (detached). false: it failed and the
  * replay stops here. A negative *fatal is reprobox's own failure. */
-static bool run_one(struct replay *R, struct live *l, bool service, int *fatal, struct rbx_error **err)
+static bool run_one(struct replay *R, struct live *l, bool service, int *fatal,
+                    struct rbx_error **err)
 {
     struct rbx_outcome *o = l->o;
     const struct rbx_recipe_proc *p = o->proc;
@@ -369,6 +405,8 @@ static bool run_one(struct replay *R, struct live *l, bool service, int *fatal, 
         /* What a stopped process might have waited for is still up (or not) in the pod. */
         if (o->res.stop_reason == RBX_STOP_IDLE || o->res.stop_reason == RBX_STOP_TIMEOUT)
             note_listening(R, o);
+        else if (!rbx_outcome_failed(o))
+            run_http_checks(R, l); /* what a one-shot step changed, seen through a service */
     } else {
         if (p->ready.kind) {
             struct rbx_probe_env env = {.netns_fd = rbx_pod_netns_fd(R->pod),
@@ -390,6 +428,13 @@ static bool run_one(struct replay *R, struct live *l, bool service, int *fatal, 
     }
     if (rbx_outcome_failed(o)) {
         o->state = RBX_PROC_FAILED;
+        if (!o->ended) {
+            /* Still running (not ready, or a 5xx): what it said up to now, before its stop. */
+            (void)rbx_process_running(l->proc);
+            struct timespec ts = {.tv_nsec = 50 * 1000000L};
+            nanosleep(&ts, NULL);
+            o->output_at_failure = prefixer_snapshot(&l->log);
+        }
         return false;
     }
     return true;
@@ -462,7 +507,8 @@ static int replay_all(struct replay *R, struct rbx_error **err)
     int r = resolve_image(R, err);
     if (r < 0)
         return r;
-    if (!rbx_pod_create)
+    if (!rbx_pod_create || !rbx_container_create || !rbx_container_spawn || !rbx_process_wait ||
+        !rbx_process_running || !rbx_process_stop)
         return rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP,
                              "this build of reprobox has no pods: recipes can not be replayed");
     r = rbx_pod_create(rc->network, NULL, &R->pod, err);
@@ -522,15 +568,17 @@ static void finish(struct replay *R)
             out->first_failure = o;
     }
     out->passed = !out->unmet && !out->error;
-    for (size_t i = 0; i < out->n_outcomes; i++) {
+    for (size_t i = 0; i < out->n_outcomes; i++)
         if (R->live[i].proc)
             R->live[i].proc = rbx_process_free(R->live[i].proc);
-        prefixer_stop(&R->live[i].log);
-    }
     for (size_t i = 0; i < R->n_boxes; i++)
         box_close(&R->boxes[i], R->opts->keep, &out->kept_dirs);
     if (R->pod)
         R->pod = rbx_pod_free(R->pod);
+    /* Last: a container's helper process made after a log pipe holds a copy of its write end,
+     * so a log sees its end only once every container is gone. */
+    for (size_t i = 0; i < out->n_outcomes; i++)
+        prefixer_stop(&R->live[i].log);
 }
 
 int rbx_replay_run(const struct rbx_recipe *recipe, const struct rbx_replay_opts *opts,
@@ -559,8 +607,11 @@ int rbx_replay_run(const struct rbx_recipe *recipe, const struct rbx_replay_opts
         e = NULL;
     }
     finish(&R);
-    if (out->error && !out->unmet)
+    if (out->error) {
+        /* Not the recipe's expectations: reprobox itself could not go on. */
+        free(out->unmet);
         out->unmet = rbx_xasprintf("reprobox could not replay it: %s", out->error->message);
+    }
     out->passed = !out->unmet && !out->error;
     out->duration_ms = (rbx_now_ns() - t0) / 1000000;
     free(R.boxes);

@@ -8,7 +8,10 @@
 
 #define REPLAY_SCHEMA "reprobox.replay/v1"
 
-static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
 
 static json_t *strv_json(char *const *v)
 {
@@ -76,9 +79,12 @@ static json_t *outcome_json(const struct rbx_outcome *o)
     json_object_set_new(j, "name", json_string(o->proc->name));
     json_object_set_new(j, "kind", json_string(o->is_service ? "service" : "step"));
     json_object_set_new(j, "state", json_string(state_name(o->state)));
+    if (o->is_service)
+        json_object_set_new(j, "image", json_string(o->proc->image));
     json_object_set_new(j, "outcome", str_or_null(o->outcome_text));
     if (o->state == RBX_PROC_NOT_RUN) {
-        json_object_set_new(j, "expectations", json_pack("{s:b,s:s?}", "met", !o->unmet, "unmet", o->unmet));
+        json_object_set_new(j, "expectations",
+                            json_pack("{s:b,s:s?}", "met", !o->unmet, "unmet", o->unmet));
         return j;
     }
     json_object_set_new(j, "argv", strv_json(o->argv));
@@ -90,8 +96,9 @@ static json_t *outcome_json(const struct rbx_outcome *o)
     json_object_set_new(j, "cwd_missing", json_boolean(o->cwd_missing));
     json_object_set_new(j, "user", str_or_null(o->user));
     if (o->error)
-        json_object_set_new(j, "error", json_pack("{s:s,s:s}", "kind", rbx_error_kind_name(o->error->kind),
-                                                  "message", o->error->message));
+        json_object_set_new(j, "error",
+                            json_pack("{s:s,s:s}", "kind", rbx_error_kind_name(o->error->kind),
+                                      "message", o->error->message));
     if (o->ended) {
         json_object_set_new(j, "exit_code", json_integer(o->res.exit_code));
         const char *a = o->res.signal ? sigabbrev_np(o->res.signal) : NULL;
@@ -104,14 +111,13 @@ static json_t *outcome_json(const struct rbx_outcome *o)
     json_object_set_new(j, "exited_early", json_boolean(o->exited_early));
     json_object_set_new(j, "duration_ms", json_integer((json_int_t)o->duration_ms));
     if (o->has_ready)
-        json_object_set_new(j, "ready",
-                            json_pack("{s:b,s:i,s:I,s:b,s:b,s:I,s:s}", "ready", o->ready.ready,
-                                      "attempts", (int)o->ready.attempts, "elapsed_ms",
-                                      (json_int_t)o->ready.elapsed_ms, "connected",
-                                      o->ready.ever_connected, "process_exited",
-                                      o->ready.target_exited, "last_status",
-                                      (json_int_t)o->ready.last_status, "last_error",
-                                      o->ready.last_error));
+        json_object_set_new(
+            j, "ready",
+            json_pack("{s:b,s:i,s:I,s:b,s:b,s:I,s:s}", "ready", o->ready.ready, "attempts",
+                      (int)o->ready.attempts, "elapsed_ms", (json_int_t)o->ready.elapsed_ms,
+                      "connected", o->ready.ever_connected, "process_exited",
+                      o->ready.target_exited, "last_status", (json_int_t)o->ready.last_status,
+                      "last_error", o->ready.last_error));
     json_t *http = json_array();
     for (size_t i = 0; i < o->n_http; i++) {
         const struct rbx_http_response *r = &o->http[i].resp;
@@ -119,7 +125,10 @@ static json_t *outcome_json(const struct rbx_outcome *o)
         json_object_set_new(h, "url", json_string(o->http[i].url));
         json_object_set_new(h, "status", json_integer(r->status));
         if (r->status)
-            json_object_set_new(h, "body", r->body ? safe_string(r->body, strlen(r->body) > 2048 ? 2048 : strlen(r->body)) : json_string(""));
+            json_object_set_new(
+                h, "body",
+                r->body ? safe_string(r->body, strlen(r->body) > 2048 ? 2048 : strlen(r->body))
+                        : json_string(""));
         else
             json_object_set_new(h, "error", json_string(r->error));
         json_array_append_new(http, h);
@@ -135,6 +144,8 @@ static json_t *outcome_json(const struct rbx_outcome *o)
     json_object_set_new(j, "expectations",
                         json_pack("{s:b,s:b,s:s?}", "set", o->proc->expect.set, "met", !o->unmet,
                                   "unmet", o->unmet));
+    if (o->output_at_failure)
+        json_object_set_new(j, "output_at_failure", lines_json(o->output_at_failure));
     json_object_set_new(j, "stdout_tail", lines_json(o->res.stdout_tail));
     json_object_set_new(j, "stderr_tail", lines_json(o->res.stderr_tail));
     return j;
@@ -144,8 +155,9 @@ static char *diagnosis_line(const struct rbx_outcome *o)
 {
     if (!o->diag_kind)
         return rbx_xasprintf("%s: %s", o->proc->name, o->outcome_text ? o->outcome_text : "");
-    return rbx_xasprintf("%s: %s \u2014 %s: %s", o->proc->name, o->outcome_text ? o->outcome_text : "",
-                         o->diag_kind, o->diag_message ? o->diag_message : "");
+    return rbx_xasprintf("%s: %s \u2014 %s: %s", o->proc->name,
+                         o->outcome_text ? o->outcome_text : "", o->diag_kind,
+                         o->diag_message ? o->diag_message : "");
 }
 
 json_t *rbx_replay_report(const struct rbx_replay *r)
@@ -156,14 +168,16 @@ json_t *rbx_replay_report(const struct rbx_replay *r)
     json_object_set_new(j, "reprobox_version", json_string(REPROBOX_VERSION));
     json_object_set_new(j, "recipe", json_pack("{s:s,s:s}", "name", rc->name, "file", rc->path));
     json_object_set_new(j, "image", str_or_null(r->image_ref));
-    json_object_set_new(j, "network", json_string(rc->network == RBX_NETWORK_HOST ? "host" : "none"));
+    json_object_set_new(j, "network",
+                        json_string(rc->network == RBX_NETWORK_HOST ? "host" : "none"));
     json_object_set_new(j, "succeeded", json_boolean(rbx_replay_succeeded(r)));
     json_object_set_new(j, "passed", json_boolean(r->passed));
     json_object_set_new(j, "unmet", str_or_null(r->unmet));
     json_object_set_new(j, "duration_ms", json_integer((json_int_t)r->duration_ms));
     if (r->error)
-        json_object_set_new(j, "error", json_pack("{s:s,s:s}", "kind", rbx_error_kind_name(r->error->kind),
-                                                  "message", r->error->message));
+        json_object_set_new(j, "error",
+                            json_pack("{s:s,s:s}", "kind", rbx_error_kind_name(r->error->kind),
+                                      "message", r->error->message));
     else
         json_object_set_new(j, "error", json_null());
     const struct rbx_outcome *f = r->first_failure;
@@ -178,35 +192,57 @@ json_t *rbx_replay_report(const struct rbx_replay *r)
     }
     json_t *svcs = json_array(), *steps = json_array();
     for (size_t i = 0; i < r->n_outcomes; i++)
-        json_array_append_new(r->outcomes[i].is_service ? svcs : steps, outcome_json(&r->outcomes[i]));
+        json_array_append_new(r->outcomes[i].is_service ? svcs : steps,
+                              outcome_json(&r->outcomes[i]));
     json_object_set_new(j, "services", svcs);
     json_object_set_new(j, "steps", steps);
     json_object_set_new(j, "kept", strv_json(r->kept_dirs));
     return j;
 }
 
-/* The last `max` non-empty lines of text, each indented. */
+/* A line that opens an error report: "Error: ...", "TypeError [ERR_X]: ...",
+ * "PrismaClientKnownRequestError: ...", "error: ...", "ERROR:  ...". */
+static bool opens_error(const char *line)
+{
+    while (*line == ' ' || *line == '\t')
+        line++;
+    if (strncmp(line, "error:", 6) == 0 || strncmp(line, "ERROR:", 6) == 0)
+        return true;
+    size_t w = 0;
+    while ((line[w] >= 'A' && line[w] <= 'Z') || (line[w] >= 'a' && line[w] <= 'z'))
+        w++;
+    return w >= 5 && strncmp(line + w - 5, "Error", 5) == 0 &&
+           (line[w] == ':' || line[w] == ' ' || line[w] == '[');
+}
+
+/* At most `max` non-empty lines of the output, each indented: from the last line that opens an
+ * error report when there is one (the words that explain, before the stack trace), else the
+ * last lines. */
 static void tail_lines(FILE *f, const char *label, const char *text, size_t max)
 {
     if (!text || !*text)
         return;
-    const char *starts[16];
-    size_t n = 0;
+    const char *lines[512];
+    size_t n = 0, from = SIZE_MAX;
     for (const char *p = text; *p;) {
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        if (len) {
-            if (n == max) {
-                memmove(starts, starts + 1, (max - 1) * sizeof(*starts));
+        if (len && strspn(p, " \t") < len) {
+            if (n == RBX_ARRAY_SIZE(lines)) {
+                memmove(lines, lines + 1, (n - 1) * sizeof(*lines));
                 n--;
+                from = from == SIZE_MAX || from == 0 ? SIZE_MAX : from - 1;
             }
-            starts[n++] = p;
+            if (opens_error(p))
+                from = n;
+            lines[n++] = p;
         }
         p += len + (nl ? 1 : 0);
     }
-    for (size_t i = 0; i < n; i++) {
-        size_t len = strcspn(starts[i], "\n");
-        fprintf(f, "  %s | %.*s\n", label, (int)(len > 200 ? 200 : len), starts[i]);
+    size_t start = from != SIZE_MAX ? from : n > max ? n - max : 0;
+    for (size_t i = start; i < n && i < start + max; i++) {
+        size_t len = strcspn(lines[i], "\n");
+        fprintf(f, "  %s | %.*s\n", label, (int)(len > 200 ? 200 : len), lines[i]);
     }
 }
 
@@ -226,7 +262,9 @@ char *rbx_replay_summary(const struct rbx_replay *r)
         if (first->diag_hint)
             fprintf(f, "  hint: %s\n", first->diag_hint);
         const char *err = first->res.stderr_tail, *out = first->res.stdout_tail;
-        if (err && *err)
+        if (first->output_at_failure && *first->output_at_failure)
+            tail_lines(f, "output", first->output_at_failure, 6);
+        else if (err && *err)
             tail_lines(f, "stderr", err, 6);
         else if (out && *out)
             tail_lines(f, "stdout", out, 6);
@@ -234,7 +272,9 @@ char *rbx_replay_summary(const struct rbx_replay *r)
     }
     for (size_t i = 0; i < r->n_outcomes; i++) {
         const struct rbx_outcome *o = &r->outcomes[i];
-        const char *mark = o->state == RBX_PROC_OK ? "ok  " : o->state == RBX_PROC_FAILED ? "FAIL" : "-   ";
+        const char *mark = o->state == RBX_PROC_OK       ? "ok  "
+                           : o->state == RBX_PROC_FAILED ? "FAIL"
+                                                         : "-   ";
         fprintf(f, "  %s %-8s %-14s %s", mark, o->is_service ? "service" : "step", o->proc->name,
                 o->outcome_text ? o->outcome_text : "");
         if (o->diag_kind)
@@ -244,7 +284,8 @@ char *rbx_replay_summary(const struct rbx_replay *r)
     if (r->unmet)
         fprintf(f, "expectations: not met: %s\n", r->unmet);
     else
-        fprintf(f, "expectations: met%s\n", rbx_replay_succeeded(r) ? "" : " (this recipe expects the failure above)");
+        fprintf(f, "expectations: met%s\n",
+                rbx_replay_succeeded(r) ? "" : " (this recipe expects the failure above)");
     for (size_t i = 0; r->kept_dirs && r->kept_dirs[i]; i++)
         fprintf(f, "kept: %s\n", r->kept_dirs[i]);
     fclose(f);

@@ -9,8 +9,9 @@ build=(build-essential cmake pkg-config clang clang-format
 # What tests and fixtures use: the fixture images are made from these packages' files, the
 # differential and conformance tests compare with these tools.
 test=(busybox-static nodejs skopeo umoci runc crun bubblewrap uidmap jq gzip zstd tar
-      iproute2 procps util-linux passwd curl ca-certificates file postgresql
-      docker-registry openssl apache2-utils hyperfine)
+      iproute2 procps util-linux passwd curl ca-certificates file
+      docker-registry openssl apache2-utils hyperfine
+      postgresql)
 
 missing=()
 for p in "${build[@]}" "${test[@]}"; do

@@ -46,10 +46,11 @@ PG_MAJOR=$(basename "$(dirname "$PG_BINDIR")")
 PG_LIBDIR=/usr/lib/postgresql/$PG_MAJOR/lib
 PG_SHAREDIR=/usr/share/postgresql/$PG_MAJOR
 [ -f "$PG_SHAREDIR/postgres.bki" ] || die "$PG_SHAREDIR/postgres.bki not found (install postgresql-$PG_MAJOR)"
-# The server, initdb, the modules initdb loads (PL/pgSQL, snowball, the encoding conversions);
+# The server, initdb, pg_isready (for readiness probes), the modules initdb loads (PL/pgSQL,
+# snowball, the encoding conversions);
 # not the JIT, which pulls in LLVM.
 mapfile -t PG_MODULES < <(find "$PG_LIBDIR" -maxdepth 1 -name '*.so' ! -name 'llvmjit*' | sort)
-PG_PROGRAMS=("$PG_BINDIR/postgres" "$PG_BINDIR/initdb")
+PG_PROGRAMS=("$PG_BINDIR/postgres" "$PG_BINDIR/initdb" "$PG_BINDIR/pg_isready")
 
 # The shared objects the dynamic loader maps for programs, at the paths ldd gives: "name =>
 # /path (..)" lines, and the ELF interpreter, which ldd prints as a bare absolute path.

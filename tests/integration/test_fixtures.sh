@@ -224,10 +224,63 @@ else
     assert_eq "package.json main" "$(jq -r .main "$R/app/package.json")" server.js
 fi
 
+# ---- api and postgres ------------------------------------------------------------------------
+API=$(fixture api) || exit 77
+PG=$(fixture postgres) || exit 77
+check_layout api "$API"
+check_layout postgres "$PG"
+assert_eq "api: tags in index.json" \
+    "$(jq -r '[.manifests[].annotations["org.opencontainers.image.ref.name"]] | join(" ")' "$API/index.json")" \
+    "good express-missing workdir-missing prisma-client-location pnpm-migrate pnpm-symlinks provider-mysql"
+api_manifest() { cat "$(blob "$API" "$(manifest_of "$API" "$1")")"; }
+api_config() { cat "$(blob "$API" "$(api_manifest "$1" | jq -r .config.digest)")"; }
+assert_eq "api: config" "$(api_config good | jq -cS .config)" \
+    '{"Cmd":["node","dist/index.js"],"Env":["'$PATH_ENV'","NODE_ENV=production","PORT=4000"],"ExposedPorts":{"4000/tcp":{}},"Labels":{"org.reprobox.fixture":"api"},"WorkingDir":"/app"}'
+assert_eq "api: workdir-missing's WorkingDir" "$(api_config workdir-missing | jq -r .config.WorkingDir)" "/app/apps/api"
+assert_eq "api: workdir-missing has good's layers" "$(api_manifest workdir-missing | jq -c .layers)" \
+    "$(api_manifest good | jq -c .layers)"
+assert_eq "api: layer 1 is busybox layer 1" "$(api_manifest good | jq -r '.layers[0].digest')" \
+    "$(jq -r '.layers[0].digest' "$(blob "$BB" "$(manifest_of "$BB" latest)")")"
+assert_eq "api: layer 2 is node's layer 2" "$(api_manifest good | jq -r '.layers[1].digest')" \
+    "$(jq -r '.layers[1].digest' "$(blob "$NODE_IMG" "$(manifest_of "$NODE_IMG" latest)")")"
+app_layer() { layer_cat "$API" "$(api_manifest "$1" | jq -c '.layers[2]')"; }
+app_list() { app_layer "$1" | tar -tv --numeric-owner 2>/dev/null; }
+assert_contains "api good: express" "$(app_list good)" "app/node_modules/express/index.js"
+assert_contains "api good: the prisma bin link" "$(app_list good)" "app/node_modules/.bin/prisma -> ../prisma/build/index.js"
+assert_contains "api good: /usr/bin/env" "$(app_list good)" "usr/bin/env -> /bin/busybox"
+assert_not_contains "api express-missing: no express" "$(app_list express-missing)" "app/node_modules/express/"
+assert_contains "api prisma-client-location: client inside @prisma/client" \
+    "$(app_list prisma-client-location)" "app/node_modules/@prisma/client/.prisma/client/default.js"
+assert_not_contains "api prisma-client-location: none at node_modules/.prisma" \
+    "$(app_list prisma-client-location)" " app/node_modules/.prisma/"
+assert_contains "api pnpm-symlinks: a link into .pnpm" "$(app_list pnpm-symlinks)" \
+    "app/node_modules/express -> .pnpm/express@4.21.2/node_modules/express"
+assert_not_contains "api pnpm-symlinks: no .pnpm store" "$(app_list pnpm-symlinks)" "app/node_modules/.pnpm/"
+assert_contains "api pnpm-migrate: the script calls pnpm" \
+    "$(app_layer pnpm-migrate | tar -xO app/scripts/run-migrations.sh)" "pnpm db:migrate"
+assert_contains "api provider-mysql: the schema says mysql" \
+    "$(app_layer provider-mysql | tar -xO app/prisma/schema.prisma)" 'provider = "mysql"'
+mkdir -p "$RBX_TMP/app-good"
+app_layer good | tar -x -C "$RBX_TMP/app-good"
+bad_js=""
+while read -r js; do node --check "$js" 2>/dev/null || bad_js+=" $js"; done < <(find "$RBX_TMP/app-good/app" -name '*.js')
+assert_eq "api: every .js parses" "$bad_js" ""
+PG_CFG=$(cat "$(blob "$PG" "$(jq -r .config.digest "$(blob "$PG" "$(manifest_of "$PG" latest)")")")")
+assert_eq "postgres: user, entrypoint, cmd, stop signal" \
+    "$(jq -c '[.config.User, .config.Entrypoint, .config.Cmd, .config.StopSignal]' <<<"$PG_CFG")" \
+    '["postgres",["docker-entrypoint.sh"],["postgres"],"SIGINT"]'
+PG_LIST=$(layer_cat "$PG" "$(jq -c '.layers[1]' "$(blob "$PG" "$(manifest_of "$PG" latest)")")" | tar -tv --numeric-owner)
+for f in bin/postgres bin/initdb bin/pg_isready; do
+    assert_contains "postgres: $f" "$PG_LIST" "/$f"
+done
+assert_contains "postgres: postgres.bki" "$PG_LIST" "postgres.bki"
+assert_contains "postgres: /var/lib/postgresql is writable by all" "$PG_LIST" "drwxrwxrwt 0/0"
+assert_contains "postgres: the entrypoint" "$PG_LIST" "-rwxr-xr-x 0/0"
+
 # ---- determinism and idempotence ------------------------------------------------------------
 run_capture "$MAKE" "$RBX_TMP/again"
 assert_eq "make-fixtures into a new dir" "$STATUS" 0
-for img in busybox node; do
+for img in busybox node api postgres; do
     assert_eq "$img: index.json is the same on a second run" \
         "$(sha256sum <"$RBX_TMP/again/$img/index.json")" "$(sha256sum <"$RBX_FIXTURES/$img/index.json")"
     assert_eq "$img: the same blobs on a second run" \

@@ -1,6 +1,6 @@
 /* schema_check.c — the subset of JSON Schema draft 2020-12 that docs/recipe.schema.json uses:
  * type, properties, required, additionalProperties, propertyNames, items, prefixItems,
- * minItems, maxItems, enum, const, minimum, maximum, exclusiveMinimum, minLength, pattern
+ * minItems, maxItems, enum, const, minimum, maximum, exclusiveMinimum, minLength, maxLength, pattern
  * (as a POSIX extended expression, which the schema's patterns are both), oneOf, not,
  * dependentSchemas, $ref to #/$defs/..., and the annotations. */
 #include "schema_check.h"
@@ -103,6 +103,9 @@ static bool check(struct sc *c, const json_t *s, const json_t *v)
         } else if (!strcmp(key, "minLength")) {
             if (json_is_string(v) && json_string_length(v) < (size_t)json_integer_value(kw))
                 return no(c, "too short");
+        } else if (!strcmp(key, "maxLength")) {
+            if (json_is_string(v) && json_string_length(v) > (size_t)json_integer_value(kw))
+                return no(c, "too long");
         } else if (!strcmp(key, "pattern")) {
             if (json_is_string(v)) {
                 regex_t re;

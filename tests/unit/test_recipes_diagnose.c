@@ -56,7 +56,8 @@ static void teardown(void)
     char cmd[128];
     close(rootfd);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    (void)system(cmd);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", root);
 }
 
 static struct rbx_recipe_proc proc = {.name = "start"};
@@ -196,7 +197,7 @@ START_TEST(test_hang_no_output)
     o.listening_known = true;
     o.listening[0] = 4000;
     o.n_listening = 1;
-    diagnose(&o, "hang-no-output", "it printed nothing; nothing listens on 127.0.0.1:5432, where DATABASE_URL points: it was waiting for it");
+    diagnose(&o, "hang-no-output", "it printed nothing and never finished; nothing listens on 127.0.0.1:5432, where DATABASE_URL points: most likely it was waiting for that");
     /* When the database listens, it is not the explanation. */
     step(&o, 143, NULL);
     o.res.stop_reason = RBX_STOP_IDLE;
@@ -414,6 +415,27 @@ START_TEST(test_exit_status_fallback)
 }
 END_TEST
 
+START_TEST(test_start_failed)
+{
+    struct rbx_outcome o;
+    step(&o, 0, NULL);
+    o.ended = false;
+    rbx_error_set(&o.error, RBX_ERR_SANDBOX, EPERM, "mount overlay: Operation not permitted");
+    diagnose(&o, "start-failed", "mount overlay: Operation not permitted");
+}
+END_TEST
+
+START_TEST(test_not_ready_when_nothing_else_explains)
+{
+    struct rbx_outcome o;
+    detached(&o);
+    free(o.res.stderr_tail);
+    o.res.stderr_tail = NULL;
+    o.ready.ever_connected = true; /* it answered, but not HTTP */
+    diagnose(&o, "not-ready", "it was not ready within 20 s");
+}
+END_TEST
+
 START_TEST(test_hang_beats_output_words)
 {
     struct rbx_outcome o;
@@ -461,6 +483,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_table_missing_beats_http_status);
     tcase_add_test(tc, test_killed_by_signal);
     tcase_add_test(tc, test_exit_status_fallback);
+    tcase_add_test(tc, test_start_failed);
+    tcase_add_test(tc, test_not_ready_when_nothing_else_explains);
     tcase_add_test(tc, test_hang_beats_output_words);
     tcase_add_test(tc, test_every_kind_is_known);
     suite_add_tcase(s, tc);
