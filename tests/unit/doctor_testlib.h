@@ -78,7 +78,7 @@ static inline void test_dir(struct test_root *t, const char *rel, mode_t mode)
     char buf[1024];
     snprintf(buf, sizeof(buf), "%s/", rel);
     test_mkparents(t, buf);
-    fchmodat(t->fd, rel, mode, 0);
+    ck_assert_int_eq(fchmodat(t->fd, rel, mode, 0), 0);
 }
 
 static inline void test_link(struct test_root *t, const char *target, const char *rel)
@@ -120,6 +120,8 @@ static inline size_t elf_build(const struct elf_spec *sp, unsigned char *buf, si
     memset(buf, 0, cap);
     size_t off = ehsz + nph * phsz;
     size_t interp_off = off, interp_len = sp->interp ? strlen(sp->interp) + 1 : 0;
+    if (interp_len > 1024)
+        abort();
     off += interp_len;
     size_t str_off = off, str_len = 1;
     unsigned char *str = buf + str_off;
@@ -127,9 +129,12 @@ static inline size_t elf_build(const struct elf_spec *sp, unsigned char *buf, si
     size_t n_needed = 0;
 #define ADDSTR(s, idx)                                                                             \
     do {                                                                                           \
+        size_t n_ = strlen(s) + 1;                                                                 \
+        if (str_off + str_len + n_ > cap / 2)                                                      \
+            abort(); /* the test's ELF does not fit */                                             \
         idx = str_len;                                                                             \
-        memcpy(str + str_len, s, strlen(s) + 1);                                                   \
-        str_len += strlen(s) + 1;                                                                  \
+        memcpy(str + str_len, s, n_);                                                              \
+        str_len += n_;                                                                             \
     } while (0)
     for (size_t i = 0; i < 8 && sp->needed[i]; i++, n_needed++)
         ADDSTR(sp->needed[i], idx_needed[i]);
@@ -204,7 +209,7 @@ static inline size_t elf_build(const struct elf_spec *sp, unsigned char *buf, si
             put(p + 20, ph[i].len, 4, be);
         }
     }
-    if (sp->interp)
+    if (sp->interp && interp_off + interp_len <= cap)
         memcpy(buf + interp_off, sp->interp, interp_len);
     return total;
 }
