@@ -112,6 +112,7 @@ struct rbx_js_import {
     unsigned line;
     bool esm;     /* import/export ... from, import 'x' (not require, not import()) */
     bool guarded; /* inside try { } or catch { }: the code expects it may be missing */
+    bool nested;  /* inside a block or function: loaded on some paths only */
 };
 
 /* The literal specifiers a JavaScript file loads: require('x'), import ... from 'x', import 'x',

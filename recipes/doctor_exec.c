@@ -180,11 +180,23 @@ static char *package_script(struct rbx_doctor *d, const struct arg *argv, size_t
     }
 }
 
+/* The script checks for it first (command -v X, which X, [ -x /path/X ]): it handles the
+ * absence itself. */
+static bool probed(const struct script_ctx *sc, const char *name)
+{
+    for (size_t i = 0; sc && sc->probed && sc->probed[i]; i++)
+        if (strcmp(sc->probed[i], name) == 0 ||
+            (!strchr(name, '/') && strcmp(base_name(sc->probed[i]), name) == 0))
+            return true;
+    return false;
+}
+
 static void not_found(struct rbx_doctor *d, const struct arg *argv, size_t argc, const char *where,
                       const struct script_ctx *sc)
 {
     const char *name = argv[0].s;
-    bool probed = sc && strv_has(sc->probed, name);
+    if (probed(sc, name))
+        return;
     _cleanup_free_ char *fw = from_where(where);
     _cleanup_free_ char *bin = strchr(name, '/') ? NULL : local_bin(d, name);
     _cleanup_free_ char *pkg = NULL;
@@ -219,10 +231,8 @@ static void not_found(struct rbx_doctor *d, const struct arg *argv, size_t argc,
         hint = rbx_xstrdup(strchr(name, '/') ? "copy it into the image, or fix the path"
                                              : "install it in the final image, or call a program "
                                                "that is there");
-    struct rbx_finding *f =
-        rbx_doctor_add(d, "command-not-found", probed ? RBX_SEVERITY_WARNING : RBX_SEVERITY_ERROR,
-                       hint, "\"%s\" is not in the image%s%s", name, fw,
-                       probed ? "; the script checks for it first" : "");
+    struct rbx_finding *f = rbx_doctor_add(d, "command-not-found", RBX_SEVERITY_ERROR, hint,
+                                           "\"%s\" is not in the image%s", name, fw);
     _cleanup_free_ char *text = words_text(argv, argc);
     rbx_finding_evidence(f, "%s: %s", where, text);
     if (strchr(name, '/'))
@@ -819,7 +829,7 @@ static void resolve(struct rbx_doctor *d, const struct arg *argv, size_t argc, c
     if (!*name)
         return;
     /* prisma migrate deploy, however it is started: the schema's migrations are needed */
-    for (size_t i = 0; i + 2 < argc + 1 && i < argc; i++)
+    for (size_t i = 0; i < argc; i++)
         if (strcmp(base_name(argv[i].s), "prisma") == 0 || strstr(argv[i].s, "prisma/build/index.js"))
             for (size_t k = i + 1; k + 1 < argc; k++)
                 if (strcmp(argv[k].s, "migrate") == 0 && strcmp(argv[k + 1].s, "deploy") == 0)

@@ -11,11 +11,9 @@
 
 void rbx_doctor_user(struct rbx_doctor *d)
 {
-    const char *spec = d->proc->user;
+    /* "" is root, resolved too: its gid and groups are what the permission checks use */
+    const char *spec = d->proc->user ? d->proc->user : "";
     struct rbx_error *err = NULL;
-    if (!spec || !*spec) {
-        spec = "0"; /* root, for the permission checks */
-    }
     if (rbx_user_resolve(d->rootfd, spec, &d->user, &err) == 0) {
         d->have_user = true;
         return;

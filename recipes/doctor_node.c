@@ -19,7 +19,7 @@ struct token {
     enum tkind kind;
     size_t start, len; /* K_STR: the content, between the quotes */
     unsigned line;
-    bool guarded;
+    bool guarded, nested;
 };
 
 struct lexer {
@@ -50,7 +50,11 @@ static void push_tok(struct lexer *L, enum tkind k, size_t start, size_t len)
         L->cap = L->cap ? L->cap * 2 : 256;
         L->t = rbx_xrealloc(L->t, L->cap * sizeof(*L->t));
     }
-    L->t[L->nt++] = (struct token){k, start, len, L->line, L->guards > 0};
+    /* template braces (`${`) do not make code conditional */
+    bool nested = false;
+    for (size_t i = 0; i < L->nb && !nested; i++)
+        nested = L->braces[i] != '`';
+    L->t[L->nt++] = (struct token){k, start, len, L->line, L->guards > 0, nested};
 }
 
 static const struct token *last(const struct lexer *L)
@@ -236,10 +240,10 @@ static char *str_value(const struct lexer *L, const struct token *t)
 }
 
 static void add_import(struct rbx_js_import **v, size_t *n, char *spec, unsigned line, bool esm,
-                       bool guarded)
+                       bool guarded, bool nested)
 {
     *v = rbx_xrealloc(*v, (*n + 1) * sizeof(**v));
-    (*v)[(*n)++] = (struct rbx_js_import){spec, line, esm, guarded};
+    (*v)[(*n)++] = (struct rbx_js_import){spec, line, esm, guarded, nested};
 }
 
 void rbx_js_imports(const char *text, size_t len, struct rbx_js_import **out, size_t *n)
@@ -262,11 +266,12 @@ void rbx_js_imports(const char *text, size_t len, struct rbx_js_import **out, si
             /* require('x') and import('x'): a literal alone, or nothing */
             if (i + 3 < L.nt && tok_is(&L, &t[i + 1], "(") && t[i + 2].kind == K_STR &&
                 (tok_is(&L, &t[i + 3], ")") || (imp && tok_is(&L, &t[i + 3], ","))))
-                add_import(out, n, str_value(&L, &t[i + 2]), t[i + 2].line, imp, t[i].guarded);
+                add_import(out, n, str_value(&L, &t[i + 2]), t[i + 2].line, imp, t[i].guarded,
+                           t[i].nested);
             continue;
         }
         if (imp && i + 1 < L.nt && t[i + 1].kind == K_STR) { /* import 'x' */
-            add_import(out, n, str_value(&L, &t[i + 1]), t[i + 1].line, true, false);
+            add_import(out, n, str_value(&L, &t[i + 1]), t[i + 1].line, true, false, false);
             continue;
         }
         if (!imp && !exp)
@@ -282,7 +287,7 @@ void rbx_js_imports(const char *text, size_t len, struct rbx_js_import **out, si
                          tok_is(&L, &t[j], "var"))))
                 break;
             if (tok_is(&L, &t[j], "from") && t[j + 1].kind == K_STR) {
-                add_import(out, n, str_value(&L, &t[j + 1]), t[j + 1].line, true, false);
+                add_import(out, n, str_value(&L, &t[j + 1]), t[j + 1].line, true, false, false);
                 break;
             }
         }
@@ -711,6 +716,7 @@ struct missing {
     char *dependent;  /* "express@4.21.2" for a package's dependency, NULL for the app's */
     char **evidence;
     bool listed;      /* in the app's package.json dependencies */
+    bool certain;     /* loaded unconditionally (top level, a static import, a dependency) */
     bool broken_link;
     bool not_exported;
 };
@@ -720,6 +726,8 @@ struct app {
     char *root;        /* the app's directory: where its package.json is */
     char *root_pkg;    /* its package.json */
     char **app_deps;   /* the app's dependencies */
+    char **dev_deps;   /* and its devDependencies */
+    bool aliases;      /* module-alias or tsconfig-paths rewrite bare names at run time */
     char **queue;      /* app files still to scan */
     char **scanned;
     char **pkg_dirs;   /* packages found (canonical dirs), for their dependencies */
@@ -829,7 +837,7 @@ static bool esm_file(struct app *a, const char *p)
 }
 
 static void resolve_import(struct app *a, const char *spec, const char *from_file, unsigned line,
-                           bool esm, bool guarded)
+                           bool esm, bool guarded, bool nested)
 {
     struct rbx_doctor *d = a->d;
     if (rbx_node_builtin(spec) || spec[0] == '#' || !*spec)
@@ -852,6 +860,7 @@ static void resolve_import(struct app *a, const char *spec, const char *from_fil
         }
     } else if (!guarded) {
         struct missing *m = missing_of(a, spec, NULL);
+        m->certain = m->certain || !nested;
         if (from_file)
             rbx_strv_push_take(&m->evidence, rbx_xasprintf("required at %s:%u", from_file, line));
         else
@@ -874,7 +883,8 @@ static void scan_file(struct app *a, const char *path)
     rbx_js_imports(text, len, &imp, &n);
     bool esm = esm_file(a, path);
     for (size_t i = 0; i < n; i++)
-        resolve_import(a, imp[i].specifier, path, imp[i].line, imp[i].esm || esm, imp[i].guarded);
+        resolve_import(a, imp[i].specifier, path, imp[i].line, imp[i].esm || esm, imp[i].guarded,
+                       imp[i].nested);
     rbx_js_imports_free(imp, n);
 }
 
@@ -903,13 +913,17 @@ static char *find_package(struct app *a, const char *name, const char *from,
     return NULL;
 }
 
-static char **dependency_names(json_t *pj)
+/* The names of a package.json list; for "dependencies", without those also in
+ * "optionalDependencies" (an install may skip them: another platform's binaries). */
+static char **dependency_names(json_t *pj, const char *list)
 {
     char **names = NULL;
     const char *key;
     json_t *val;
-    json_object_foreach(json_object_get(pj, "dependencies"), key, val) {
-        rbx_strv_push(&names, key);
+    json_t *optional = json_object_get(pj, "optionalDependencies");
+    json_object_foreach(json_object_get(pj, list), key, val) {
+        if (strcmp(list, "dependencies") != 0 || !json_object_get(optional, key))
+            rbx_strv_push(&names, key);
     }
     return names;
 }
@@ -932,7 +946,7 @@ static void check_dependencies(struct app *a)
             free(dir);
         } else {
             struct missing *m = missing_of(a, name, NULL);
-            m->listed = true;
+            m->listed = m->certain = true;
             note_resolution(m, &res);
         }
         rbx_node_resolution_clear(&res);
@@ -944,7 +958,7 @@ static void check_dependencies(struct app *a)
             continue;
         bool bad = false;
         _cleanup_json_ json_t *pj = package_json(d->rootfd, pdir, &bad);
-        _cleanup_strv_ char **deps = dependency_names(pj);
+        _cleanup_strv_ char **deps = dependency_names(pj, "dependencies");
         const char *pname = json_string_value(json_object_get(pj, "name"));
         const char *pver = json_string_value(json_object_get(pj, "version"));
         for (size_t k = 0; deps && deps[k]; k++) {
@@ -960,6 +974,7 @@ static void check_dependencies(struct app *a)
                 _cleanup_free_ char *dep = rbx_xasprintf("%s@%s", pname ? pname : pdir,
                                                          pver ? pver : "?");
                 struct missing *m = missing_of(a, deps[k], dep);
+                m->certain = true;
                 rbx_strv_push_take(&m->evidence, rbx_xasprintf("%s/package.json: dependencies",
                                                                pdir));
                 note_resolution(m, &res);
@@ -1039,6 +1054,12 @@ static void report_missing(struct app *a)
     struct rbx_doctor *d = a->d;
     for (size_t i = 0; i < a->n_missing; i++) {
         struct missing *m = &a->missing[i];
+        _cleanup_free_ char *name = NULL, *sub = NULL;
+        bool bare = !is_relative(m->name);
+        bool dev = bare && !m->dependent && split_bare(m->name, &name, &sub) &&
+                   strv_has(a->dev_deps, name);
+        /* a name an alias mechanism may map, or a load on some paths only: may not fail */
+        bool sure = m->certain && !(a->aliases && bare && !m->listed && !m->dependent);
         const char *hint;
         if (m->broken_link)
             hint = "the package is a link into a store that was not copied into the image (pnpm): "
@@ -1046,6 +1067,9 @@ static void report_missing(struct app *a)
                    "the store too";
         else if (m->not_exported)
             hint = "import a path the package exports, or a version that exports it";
+        else if (dev)
+            hint = "a devDependency is left out of a production install: move it to dependencies "
+                   "if the program loads it in production";
         else if (m->listed || m->dependent)
             hint = "it is a production dependency but not in node_modules: the final stage's "
                    "install or prune left it out (npm ci --omit=dev, pnpm install --prod, or "
@@ -1054,17 +1078,21 @@ static void report_missing(struct app *a)
             hint = "copy the file into the image (the build's output may be elsewhere)";
         else
             hint = "add it to package.json dependencies and install it in the final stage";
+        enum rbx_severity sev = sure ? RBX_SEVERITY_ERROR : RBX_SEVERITY_WARNING;
         struct rbx_finding *f;
         if (m->dependent)
-            f = rbx_doctor_add(d, "module-not-found", RBX_SEVERITY_ERROR, hint,
+            f = rbx_doctor_add(d, "module-not-found", sev, hint,
                                "Node cannot find the module '%s', a dependency of %s", m->name,
                                m->dependent);
         else
-            f = rbx_doctor_add(d, "module-not-found", RBX_SEVERITY_ERROR, hint,
-                               "Node cannot find the module '%s'%s", m->name,
-                               m->listed ? ", a dependency in package.json" : "");
+            f = rbx_doctor_add(d, "module-not-found", sev, hint, "Node cannot find the module '%s'%s%s",
+                               m->name, m->listed ? ", a dependency in package.json" : "",
+                               sure ? "" : m->certain ? " (unless a module alias maps it)"
+                                                      : " (loaded on some paths only)");
         if (m->listed && a->root_pkg)
             rbx_finding_evidence(f, "listed in %s dependencies", a->root_pkg);
+        if (dev && a->root_pkg)
+            rbx_finding_evidence(f, "listed in %s devDependencies", a->root_pkg);
         for (size_t k = 0; m->evidence && m->evidence[k]; k++)
             rbx_finding_evidence(f, "%s", m->evidence[k]);
     }
@@ -1075,6 +1103,7 @@ static void app_clear(struct app *a)
     free(a->root);
     free(a->root_pkg);
     rbx_strv_free(a->app_deps);
+    rbx_strv_free(a->dev_deps);
     rbx_strv_free(a->queue);
     rbx_strv_free(a->scanned);
     rbx_strv_free(a->pkg_dirs);
@@ -1097,7 +1126,9 @@ static void find_app(struct app *a, const char *start)
         if (pj) {
             a->root = rbx_xstrdup(dir);
             a->root_pkg = rbx_xasprintf("%s/package.json", strcmp(dir, "/") ? dir : "");
-            a->app_deps = dependency_names(pj);
+            a->app_deps = dependency_names(pj, "dependencies");
+            a->dev_deps = dependency_names(pj, "devDependencies");
+            a->aliases = json_object_get(pj, "_moduleAliases") != NULL;
             return;
         }
         if (strcmp(dir, "/") == 0)
@@ -1129,11 +1160,15 @@ static void check_app(struct app *a, const char *entry, const char *eval, char *
     find_app(a, start);
     if (plug_n_play(a))
         return;
+    for (size_t i = 0; preloads && preloads[i]; i++)
+        a->aliases = a->aliases || strstr(preloads[i], "tsconfig-paths") ||
+                     strstr(preloads[i], "module-alias");
     for (size_t i = 0; preloads && preloads[i]; i++) {
         struct rbx_node_resolution res;
         rbx_node_resolve(d->rootfd, preloads[i], cwd, false, d->proc->env, &res, NULL);
         if (res.status != RBX_NODE_FOUND) {
             struct missing *m = missing_of(a, preloads[i], NULL);
+            m->certain = true;
             rbx_strv_push_take(&m->evidence, rbx_xasprintf("preloaded by node -r/--import"));
             note_resolution(m, &res);
         }
@@ -1144,7 +1179,8 @@ static void check_app(struct app *a, const char *entry, const char *eval, char *
         size_t n = 0;
         rbx_js_imports(eval, strlen(eval), &imp, &n);
         for (size_t i = 0; i < n; i++)
-            resolve_import(a, imp[i].specifier, NULL, imp[i].line, imp[i].esm, imp[i].guarded);
+            resolve_import(a, imp[i].specifier, NULL, imp[i].line, imp[i].esm, imp[i].guarded,
+                           imp[i].nested);
         rbx_js_imports_free(imp, n);
     }
     if (entry)

@@ -57,6 +57,7 @@ START_TEST(test_js_imports_every_form)
                      "express ./a x y/sub ns side-effect ./q.js @scope/pkg lazy");
     ck_assert_uint_eq(I[0].line, 2);
     ck_assert(!I[0].esm);
+    ck_assert(!I[0].nested);
     ck_assert(I[2].esm);
 }
 END_TEST
@@ -84,6 +85,8 @@ START_TEST(test_js_imports_in_try_are_guarded)
                            "try { require('a') } catch { require('b') } finally { require('c') }\n"
                            "if (x) { require('d') }\n"),
                      "pg-native? pg-js? a? b? c d");
+    ck_assert(I[4].nested); /* finally { } is a block: c loads there, but on some paths only */
+    ck_assert(I[5].nested);
     rbx_js_imports_free(I, NI);
     I = NULL;
     NI = 0;
@@ -304,6 +307,43 @@ START_TEST(test_guarded_requires_and_optional_modules_are_not_errors)
 }
 END_TEST
 
+/* Loads under a condition (a dev-only branch, a function) may never happen in production. */
+START_TEST(test_nested_requires_and_dev_dependencies_are_warnings)
+{
+    api_app(true);
+    test_file(&T, "app/package.json", 0644,
+              "{\"dependencies\": {\"express\": \"4\", \"@prisma/client\": \"5\"},"
+              " \"devDependencies\": {\"dotenv\": \"16\"}}");
+    test_file(&T, "app/dist/index.js", 0644,
+              "require('express');\nif (process.env.NODE_ENV !== 'production') {\n"
+              "  require('dotenv').config();\n}\n");
+    doctor_run(&T, node_argv, NULL, "/app", NULL, NULL);
+    expect_one("module-not-found", RBX_SEVERITY_WARNING, "listed in /app/package.json devDependencies");
+    ck_assert(finding_says(&doctor_report.findings[0], "loaded on some paths only"));
+    /* at the top level it is certain */
+    test_file(&T, "app/dist/index.js", 0644, "require('express');\nrequire('dotenv').config();\n");
+    doctor_run(&T, node_argv, NULL, "/app", NULL, NULL);
+    expect_one("module-not-found", RBX_SEVERITY_ERROR, "a devDependency is left out");
+}
+END_TEST
+
+START_TEST(test_optional_dependencies_and_aliases)
+{
+    api_app(true);
+    test_file(&T, "app/node_modules/express/package.json", 0644,
+              "{\"name\": \"express\", \"version\": \"4\", \"dependencies\": {\"qs\": \"6\","
+              " \"@esbuild/darwin-arm64\": \"1\"}, \"optionalDependencies\": {\"@esbuild/darwin-arm64\": \"1\"}}");
+    doctor_run(&T, node_argv, NULL, "/app", NULL, NULL);
+    expect_silent();
+    /* tsconfig-paths maps "@/lib/db" at run time: not an error */
+    test_file(&T, "app/dist/index.js", 0644, "require('express');\nrequire('@/lib/db');\n");
+    char *argv[] = {"node", "-r", "tsconfig-paths/register", "dist/index.js", NULL};
+    test_file(&T, "app/node_modules/tsconfig-paths/register.js", 0644, "1");
+    doctor_run(&T, argv, NULL, "/app", NULL, NULL);
+    expect_one("module-not-found", RBX_SEVERITY_WARNING, "unless a module alias maps it");
+}
+END_TEST
+
 START_TEST(test_eval_and_preload)
 {
     api_app(true);
@@ -367,6 +407,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_relative_require_missing);
     tcase_add_test(tc, test_transitive_dependency_missing);
     tcase_add_test(tc, test_guarded_requires_and_optional_modules_are_not_errors);
+    tcase_add_test(tc, test_nested_requires_and_dev_dependencies_are_warnings);
+    tcase_add_test(tc, test_optional_dependencies_and_aliases);
     tcase_add_test(tc, test_eval_and_preload);
     tcase_add_test(tc, test_prisma_client_missing);
     tcase_add_test(tc, test_yarn_plug_n_play_is_not_judged);
