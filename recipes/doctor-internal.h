@@ -76,6 +76,7 @@ int rbx_ld_so_conf_dirs(int rootfd, char ***dirs, struct rbx_error **err);
 struct rbx_sh_word {
     char *text;   /* after quote removal and the expansions that could be resolved */
     bool dynamic; /* holds what only the running shell knows: $1, $(...), ${x%y}, an unset $X, a glob */
+    bool args;    /* nothing but the script's own (unknown) arguments: "$@", $1 */
 };
 
 struct rbx_sh_command {

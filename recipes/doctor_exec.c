@@ -14,6 +14,7 @@
 struct arg {
     const char *s;
     bool dynamic; /* only known when the shell runs */
+    bool args;    /* the script's own arguments ("$@"), unknown here */
 };
 
 /* What the script being read defines: its functions, and the commands it probes for first. */
@@ -384,7 +385,7 @@ static void script_commands(struct rbx_doctor *d, struct rbx_sh_script *s, const
         const struct rbx_sh_command *c = &s->cmds[i];
         struct arg *argv = rbx_xcalloc(c->n_words + 1, sizeof(*argv));
         for (size_t k = 0; k < c->n_words; k++)
-            argv[k] = (struct arg){c->words[k].text, c->words[k].dynamic};
+            argv[k] = (struct arg){c->words[k].text, c->words[k].dynamic, c->words[k].args};
         _cleanup_free_ char *where = rbx_xasprintf("%s:%u", display, c->line);
         resolve(d, argv, c->n_words, where, true, &sc);
         free(argv);
@@ -714,10 +715,10 @@ static void check_file(struct rbx_doctor *d, const char *path, const struct arg 
         /* the kernel runs: interp [arg] path args... */
         struct arg *nv = rbx_xcalloc(argc + 3, sizeof(*nv));
         size_t k = 0;
-        nv[k++] = (struct arg){interp, false};
+        nv[k++] = (struct arg){interp, false, false};
         if (*arg)
-            nv[k++] = (struct arg){arg, false};
-        nv[k++] = (struct arg){path, false};
+            nv[k++] = (struct arg){arg, false, false};
+        nv[k++] = (struct arg){path, false, false};
         for (size_t i = 1; i < argc; i++)
             nv[k++] = argv[i];
         d->depth++;
@@ -739,8 +740,8 @@ static void check_file(struct rbx_doctor *d, const char *path, const struct arg 
             struct arg *ev = rbx_xcalloc(nw + argc + 2, sizeof(*ev));
             size_t m = 0;
             for (size_t i = 0; i < nw; i++)
-                ev[m++] = (struct arg){words[i], false};
-            ev[m++] = (struct arg){path, false};
+                ev[m++] = (struct arg){words[i], false, false};
+            ev[m++] = (struct arg){path, false, false};
             for (size_t i = 1; i < argc; i++)
                 ev[m++] = argv[i];
             if (nw)
@@ -808,7 +809,8 @@ static void resolve(struct rbx_doctor *d, const struct arg *argv, size_t argc, c
         return;
     const char *name = argv[0].s;
     if (argv[0].dynamic) {
-        if (!from_shell)
+        /* exec "$@": the script runs what it is given, checked where it is given */
+        if (!from_shell || argv[0].args)
             return;
         _cleanup_free_ char *text = words_text(argv, argc);
         struct rbx_finding *f = rbx_doctor_add(
@@ -876,7 +878,7 @@ void rbx_doctor_command(struct rbx_doctor *d, char *const *argv, size_t argc, co
 {
     struct arg *args = rbx_xcalloc(argc + 1, sizeof(*args));
     for (size_t i = 0; i < argc; i++)
-        args[i] = (struct arg){argv[i], false};
+        args[i] = (struct arg){argv[i], false, false};
     resolve(d, args, argc, where, from_shell, NULL);
     free(args);
 }

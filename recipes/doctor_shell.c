@@ -17,13 +17,14 @@ struct wbuf {
     size_t n, cap;
     bool dynamic, quoted, glob, bracket, literal_name; /* literal_name: only unquoted name chars */
     bool empty_at; /* a "$@" of no arguments: no word, even quoted */
+    bool args, other; /* held unknown positional parameters; held anything else */
     ssize_t eq;  /* first unquoted '=' when all before it is a name, else -1 */
 };
 
 static void wbuf_reset(struct wbuf *w)
 {
     w->n = 0;
-    w->dynamic = w->quoted = w->glob = w->bracket = w->empty_at = false;
+    w->dynamic = w->quoted = w->glob = w->bracket = w->empty_at = w->args = w->other = false;
     w->literal_name = true;
     w->eq = -1;
 }
@@ -213,7 +214,7 @@ static bool args_usable(const struct sh *p)
 static void positional(struct sh *p, struct wbuf *w, char which, bool quoted)
 {
     if (!args_usable(p)) {
-        w->dynamic = true;
+        w->dynamic = w->args = true;
         return;
     }
     size_t argc = rbx_strv_len(p->args);
@@ -287,7 +288,7 @@ static void expansion(struct sh *p, struct wbuf *w, bool quoted)
                 return;
             }
         }
-        w->dynamic = true;
+        w->dynamic = w->other = true;
         return;
     }
     if (c == '(') {
@@ -295,7 +296,7 @@ static void expansion(struct sh *p, struct wbuf *w, bool quoted)
             p->pos += 2;
             if (!skip_balanced(p, '(', ')', 2))
                 fail(p, "\"$((\" without its \"))\"");
-            w->dynamic = true;
+            w->dynamic = w->other = true;
             return;
         }
         p->pos++;
@@ -308,7 +309,7 @@ static void expansion(struct sh *p, struct wbuf *w, bool quoted)
             parse_list(p, true);
             p->depth--;
         }
-        w->dynamic = true;
+        w->dynamic = w->other = true;
         return;
     }
     if (c >= 0 && name_char((char)c, true)) {
@@ -319,7 +320,7 @@ static void expansion(struct sh *p, struct wbuf *w, bool quoted)
         if (var_get(p, p->s + start, p->pos - start, &val))
             append_value(w, val, quoted);
         else
-            w->dynamic = true;
+            w->dynamic = w->other = true;
         return;
     }
     if (c >= 0 && strchr("123456789@*#", c)) {
@@ -329,7 +330,7 @@ static void expansion(struct sh *p, struct wbuf *w, bool quoted)
     }
     if (c >= 0 && strchr("0?$!-", c)) {
         p->pos++;
-        w->dynamic = true;
+        w->dynamic = w->other = true;
         return;
     }
     wbuf_put(w, '$', false); /* a lone "$" is itself */
@@ -366,7 +367,7 @@ static void backquote(struct sh *p, struct wbuf *w)
         p->out->truncated = true;
     }
     wbuf_free(&inner);
-    w->dynamic = true;
+    w->dynamic = w->other = true;
 }
 
 static bool metachar(int c)
@@ -589,7 +590,8 @@ static void emit(struct sh *p, struct cmd *c, const struct wbuf *w, size_t start
         return;
     c->words = rbx_xrealloc(c->words, (c->n_words + 1) * sizeof(*c->words));
     c->words[c->n_words++] = (struct rbx_sh_word){
-        rbx_xstrndup(w->n ? w->s + start : "", end - start), w->dynamic || (w->glob && !w->quoted)};
+        rbx_xstrndup(w->n ? w->s + start : "", end - start), w->dynamic || (w->glob && !w->quoted),
+        w->args && !w->other && w->n == 0};
     if (c->n_words == 1)
         c->line = p->tok_line;
 }

@@ -287,9 +287,12 @@ START_TEST(test_shell_positional_parameters)
     ck_assert_str_eq(commands(), "? run postgres shift ?");
     rbx_sh_script_clear(&S);
 
-    /* unknown arguments: dynamic */
-    parse_args("exec \"$@\"\n", NULL);
+    /* unknown arguments: dynamic, and known to be the arguments */
+    parse_args("exec \"$@\"\nexec \"x$1\"\n", NULL);
     ck_assert(S.cmds[0].words[1].dynamic);
+    ck_assert(S.cmds[0].words[1].args);
+    ck_assert(S.cmds[1].words[1].dynamic);
+    ck_assert(!S.cmds[1].words[1].args);
 }
 END_TEST
 
