@@ -27,7 +27,8 @@ struct rbx_finding *rbx_doctor_add(struct rbx_doctor *d, const char *check, enum
     memset(f, 0, sizeof(*f));
     f->check = check;
     f->severity = sev;
-    f->processes = d->proc ? rbx_xstrdup(d->proc->name) : NULL;
+    if (d->proc)
+        rbx_strv_push(&f->processes, d->proc->name);
     va_list ap;
     va_start(ap, fmt);
     if (vasprintf(&f->message, fmt, ap) < 0)
@@ -96,14 +97,16 @@ static void merge_findings(struct rbx_doctor_report *r)
             r->findings[w++] = *f;
             continue;
         }
-        if (f->processes && !strstr(same->processes, f->processes)) {
-            char *p = rbx_xasprintf("%s, %s", same->processes, f->processes);
-            free(same->processes);
-            same->processes = p;
+        for (size_t p = 0; f->processes && f->processes[p]; p++) {
+            bool have = false;
+            for (size_t q = 0; same->processes[q] && !have; q++)
+                have = strcmp(same->processes[q], f->processes[p]) == 0;
+            if (!have)
+                rbx_strv_push(&same->processes, f->processes[p]);
         }
         for (size_t e = 0; f->evidence && f->evidence[e]; e++)
             rbx_finding_evidence(same, "%s", f->evidence[e]);
-        free(f->processes);
+        rbx_strv_free(f->processes);
         free(f->message);
         rbx_strv_free(f->evidence);
         free(f->hint);
@@ -167,7 +170,7 @@ int rbx_doctor_check(int rootfd, const char *arch, const struct rbx_doctor_proce
 void rbx_doctor_report_clear(struct rbx_doctor_report *r)
 {
     for (size_t i = 0; i < r->n_findings; i++) {
-        free(r->findings[i].processes);
+        rbx_strv_free(r->findings[i].processes);
         free(r->findings[i].message);
         rbx_strv_free(r->findings[i].evidence);
         free(r->findings[i].hint);
@@ -195,7 +198,10 @@ json_t *rbx_doctor_report_json(const struct rbx_doctor_report *r)
             json_array_append_new(ev, json_string(f->evidence[k]));
         json_t *jf = json_pack("{s:s, s:s, s:s, s:o}", "check", f->check, "severity",
                                severity_name(f->severity), "message", f->message, "evidence", ev);
-        json_object_set_new(jf, "processes", f->processes ? json_string(f->processes) : json_null());
+        json_t *procs = f->processes ? json_array() : json_null();
+        for (size_t k = 0; f->processes && f->processes[k]; k++)
+            json_array_append_new(procs, json_string(f->processes[k]));
+        json_object_set_new(jf, "processes", procs);
         json_object_set_new(jf, "hint", f->hint ? json_string(f->hint) : json_null());
         json_array_append_new(findings, jf);
     }
@@ -254,8 +260,8 @@ char *rbx_doctor_report_text(const struct rbx_doctor_report *r)
             if ((int)f->severity != sev)
                 continue;
             put(&t, "  %s", f->check);
-            if (f->processes)
-                put(&t, " [%s]", f->processes);
+            for (size_t k = 0; f->processes && f->processes[k]; k++)
+                put(&t, "%s%s%s", k ? ", " : " [", f->processes[k], f->processes[k + 1] ? "" : "]");
             put(&t, ": %s\n", f->message);
             for (size_t k = 0; f->evidence && f->evidence[k]; k++)
                 put(&t, "      %s\n", f->evidence[k]);

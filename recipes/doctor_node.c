@@ -364,6 +364,7 @@ static json_t *package_json(int rootfd, const char *dir, bool *bad)
     size_t len = 0;
     if (rbx_read_fd(fd, 4u << 20, p, &text, &len, NULL) < 0)
         return NULL;
+    /* as lenient as Node's JSON.parse (a repeated key is the last one); jansson caps the depth */
     json_t *j = json_loadb(text, len, 0, NULL);
     if (!j || !json_is_object(j)) {
         json_decref(j);

@@ -351,7 +351,7 @@ enum rbx_severity {
 struct rbx_finding {
     const char *check;  /* a stable id of rbx_doctor_checks[] */
     enum rbx_severity severity;
-    char *processes;    /* the processes it concerns ("migrate, start"); NULL: the image as such */
+    char **processes;   /* the names of the processes it concerns; NULL: the image as such */
     char *message;      /* one line */
     char **evidence;    /* paths, link targets, script lines: what the message rests on */
     char *hint;         /* what to change; NULL when there is nothing to add */

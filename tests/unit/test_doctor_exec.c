@@ -24,7 +24,7 @@ START_TEST(test_command_not_found_on_path)
     char *argv[] = {"server", "--port", "80", NULL};
     doctor_run(&T, argv, NULL, NULL, NULL, NULL);
     expect_one("command-not-found", RBX_SEVERITY_ERROR, "PATH=/usr/local/sbin");
-    ck_assert_str_eq(doctor_report.findings[0].processes, "test");
+    ck_assert_str_eq(doctor_report.findings[0].processes[0], "test");
     /* fixed: the program is on PATH (and its libraries are there) */
     test_glibc_prog(&T, "usr/local/bin/server");
     doctor_run(&T, argv, NULL, NULL, NULL, NULL);
