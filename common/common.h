@@ -145,7 +145,8 @@ RBX_DEFINE_CLEANUP(char *, rbx_strv_free)
 #define RBX_SYMLINK_HOPS 40
 
 enum {
-    RBX_RESOLVE_NOFOLLOW = 1 << 0, /* do not follow a symlink in the last component */
+    RBX_RESOLVE_NOFOLLOW = 1 << 0,    /* do not follow a symlink in the last component */
+    RBX_RESOLVE_NO_SYMLINKS = 1 << 1, /* follow no symlink anywhere: ELOOP when one is met */
 };
 
 /* Open `path` relative to `rootfd` with chroot semantics: ".." stops at the root and absolute or

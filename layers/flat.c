@@ -1,0 +1,162 @@
+/* flat.c — a flattened rootfs: every layer of an image applied in order to one directory, read
+ * straight from the blobs (verified as they stream), whiteouts carried out. For `reprobox
+ * unpack` and for runs where overlayfs can not be mounted. */
+#include "layers/layers-internal.h"
+
+#include <fcntl.h>
+#include <libgen.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct flat_job {
+    const struct rbx_unpack_opts *opts;
+    struct rbx_progress_event ev;
+    uint64_t bytes_read;
+};
+
+static void flat_progress(void *ud, uint64_t raw)
+{
+    struct flat_job *j = ud;
+    j->ev.bytes_done += raw;
+    j->bytes_read += raw;
+    if (j->opts && j->opts->progress)
+        j->opts->progress(j->opts->progress_data, &j->ev);
+}
+
+void rbx_flat_stats_clear(struct rbx_flat_stats *st)
+{
+    rbx_strv_free(st->skipped_names);
+    memset(st, 0, sizeof(*st));
+}
+
+int rbx_image_flatten(const struct rbx_image *img, int dirfd, const struct rbx_unpack_opts *opts,
+                      struct rbx_flat_stats *stats, struct rbx_error **err)
+{
+    struct flat_job j = {.opts = opts};
+    uint64_t max = opts && opts->max_layer_bytes ? opts->max_layer_bytes : RBX_LAYER_BYTES_DEFAULT;
+    j.ev.phase = "unpack";
+    j.ev.items_total = (unsigned)img->n_layers;
+    for (size_t i = 0; i < img->n_layers; i++)
+        j.ev.bytes_total += img->layers[i].size > 0 ? (uint64_t)img->layers[i].size : 0;
+
+    _cleanup_(rbx_unpack_counts_clear) struct rbx_unpack_counts counts = {0};
+    _cleanup_(rbx_applier_freep) struct rbx_applier *ap = rbx_applier_new(dirfd, true, &counts);
+    for (size_t i = 0; i < img->n_layers; i++) {
+        const struct rbx_layer *l = &img->layers[i];
+        enum rbx_media media = rbx_media_parse(l->media_type);
+        if (!rbx_media_is_layer(media))
+            return rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP,
+                                 "layer %s: unsupported layer media type \"%s\"", l->digest,
+                                 l->media_type);
+        if (!l->diff_id || !rbx_digest_valid(l->diff_id))
+            return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "layer %s: no valid diff_id",
+                                 l->digest);
+        int blobfd = rbx_blob_open(img->blob_dirfd, l->digest, err);
+        if (blobfd < 0)
+            return rbx_error_wrap(err, "layer %s", l->digest);
+        _cleanup_(rbx_stream_freep) struct rbx_stream *st = rbx_stream_new(
+            blobfd, rbx_media_compression(media), l->digest, l->size, max, "blob");
+        rbx_stream_set_progress(st, flat_progress, &j);
+        int r = rbx_applier_layer(ap, st, l->digest, NULL, err);
+        if (r < 0)
+            return r;
+        char got[RBX_DIGEST_LEN + 1];
+        rbx_stream_diff_id(st, got);
+        if (strcmp(got, l->diff_id) != 0)
+            return rbx_error_set(err, RBX_ERR_DIGEST, EBADMSG,
+                                 "layer %s: diff_id mismatch (got %s, the config says %s)",
+                                 l->digest, got, l->diff_id);
+        j.ev.items_done++;
+        if (opts && opts->progress)
+            opts->progress(opts->progress_data, &j.ev);
+    }
+    int r = rbx_applier_finish(ap, err);
+    if (r < 0)
+        return r;
+    if (stats) {
+        stats->layers = (unsigned)img->n_layers;
+        stats->bytes_read = j.bytes_read;
+        stats->entries = counts.entries;
+        stats->skipped_devices = counts.skipped_devices;
+        stats->skipped_owners = counts.skipped_owners;
+        stats->skipped_xattrs = counts.skipped_xattrs;
+        stats->skipped_names = TAKE_PTR(counts.skipped_names);
+    }
+    return 0;
+}
+
+/* A directory that will be renamed into place: removed on every exit unless taken. */
+struct staged {
+    int parentfd;
+    char *name;
+};
+static void staged_cleanup(struct staged *s)
+{
+    if (s->name)
+        (void)rbx_rm_rf_at(s->parentfd, s->name, NULL);
+    free(s->name);
+    if (s->parentfd >= 0)
+        close(s->parentfd);
+}
+
+int rbx_image_unpack_to(const struct rbx_image *img, const char *dest,
+                        const struct rbx_unpack_opts *opts, struct rbx_flat_stats *stats,
+                        struct rbx_error **err)
+{
+    _cleanup_free_ char *d1 = rbx_xstrdup(dest), *d2 = rbx_xstrdup(dest);
+    const char *base = basename(d1), *dir = dirname(d2);
+    if (!*base || strcmp(base, "/") == 0 || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        return rbx_error_set(err, RBX_ERR_USAGE, EINVAL, "%s: not a directory name to make", dest);
+    _cleanup_(staged_cleanup) struct staged stage = {.parentfd = -1};
+    stage.parentfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (stage.parentfd < 0)
+        return rbx_error_set_errno(err, errno == ENOENT ? RBX_ERR_NOT_FOUND : RBX_ERR_IO, errno,
+                                   "%s", dir);
+    struct stat st;
+    if (fstatat(stage.parentfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            return rbx_error_set(err, RBX_ERR_USAGE, EEXIST,
+                                 "%s exists and is not a directory (want an empty one or none)",
+                                 dest);
+        _cleanup_close_ int dfd =
+            openat(stage.parentfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_closedir_ DIR *dd = dfd >= 0 ? fdopendir(dfd) : NULL;
+        if (!dd)
+            return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", dest);
+        dfd = -1;
+        struct dirent *de;
+        while ((de = readdir(dd)))
+            if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+                return rbx_error_set(err, RBX_ERR_USAGE, ENOTEMPTY,
+                                     "%s is not empty (want an empty directory or none)", dest);
+    } else if (errno != ENOENT) {
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", dest);
+    }
+
+    /* Built beside DEST and renamed into place: DEST never holds half an image. */
+    for (int tries = 0; !stage.name && tries < 16; tries++) {
+        char rnd[13];
+        rbx_random_hex(rnd, 12);
+        _cleanup_free_ char *name = rbx_xasprintf(".%.200s.reprobox-%s", base, rnd);
+        if (mkdirat(stage.parentfd, name, 0700) == 0)
+            stage.name = TAKE_PTR(name);
+        else if (errno != EEXIST)
+            return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s/%s", dir, name);
+    }
+    if (!stage.name)
+        return rbx_error_set(err, RBX_ERR_IO, EEXIST, "%s: no free temporary name", dir);
+    _cleanup_close_ int rootfd =
+        openat(stage.parentfd, stage.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    /* A rootfs is 0755 unless the image says otherwise (its "./" entry). */
+    if (rootfd < 0 || fchmod(rootfd, 0755) < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s/%s", dir, stage.name);
+    int r = rbx_image_flatten(img, rootfd, opts, stats, err);
+    if (r < 0)
+        return r;
+    if (renameat(stage.parentfd, stage.name, stage.parentfd, base) < 0)
+        return rbx_error_set_errno(err, errno == ENOTEMPTY || errno == EEXIST ? RBX_ERR_USAGE
+                                                                              : RBX_ERR_IO,
+                                   errno, "%s", dest);
+    free(TAKE_PTR(stage.name));
+    return 0;
+}
