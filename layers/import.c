@@ -295,6 +295,7 @@ int rbx_store_import_archive(struct rbx_store *s, const char *path, bool verify_
         (void)fsync(shafd);
     /* Best effort: without it the next open imports again. */
     (void)rbx_archive_record_save(s, key, abs ? abs : path, &imp, NULL);
+    rbx_store_journal(s, "imported", key);
     memcpy(imp.key, key, sizeof(key));
     *out = imp;
     memset(&imp, 0, sizeof(imp));

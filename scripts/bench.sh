@@ -13,7 +13,7 @@ export LC_ALL=C TZ=UTC
 umask 022
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-REPROBOX=$(readlink -f "${REPROBOX:-$SRC/build/cli/reprobox}")
+REPROBOX=$(realpath -m "${REPROBOX:-$SRC/build/cli/reprobox}")
 BENCH=${RBX_BENCH_DIR:-$HOME/.cache/reprobox-bench}
 RUNS=${RBX_BENCH_RUNS:-5}
 
