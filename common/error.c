@@ -31,6 +31,8 @@ const char *rbx_error_kind_name(enum rbx_error_kind kind)
     return kind_names[kind];
 }
 
+/* printf-checked like its callers (clang's -Wformat-nonliteral wants the attribute here) */
+RBX_PRINTF(5, 0)
 static int error_setv(struct rbx_error **err, enum rbx_error_kind kind, int errnum, bool with_errno,
                       const char *fmt, va_list ap)
 {

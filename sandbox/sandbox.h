@@ -62,6 +62,11 @@ struct rbx_spec {
      * that copies them to these fds (-1: discard) and keeps a tail for the report. */
     int stdin_fd, stdout_fd, stderr_fd;
     size_t tail_lines; /* 0: 64 */
+
+    /* Supervision (0: none): the whole sandbox gets SIGTERM after timeout_ms, or after
+     * idle_timeout_ms without a byte of output, then SIGKILL after stop_timeout_ms (0: 10 s). */
+    uint64_t timeout_ms, idle_timeout_ms, stop_timeout_ms;
+    bool init; /* reprobox's init at pid 1 (reaps, forwards signals); else the command is pid 1 */
 };
 
 /* What happened. Filled as far as the run got, also when an error is returned. */
@@ -73,7 +78,15 @@ struct rbx_result {
     gid_t gid;
     char *exec_path; /* the program actually executed, inside the rootfs */
     char *stdout_tail, *stderr_tail;
+    uint64_t stdout_bytes, stderr_bytes; /* all the output, not just the tail */
     uint64_t setup_ns, run_ns;
+    enum rbx_stop_reason {
+        RBX_STOP_NONE = 0,  /* the command ended by itself */
+        RBX_STOP_TIMEOUT,   /* spec.timeout_ms passed */
+        RBX_STOP_IDLE,      /* spec.idle_timeout_ms passed without output: a hang */
+        RBX_STOP_REQUESTED, /* stopped by the caller (a detached recipe step at the end) */
+    } stop_reason;
+    bool oom_killed; /* the memory limit killed it */
 };
 
 /* Run the spec to completion. Returns 0 when the command ran (whatever its status), or an error:
@@ -82,6 +95,53 @@ struct rbx_result {
 int rbx_sandbox_run(const struct rbx_spec *spec, struct rbx_result *res, struct rbx_error **err);
 void rbx_result_clear(struct rbx_result *res);
 void rbx_spec_clear(struct rbx_spec *spec);
+
+/* ---- pods and containers: several processes, one rootfs; several rootfs, one network ------- */
+/* A recipe runs its services and steps as an ECS task or a pod would: every container of a pod
+ * shares one network namespace (127.0.0.1 reaches a sidecar), and the processes of one container
+ * share its rootfs and its writes (a migration's side effects are seen by the next step) while
+ * each is pid 1 of its own pid namespace (or runs under reprobox's init), as if it were started
+ * with its own `docker run` over the same container filesystem. */
+
+struct rbx_pod;
+struct rbx_container;
+struct rbx_process;
+
+/* A network (+ uts, ipc) namespace held open for the pod's lifetime. RBX_NETWORK_NONE: loopback
+ * only; RBX_NETWORK_HOST: the caller's network. */
+int rbx_pod_create(enum rbx_network_mode network, const char *hostname, struct rbx_pod **out,
+                   struct rbx_error **err);
+/* The pod's network namespace, for probes: a thread may setns(fd, CLONE_NEWNET) and connect to
+ * 127.0.0.1 from inside it. Owned by the pod. */
+int rbx_pod_netns_fd(const struct rbx_pod *pod);
+/* Stops every container of the pod (SIGKILL) and releases its namespaces. */
+struct rbx_pod *rbx_pod_free(struct rbx_pod *pod);
+RBX_DEFINE_CLEANUP(struct rbx_pod, rbx_pod_free)
+
+/* Mount the spec's rootfs and mounts once; spec->argv is not run. With a pod, the container joins
+ * its network (spec->network and spec->hostname are then the pod's). */
+int rbx_container_create(const struct rbx_spec *spec, struct rbx_pod *pod,
+                         struct rbx_container **out, struct rbx_error **err);
+/* An O_PATH fd of the container's merged rootfs, for looking inside (diagnosis, doctor): resolve
+ * with rbx_open_in_root only. Owned by the container. */
+int rbx_container_rootfd(const struct rbx_container *c);
+/* Start proc->argv in the container, with proc's env, cwd, user, I/O, timeouts and init (its
+ * rootfs fields are ignored). Returns once the command has been executed (or failed to be,
+ * with the same errors as rbx_sandbox_run). */
+int rbx_container_spawn(struct rbx_container *c, const struct rbx_spec *proc,
+                        struct rbx_process **out, struct rbx_error **err);
+/* Wait for the process to end (supervising its output and timeouts meanwhile) and fill res. */
+int rbx_process_wait(struct rbx_process *p, struct rbx_result *res, struct rbx_error **err);
+/* Is it still running? (non-blocking; also relays pending output) */
+bool rbx_process_running(struct rbx_process *p);
+/* SIGTERM, then SIGKILL after grace_ms; res gets RBX_STOP_REQUESTED unless it ended before. */
+int rbx_process_stop(struct rbx_process *p, uint64_t grace_ms, struct rbx_result *res,
+                     struct rbx_error **err);
+struct rbx_process *rbx_process_free(struct rbx_process *p); /* kills it if still running */
+RBX_DEFINE_CLEANUP(struct rbx_process, rbx_process_free)
+/* Kills what still runs, unmounts. */
+struct rbx_container *rbx_container_free(struct rbx_container *c);
+RBX_DEFINE_CLEANUP(struct rbx_container, rbx_container_free)
 
 /* ---- pieces exposed for unit tests -------------------------------------------------------- */
 

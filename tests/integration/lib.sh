@@ -111,8 +111,10 @@ rootless_setup() {
     mkdir -p "$RBX_RL_DIR/bin"
     cp "$REPROBOX" "$RBX_RL_DIR/bin/reprobox"
     chmod 755 "$RBX_RL_DIR" "$RBX_RL_DIR/bin" "$RBX_RL_DIR/bin/reprobox"
+    # What the test user owns: its store and its XDG dirs.
+    install -d -o "$RBX_TEST_USER" -m 755 "$RBX_RL_DIR/user"
     RBX_RL_HOME=$(getent passwd "$RBX_TEST_USER" | cut -d: -f6)
-    RBX_RL_ROOT="$RBX_RL_DIR/store"
+    RBX_RL_ROOT="$RBX_RL_DIR/user/store"
     RBX_CLEANUPS+=("as_user_raw '$RBX_RL_DIR/bin/reprobox' --root '$RBX_RL_ROOT' cache prune --all >/dev/null 2>&1")
 }
 
@@ -131,7 +133,7 @@ rootless_fixture() { # NAME
 as_user_raw() {
     local q="" a
     for a in "$@"; do q+=" $(printf '%q' "$a")"; done
-    su -s /bin/sh "$RBX_TEST_USER" -c "cd /tmp && env -i HOME='$RBX_RL_HOME' PATH=/usr/bin:/bin XDG_CACHE_HOME='$RBX_RL_DIR/xdg' $q"
+    su -s /bin/sh "$RBX_TEST_USER" -c "cd /tmp && env -i HOME='$RBX_RL_HOME' PATH=/usr/bin:/bin XDG_CACHE_HOME='$RBX_RL_DIR/user/xdg' $q"
 }
 # rbx_rootless ARGS...: the test user's reprobox with its own store.
 rbx_rootless() { as_user_raw "$RBX_RL_DIR/bin/reprobox" --root "$RBX_RL_ROOT" "$@"; }

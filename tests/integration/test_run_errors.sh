@@ -30,7 +30,10 @@ assert_one_error_line "no image"
 expect_status "unknown option" 125 rbx run --frobnicate "oci:$L" true
 assert_one_error_line "unknown option"
 
-# Corrupt copies of the fixture: each must fail with 125 and leave the store clean.
+# Corrupt copies of the fixture: each must fail with 125 and leave the store clean. Each uses a
+# fresh store: a layer already unpacked is found by its diff_id and its blob is not read again
+# (as containerd does), so a corrupt blob is only seen on a cold cache.
+fresh_store() { RBX_ROOT="$RBX_TMP/store-$1"; }
 corrupt() { # NAME -> a fresh copy of the fixture
     rm -rf "$RBX_TMP/$1"
     cp -a "$L" "$RBX_TMP/$1"
@@ -52,6 +55,7 @@ last_layer() {
     echo "$1/blobs/sha256/${d#sha256:}"
 }
 
+fresh_store digest
 C=$(corrupt digest)
 f=$(last_layer "$C"); chmod u+w "$f"; printf 'X' | dd of="$f" bs=1 seek=600 conv=notrunc 2>/dev/null
 expect_status "layer digest mismatch" 125 rbx run "oci:$C" true
@@ -60,12 +64,14 @@ assert_contains "digest mismatch named" "$ERR" "sha256:"
 assert_store_clean "digest mismatch"
 check "no layer published for the bad blob" test -z "$(ls "$RBX_ROOT/layers" 2>/dev/null | grep -F "$(basename "$f")")"
 
+fresh_store truncated
 C=$(corrupt truncated)
 f=$(first_layer "$C"); chmod u+w "$f"; truncate -s 100 "$f"
 expect_status "truncated blob" 125 rbx run "oci:$C" true
 assert_one_error_line "truncated blob"
 assert_store_clean "truncated blob"
 
+fresh_store badjson
 C=$(corrupt badjson)
 chmod u+w "$C/index.json"; printf '{"schemaVersion": 2, "manifests": [' >"$C/index.json"
 expect_status "malformed index.json" 125 rbx run "oci:$C" true

@@ -1,0 +1,4 @@
+# Unit suites for builder/: one per source file under test.
+rbx_unit_test(builder_dockerfile SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_builder_dockerfile.c LIBS rbx_builder)
+rbx_unit_test(builder_expand SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_builder_expand.c LIBS rbx_builder)
+rbx_unit_test(builder_ignore SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_builder_ignore.c LIBS rbx_builder)
