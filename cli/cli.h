@@ -38,4 +38,9 @@ int cli_open_store(struct rbx_store **store, struct rbx_error **err);
 bool cli_progress_enabled(void);
 
 int cmd_run(int argc, char **argv);
+int cmd_unpack(int argc, char **argv);
+int cmd_images(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
+/* "3 minutes ago" for a unix time. */
+const char *cli_format_age(int64_t when, char *buf, size_t len);
 int cmd_version(int argc, char **argv);

@@ -10,6 +10,9 @@ struct rbx_globals rbx_globals;
 
 static const struct rbx_command commands[] = {
     {"run", "run a command in a new sandbox from an image", cmd_run, true},
+    {"unpack", "write an image's root filesystem into a directory", cmd_unpack, true},
+    {"images", "list the images and layers the cache holds", cmd_images, true},
+    {"cache", "show what the cache takes on disk (du), free it (prune)", cmd_cache, true},
     {"version", "print the version", cmd_version, false},
 };
 

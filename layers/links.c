@@ -111,7 +111,7 @@ static void copy_xattrs(int src, int dst)
 
 static void copy_owner_mode(int dst, const struct stat *st)
 {
-    (void)fchown(dst, st->st_uid, st->st_gid); /* refused ids stay ours, as when unpacked */
+    (void)!fchown(dst, st->st_uid, st->st_gid); /* refused ids stay ours, as when unpacked */
     (void)fchmod(dst, st->st_mode & 07777);
 }
 
@@ -152,9 +152,9 @@ static int copy_up(int srcdir, const char *sname, int dstdir, const char *dname,
     } else if (mknodat(dstdir, dname, (st.st_mode & S_IFMT) | 0600, st.st_rdev) < 0) {
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mknod");
     } else {
-        (void)fchmodat(dstdir, dname, st.st_mode & 07777, 0);
+        (void)!fchmodat(dstdir, dname, st.st_mode & 07777, 0);
     }
-    (void)fchownat(dstdir, dname, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
+    (void)!fchownat(dstdir, dname, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW);
     if (utimensat(dstdir, dname, ts, AT_SYMLINK_NOFOLLOW) < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "set times");
     return 0;

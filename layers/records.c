@@ -473,7 +473,7 @@ static bool source_alive(json_t *rec)
 static void prune_image(void *ud, const char *name, json_t *rec, const struct stat *st)
 {
     struct prune_ctx *c = ud;
-    bool keep = !c->o->all && rec && st->st_mtim.tv_sec >= c->cutoff && source_alive(rec);
+    bool keep = !c->o->all && rec && st->st_mtim.tv_sec > c->cutoff && source_alive(rec);
     if (!keep) {
         rbx_strv_push(&c->forget, name);
         return;
@@ -649,7 +649,7 @@ int rbx_store_prune(struct rbx_store *s, const struct rbx_prune_opts *o,
     if (r == 0 && o->all) {
         _cleanup_close_ int jfd = openat(s->dirfd, "journal", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
         if (jfd >= 0)
-            (void)ftruncate(jfd, 0);
+            (void)!ftruncate(jfd, 0);
     }
     rbx_strmap_clear(&c.keep_layers);
     rbx_strmap_clear(&c.keep_archives);
