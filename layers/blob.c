@@ -5,6 +5,7 @@
 
 #include <archive.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <zlib.h>
@@ -63,7 +64,153 @@ struct rbx_stream {
     rbx_stream_progress_fn progress;
     void *progress_data;
     struct rbx_error **tar_errslot; /* where the libarchive callback leaves a stream error */
+
+    struct prefetch *pf; /* decompression ahead, in its own thread */
 };
+
+/* ---- prefetch: a thread decompresses (and hashes) ahead into a few buffers ------------------ */
+
+#define PF_SLOTS 8 /* 2 MiB ahead: enough to keep both cores busy, nothing like a layer */
+
+struct prefetch {
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    unsigned char *buf[PF_SLOTS];
+    size_t len[PF_SLOTS];
+    size_t head, count; /* filled slots: head .. head+count-1 */
+    bool borrowed;      /* the consumer holds the slot at head */
+    bool done, cancel;
+    ssize_t result;        /* 0 at the verified end, or the error's return */
+    struct rbx_error *err; /* the producer's error */
+    struct rbx_stream *next; /* started when this one is done */
+};
+
+static ssize_t stream_next_direct(struct rbx_stream *s, const void **buf, struct rbx_error **err);
+
+static void *prefetch_main(void *arg)
+{
+    struct rbx_stream *s = arg;
+    struct prefetch *pf = s->pf;
+    for (;;) {
+        const void *chunk;
+        struct rbx_error *e = NULL;
+        ssize_t n = stream_next_direct(s, &chunk, &e);
+        pthread_mutex_lock(&pf->mu);
+        if (n <= 0) {
+            pf->result = n;
+            pf->err = e;
+            pf->done = true;
+            pthread_cond_broadcast(&pf->cv);
+            pthread_mutex_unlock(&pf->mu);
+            break;
+        }
+        while (!pf->cancel && pf->count == PF_SLOTS)
+            pthread_cond_wait(&pf->cv, &pf->mu);
+        if (pf->cancel) {
+            pf->done = true;
+            pthread_cond_broadcast(&pf->cv);
+            pthread_mutex_unlock(&pf->mu);
+            break;
+        }
+        size_t slot = (pf->head + pf->count) % PF_SLOTS;
+        pthread_mutex_unlock(&pf->mu);
+        /* Only this thread writes a free slot; the consumer reads filled ones. */
+        memcpy(pf->buf[slot], chunk, (size_t)n);
+        pthread_mutex_lock(&pf->mu);
+        pf->len[slot] = (size_t)n;
+        pf->count++;
+        pthread_cond_broadcast(&pf->cv);
+        pthread_mutex_unlock(&pf->mu);
+    }
+    pthread_mutex_lock(&pf->mu);
+    struct rbx_stream *next = pf->result == 0 && !pf->cancel ? TAKE_PTR(pf->next) : NULL;
+    pthread_mutex_unlock(&pf->mu);
+    if (next)
+        (void)rbx_stream_prefetch(next, NULL);
+    return NULL;
+}
+
+int rbx_stream_prefetch(struct rbx_stream *s, struct rbx_stream *next)
+{
+    if (s->pf) {
+        /* Already running: `next` starts when it is done, or now if it is. */
+        pthread_mutex_lock(&s->pf->mu);
+        bool now = s->pf->done && s->pf->result == 0 && !s->pf->cancel;
+        if (!now)
+            s->pf->next = next;
+        pthread_mutex_unlock(&s->pf->mu);
+        return now && next ? rbx_stream_prefetch(next, NULL) : 0;
+    }
+    struct prefetch *pf = rbx_xcalloc(1, sizeof(*pf));
+    pthread_mutex_init(&pf->mu, NULL);
+    pthread_cond_init(&pf->cv, NULL);
+    for (size_t i = 0; i < PF_SLOTS; i++)
+        pf->buf[i] = rbx_xmalloc(s->out ? OUT_CHUNK : RAW_CHUNK);
+    pf->next = next;
+    s->pf = pf;
+    if (pthread_create(&pf->th, NULL, prefetch_main, s) != 0) {
+        /* No thread: the stream decompresses inline, as without prefetch. */
+        for (size_t i = 0; i < PF_SLOTS; i++)
+            free(pf->buf[i]);
+        pthread_cond_destroy(&pf->cv);
+        pthread_mutex_destroy(&pf->mu);
+        free(pf);
+        s->pf = NULL;
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+/* Stop the producer (when running) and wait for it; the stream is the caller's again. */
+static void prefetch_stop(struct rbx_stream *s)
+{
+    struct prefetch *pf = s->pf;
+    if (!pf)
+        return;
+    pthread_mutex_lock(&pf->mu);
+    pf->cancel = true;
+    pthread_cond_broadcast(&pf->cv);
+    pthread_mutex_unlock(&pf->mu);
+    pthread_join(pf->th, NULL);
+    for (size_t i = 0; i < PF_SLOTS; i++)
+        free(pf->buf[i]);
+    rbx_error_free(pf->err);
+    pthread_cond_destroy(&pf->cv);
+    pthread_mutex_destroy(&pf->mu);
+    free(pf);
+    s->pf = NULL;
+}
+
+static ssize_t prefetch_next(struct rbx_stream *s, const void **buf, struct rbx_error **err)
+{
+    struct prefetch *pf = s->pf;
+    pthread_mutex_lock(&pf->mu);
+    if (pf->borrowed) {
+        pf->head = (pf->head + 1) % PF_SLOTS;
+        pf->count--;
+        pf->borrowed = false;
+        pthread_cond_broadcast(&pf->cv);
+    }
+    while (pf->count == 0 && !pf->done)
+        pthread_cond_wait(&pf->cv, &pf->mu);
+    ssize_t n;
+    if (pf->count > 0) {
+        *buf = pf->buf[pf->head];
+        n = (ssize_t)pf->len[pf->head];
+        pf->borrowed = true;
+    } else {
+        n = pf->result;
+        if (n < 0 && pf->err) {
+            if (err && !*err)
+                *err = TAKE_PTR(pf->err);
+        } else if (n < 0) {
+            n = rbx_error_set(err, RBX_ERR_INTERNAL, ECANCELED, "%s: cancelled", s->what);
+        }
+    }
+    pthread_mutex_unlock(&pf->mu);
+    return n;
+}
 
 struct rbx_stream *rbx_stream_new(int fd, enum rbx_compression c, const char *digest, int64_t size,
                                   uint64_t max_out, const char *what)
@@ -106,6 +253,7 @@ struct rbx_stream *rbx_stream_free(struct rbx_stream *s)
 {
     if (!s)
         return NULL;
+    prefetch_stop(s);
     if (s->fd >= 0)
         close(s->fd);
     if (s->z_init)
@@ -282,6 +430,13 @@ static ssize_t next_zstd(struct rbx_stream *s, const void **buf, struct rbx_erro
 
 ssize_t rbx_stream_next(struct rbx_stream *s, const void **buf, struct rbx_error **err)
 {
+    if (s->pf)
+        return prefetch_next(s, buf, err);
+    return stream_next_direct(s, buf, err);
+}
+
+static ssize_t stream_next_direct(struct rbx_stream *s, const void **buf, struct rbx_error **err)
+{
     if (s->done)
         return 0;
     ssize_t n;
@@ -306,6 +461,7 @@ int rbx_stream_drain(struct rbx_stream *s, struct rbx_error **err)
 
 void rbx_stream_blame_blob(struct rbx_stream *s, struct rbx_error **err)
 {
+    prefetch_stop(s); /* the rest of the blob is read here */
     if (s->raw_verified)
         return;
     _cleanup_error_ struct rbx_error *mine = NULL;

@@ -5,11 +5,15 @@
 
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 
 struct flat_job {
+    const struct rbx_image *img;
     const struct rbx_unpack_opts *opts;
+    uint64_t max;
+    pthread_mutex_t mu; /* progress comes from the decompressing threads and the applier */
     struct rbx_progress_event ev;
     uint64_t bytes_read;
 };
@@ -17,10 +21,21 @@ struct flat_job {
 static void flat_progress(void *ud, uint64_t raw)
 {
     struct flat_job *j = ud;
+    pthread_mutex_lock(&j->mu);
     j->ev.bytes_done += raw;
     j->bytes_read += raw;
     if (j->opts && j->opts->progress)
         j->opts->progress(j->opts->progress_data, &j->ev);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void flat_layer_done(struct flat_job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    j->ev.items_done++;
+    if (j->opts && j->opts->progress)
+        j->opts->progress(j->opts->progress_data, &j->ev);
+    pthread_mutex_unlock(&j->mu);
 }
 
 void rbx_flat_stats_clear(struct rbx_flat_stats *st)
@@ -29,11 +44,45 @@ void rbx_flat_stats_clear(struct rbx_flat_stats *st)
     memset(st, 0, sizeof(*st));
 }
 
+/* The stream of layer i, checked for what can be checked before reading it. */
+static int layer_stream(struct flat_job *j, size_t i, struct rbx_stream **out,
+                        struct rbx_error **err)
+{
+    const struct rbx_layer *l = &j->img->layers[i];
+    enum rbx_media media = rbx_media_parse(l->media_type);
+    if (!rbx_media_is_layer(media))
+        return rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP,
+                             "layer %s: unsupported layer media type \"%s\"", l->digest,
+                             l->media_type);
+    if (!l->diff_id || !rbx_digest_valid(l->diff_id))
+        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "layer %s: no valid diff_id",
+                             l->digest);
+    int blobfd = rbx_blob_open(j->img->blob_dirfd, l->digest, err);
+    if (blobfd < 0)
+        return rbx_error_wrap(err, "layer %s", l->digest);
+    *out = rbx_stream_new(blobfd, rbx_media_compression(media), l->digest, l->size, j->max,
+                          "blob");
+    rbx_stream_set_progress(*out, flat_progress, j);
+    return 0;
+}
+
+/* The streams of the layers being read: at most the current one and the next (which a thread
+ * decompresses ahead while the current one is applied), freed in order. */
+struct flat_streams {
+    struct rbx_stream *cur, *next;
+};
+static void flat_streams_free(struct flat_streams *f)
+{
+    f->cur = rbx_stream_free(f->cur);
+    f->next = rbx_stream_free(f->next);
+}
+
 int rbx_image_flatten(const struct rbx_image *img, int dirfd, const struct rbx_unpack_opts *opts,
                       struct rbx_flat_stats *stats, struct rbx_error **err)
 {
-    struct flat_job j = {.opts = opts};
-    uint64_t max = opts && opts->max_layer_bytes ? opts->max_layer_bytes : RBX_LAYER_BYTES_DEFAULT;
+    struct flat_job j = {.img = img, .opts = opts};
+    j.max = opts && opts->max_layer_bytes ? opts->max_layer_bytes : RBX_LAYER_BYTES_DEFAULT;
+    pthread_mutex_init(&j.mu, NULL);
     j.ev.phase = "unpack";
     j.ev.items_total = (unsigned)img->n_layers;
     for (size_t i = 0; i < img->n_layers; i++)
@@ -41,36 +90,33 @@ int rbx_image_flatten(const struct rbx_image *img, int dirfd, const struct rbx_u
 
     _cleanup_(rbx_unpack_counts_clear) struct rbx_unpack_counts counts = {0};
     _cleanup_(rbx_applier_freep) struct rbx_applier *ap = rbx_applier_new(dirfd, true, &counts);
-    for (size_t i = 0; i < img->n_layers; i++) {
+    _cleanup_(flat_streams_free) struct flat_streams fs = {0};
+    int r = 0;
+    for (size_t i = 0; i < img->n_layers && r == 0; i++) {
         const struct rbx_layer *l = &img->layers[i];
-        enum rbx_media media = rbx_media_parse(l->media_type);
-        if (!rbx_media_is_layer(media))
-            return rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP,
-                                 "layer %s: unsupported layer media type \"%s\"", l->digest,
-                                 l->media_type);
-        if (!l->diff_id || !rbx_digest_valid(l->diff_id))
-            return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "layer %s: no valid diff_id",
-                                 l->digest);
-        int blobfd = rbx_blob_open(img->blob_dirfd, l->digest, err);
-        if (blobfd < 0)
-            return rbx_error_wrap(err, "layer %s", l->digest);
-        _cleanup_(rbx_stream_freep) struct rbx_stream *st = rbx_stream_new(
-            blobfd, rbx_media_compression(media), l->digest, l->size, max, "blob");
-        rbx_stream_set_progress(st, flat_progress, &j);
-        int r = rbx_applier_layer(ap, st, l->digest, NULL, err);
-        if (r < 0)
-            return r;
+        fs.cur = fs.next ? TAKE_PTR(fs.next) : NULL;
+        if (!fs.cur && (r = layer_stream(&j, i, &fs.cur, err)) < 0)
+            break;
+        if (i + 1 < img->n_layers && (r = layer_stream(&j, i + 1, &fs.next, err)) < 0)
+            break;
+        (void)rbx_stream_prefetch(fs.cur, fs.next);
+        if ((r = rbx_applier_layer(ap, fs.cur, l->digest, NULL, err)) < 0)
+            break;
         char got[RBX_DIGEST_LEN + 1];
-        rbx_stream_diff_id(st, got);
-        if (strcmp(got, l->diff_id) != 0)
-            return rbx_error_set(err, RBX_ERR_DIGEST, EBADMSG,
-                                 "layer %s: diff_id mismatch (got %s, the config says %s)",
-                                 l->digest, got, l->diff_id);
-        j.ev.items_done++;
-        if (opts && opts->progress)
-            opts->progress(opts->progress_data, &j.ev);
+        rbx_stream_diff_id(fs.cur, got);
+        if (strcmp(got, l->diff_id) != 0) {
+            r = rbx_error_set(err, RBX_ERR_DIGEST, EBADMSG,
+                              "layer %s: diff_id mismatch (got %s, the config says %s)",
+                              l->digest, got, l->diff_id);
+            break;
+        }
+        fs.cur = rbx_stream_free(fs.cur);
+        flat_layer_done(&j);
     }
-    int r = rbx_applier_finish(ap, err);
+    flat_streams_free(&fs);
+    pthread_mutex_destroy(&j.mu);
+    if (r == 0)
+        r = rbx_applier_finish(ap, err);
     if (r < 0)
         return r;
     if (stats) {

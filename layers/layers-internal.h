@@ -131,6 +131,10 @@ typedef void (*rbx_stream_progress_fn)(void *userdata, uint64_t raw_bytes);
 struct rbx_stream *rbx_stream_new(int fd, enum rbx_compression c, const char *digest, int64_t size,
                                   uint64_t max_out, const char *what);
 void rbx_stream_set_progress(struct rbx_stream *s, rbx_stream_progress_fn fn, void *userdata);
+/* Decompress ahead in a thread of its own (a few buffers ahead); when that is done, start
+ * `next` (may be NULL) the same way: the layers of a flat unpack stream one after the other
+ * while the applier works. Without a thread the stream works inline. */
+int rbx_stream_prefetch(struct rbx_stream *s, struct rbx_stream *next);
 /* Next chunk of decompressed bytes (valid until the next call); 0 at the verified end. */
 ssize_t rbx_stream_next(struct rbx_stream *s, const void **buf, struct rbx_error **err);
 /* Read to the end, hashing: the bytes after a tar's end marker belong to the diff_id too. */

@@ -164,9 +164,11 @@ cmd_unpack() {
     tarcmd+=true
     pigzcmd+=true
     # Fresh targets are moved aside, not deleted, between runs: on ext4 a large rm -rf slows the
-    # next extraction for tens of seconds. The trash is emptied between groups.
+    # next extraction for tens of seconds (the inode allocator skips inodes deleted in the last
+    # 60 s, 300 s while their table is dirty). The trash is emptied between groups, synced, and
+    # the window waited out.
     local aside="mkdir -p $s/trash/\$\$ && mv $s/dest $s/store $s/trash/\$\$/ 2>/dev/null; mkdir -p $s/dest"
-    local empty_trash="rm -rf $s/trash && mkdir -p $s/trash && sync"
+    local empty_trash="rm -rf $s/trash && mkdir -p $s/trash && sync && sleep ${RBX_BENCH_SETTLE:-70}"
     local size_mb
     size_mb=$(du -cm "${layers[@]}" | tail -1 | cut -f1)
 
