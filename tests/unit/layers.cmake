@@ -3,7 +3,7 @@ add_library(rbx_layers_testlib STATIC ${CMAKE_CURRENT_LIST_DIR}/layers_testlib.c
 target_link_libraries(rbx_layers_testlib PUBLIC rbx_layers PkgConfig::ARCHIVE PkgConfig::ZLIB
                       PkgConfig::ZSTD)
 
-foreach(t ref manifest oci unpack store archive userns flat)
+foreach(t ref manifest oci unpack store archive userns flat records)
   rbx_unit_test(layers_${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_layers_${t}.c
                 LIBS rbx_layers_testlib rbx_layers Threads::Threads)
 endforeach()
