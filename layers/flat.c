@@ -7,6 +7,7 @@
 #include <libgen.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 struct flat_job {
@@ -81,7 +82,7 @@ int rbx_image_flatten(const struct rbx_image *img, int dirfd, const struct rbx_u
                       struct rbx_flat_stats *stats, struct rbx_error **err)
 {
     struct flat_job j = {.img = img, .opts = opts};
-    j.max = opts && opts->max_layer_bytes ? opts->max_layer_bytes : RBX_LAYER_BYTES_DEFAULT;
+    j.max = rbx_layer_cap(opts);
     pthread_mutex_init(&j.mu, NULL);
     j.ev.phase = "unpack";
     j.ev.items_total = (unsigned)img->n_layers;
@@ -145,6 +146,29 @@ static void staged_cleanup(struct staged *s)
         close(s->parentfd);
 }
 
+static void sweep_stale(int parentfd, const char *base)
+{
+    _cleanup_free_ char *prefix = rbx_xasprintf(".%.200s.reprobox-", base);
+    int fd = openat(parentfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 ||
+            strlen(de->d_name) != strlen(prefix) + 12)
+            continue;
+        _cleanup_close_ int sfd =
+            openat(parentfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sfd >= 0 && flock(sfd, LOCK_EX | LOCK_NB) == 0)
+            (void)rbx_rm_rf_at(parentfd, de->d_name, NULL);
+    }
+    closedir(d);
+}
+
 int rbx_image_unpack_to(const struct rbx_image *img, const char *dest,
                         const struct rbx_unpack_opts *opts, struct rbx_flat_stats *stats,
                         struct rbx_error **err)
@@ -179,7 +203,9 @@ int rbx_image_unpack_to(const struct rbx_image *img, const char *dest,
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", dest);
     }
 
-    /* Built beside DEST and renamed into place: DEST never holds half an image. */
+    /* Built beside DEST and renamed into place: DEST never holds half an image. What a killed
+     * unpack left there (its lock is free) goes first. */
+    sweep_stale(stage.parentfd, base);
     for (int tries = 0; !stage.name && tries < 16; tries++) {
         char rnd[13];
         rbx_random_hex(rnd, 12);
@@ -193,8 +219,8 @@ int rbx_image_unpack_to(const struct rbx_image *img, const char *dest,
         return rbx_error_set(err, RBX_ERR_IO, EEXIST, "%s: no free temporary name", dir);
     _cleanup_close_ int rootfd =
         openat(stage.parentfd, stage.name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    /* A rootfs is 0755 unless the image says otherwise (its "./" entry). */
-    if (rootfd < 0 || fchmod(rootfd, 0755) < 0)
+    /* A rootfs is 0755 unless the image says otherwise (its "./" entry). Locked while built. */
+    if (rootfd < 0 || fchmod(rootfd, 0755) < 0 || flock(rootfd, LOCK_EX | LOCK_NB) < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s/%s", dir, stage.name);
     int r = rbx_image_flatten(img, rootfd, opts, stats, err);
     if (r < 0)

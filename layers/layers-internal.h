@@ -21,6 +21,10 @@
 #define RBX_LAYER_ENTRIES_MAX 4000000u  /* tar entries in one layer */
 #define RBX_ARCHIVE_ENTRIES_MAX 100000u /* files in an image archive */
 
+/* The cap on one layer's expanded size: the caller's, else $REPROBOX_MAX_LAYER_SIZE ("512m",
+ * "8g"), else RBX_LAYER_BYTES_DEFAULT. */
+uint64_t rbx_layer_cap(const struct rbx_unpack_opts *opts);
+
 /* Hand an error held in a local slot to the caller's (dropped when the caller passed none). */
 static inline int rbx_error_move(struct rbx_error **dst, struct rbx_error **src)
 {

@@ -109,7 +109,8 @@ struct rbx_unpack_opts {
     rbx_progress_fn progress; /* may be NULL; called from the worker threads, one call at a time */
     void *progress_data;
     unsigned jobs;            /* layers extracted at once; 0: one per CPU */
-    uint64_t max_layer_bytes; /* cap on one layer's expanded size; 0: 32 GiB */
+    uint64_t max_layer_bytes; /* cap on one layer's expanded size; 0: $REPROBOX_MAX_LAYER_SIZE
+                               * ("512m", "8g") when set, else 32 GiB */
 };
 
 struct rbx_unpack_stats {

@@ -227,6 +227,17 @@ int rbx_store_open(const char *dir, struct rbx_store **out, struct rbx_error **e
     return 0;
 }
 
+uint64_t rbx_layer_cap(const struct rbx_unpack_opts *opts)
+{
+    if (opts && opts->max_layer_bytes)
+        return opts->max_layer_bytes;
+    const char *env = getenv("REPROBOX_MAX_LAYER_SIZE");
+    uint64_t v;
+    if (env && rbx_parse_size(env, &v) == 0 && v > 0)
+        return v;
+    return RBX_LAYER_BYTES_DEFAULT;
+}
+
 bool rbx_store_published(struct rbx_store *s, const char *key)
 {
     struct stat st;
@@ -483,7 +494,7 @@ int rbx_image_unpack(struct rbx_store *store, const struct rbx_image *img,
                      struct rbx_error **err)
 {
     struct unpack_job j = {.store = store, .img = img, .opts = opts};
-    j.max_bytes = opts && opts->max_layer_bytes ? opts->max_layer_bytes : RBX_LAYER_BYTES_DEFAULT;
+    j.max_bytes = rbx_layer_cap(opts);
     atomic_init(&j.next, 0);
     atomic_init(&j.cancel, false);
     pthread_mutex_init(&j.mu, NULL);

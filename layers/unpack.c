@@ -160,6 +160,16 @@ static void mark_seen(struct rbx_applier *ap, const char *path, bool self)
     }
 }
 
+/* An entry's name as errors show it: whole up to 120 bytes, else its two ends. */
+static const char *shown(const char *raw, char buf[160])
+{
+    size_t n = raw ? strlen(raw) : 0;
+    if (n <= 120)
+        return raw ? raw : "";
+    snprintf(buf, 160, "%.60s...%s", raw, raw + n - 50);
+    return buf;
+}
+
 static bool refused(int e)
 {
     return e == EPERM || e == EACCES || e == ENOTSUP;
@@ -458,7 +468,10 @@ static int make_hardlink(struct rbx_applier *ap, const char *link, const char *p
 {
     _cleanup_free_ char *target = NULL;
     _cleanup_error_ struct rbx_error *perr = NULL;
-    if (rbx_path_clean(link, &target, &perr) < 0) {
+    char lbuf[160];
+    const char *link_raw = link;
+    link = shown(link_raw, lbuf);
+    if (rbx_path_clean(link_raw, &target, &perr) < 0) {
         if (perr->kind == RBX_ERR_ESCAPE)
             return rbx_error_set(err, RBX_ERR_ESCAPE, EXDEV,
                                  "hardlink target \"%s\" escapes the rootfs", link);
@@ -672,14 +685,16 @@ static int apply_entry(struct rbx_applier *ap, struct archive_entry *e, struct r
     const char *raw = archive_entry_pathname(e);
     if (!raw)
         return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "an entry without a name");
+    char sbuf[160];
+    const char *name_shown = shown(raw, sbuf);
     _cleanup_free_ char *path = NULL;
     _cleanup_error_ struct rbx_error *perr = NULL;
     if (rbx_path_clean(raw, &path, &perr) < 0) {
         if (perr->kind == RBX_ERR_ESCAPE)
             return rbx_error_set(err, RBX_ERR_ESCAPE, EXDEV, "entry \"%s\" escapes the rootfs",
-                                 raw);
+                                 name_shown);
         rbx_error_move(err, &perr);
-        return rbx_error_wrap(err, "entry \"%.200s\"", raw);
+        return rbx_error_wrap(err, "entry \"%s\"", name_shown);
     }
     mode_t type = archive_entry_filetype(e);
     const char *link = archive_entry_hardlink(e);
@@ -689,13 +704,13 @@ static int apply_entry(struct rbx_applier *ap, struct archive_entry *e, struct r
         /* "./": the root's own metadata. */
         if (link || type != AE_IFDIR)
             return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "entry \"%s\" names the root",
-                                 raw);
+                                 name_shown);
         struct stat st;
         if (fstat(ap->rootfd, &st) < 0)
             return rbx_error_set_errno(err, RBX_ERR_IO, errno, "stat the root");
         if ((r = apply_owner(ap, e, ap->rootfd, -1, NULL, err)) < 0 ||
             (r = apply_xattrs(ap, e, ap->rootfd, -1, NULL, err)) < 0)
-            return rbx_error_wrap(err, "entry \"%s\"", raw);
+            return rbx_error_wrap(err, "entry \"%s\"", name_shown);
         add_fixup(ap, "", e, &st);
         return 0;
     }
@@ -721,7 +736,7 @@ static int apply_entry(struct rbx_applier *ap, struct archive_entry *e, struct r
         parentfd = parent_of(ap, path, name, &owned, &clean, err);
     }
     if (parentfd < 0)
-        return rbx_error_wrap(err, "entry \"%s\"", raw);
+        return rbx_error_wrap(err, "entry \"%s\"", name_shown);
 
     if (whiteout) {
         r = do_whiteout(ap, path, parentfd, name, err);
@@ -749,7 +764,7 @@ static int apply_entry(struct rbx_applier *ap, struct archive_entry *e, struct r
             mark_seen(ap, path, true);
     }
     if (r < 0 && r != -EBADMSG)
-        return rbx_error_wrap(err, "entry \"%s\"", raw);
+        return rbx_error_wrap(err, "entry \"%s\"", name_shown);
     return r;
 }
 
@@ -825,7 +840,8 @@ int rbx_applier_layer(struct rbx_applier *ap, struct rbx_stream *s, const char *
         if (r == -EBADMSG && !(err && *err)) {
             /* The entry's data could not be read: the stream or the tar is at fault. */
             r = rbx_tar_reader_error(ap->a, s, &stream_err, err);
-            rbx_error_wrap(err, "entry \"%s\"", archive_entry_pathname(e));
+            char sb[160];
+            rbx_error_wrap(err, "entry \"%s\"", shown(archive_entry_pathname(e), sb));
         }
         if (r < 0)
             break;
