@@ -10,6 +10,9 @@
 #include <sys/stat.h>
 #include <zlib.h>
 #include <zstd.h>
+#ifdef RBX_HAVE_ISAL
+#include <isa-l/igzip_lib.h>
+#endif
 
 #define RAW_CHUNK (128 * 1024)
 #define OUT_CHUNK (256 * 1024)
@@ -57,6 +60,9 @@ struct rbx_stream {
 
     z_stream z;
     bool z_init, z_member_done;
+#ifdef RBX_HAVE_ISAL
+    struct inflate_state *isal; /* gzip through ISA-L: about twice zlib's speed */
+#endif
     ZSTD_DCtx *zd;
     size_t zret; /* last ZSTD_decompressStream result: 0 at a frame end */
     bool any_input;
@@ -230,9 +236,15 @@ struct rbx_stream *rbx_stream_new(int fd, enum rbx_compression c, const char *di
     s->in = rbx_xmalloc(RAW_CHUNK);
     if (c == RBX_COMPRESSION_GZIP) {
         s->out = rbx_xmalloc(OUT_CHUNK);
+#ifdef RBX_HAVE_ISAL
+        s->isal = rbx_xmalloc(sizeof(*s->isal));
+        isal_inflate_init(s->isal);
+        s->isal->crc_flag = ISAL_GZIP;
+#else
         if (inflateInit2(&s->z, 16 + MAX_WBITS) != Z_OK)
             abort();
         s->z_init = true;
+#endif
     } else if (c == RBX_COMPRESSION_ZSTD) {
         s->out = rbx_xmalloc(OUT_CHUNK);
         s->zd = ZSTD_createDCtx();
@@ -258,6 +270,9 @@ struct rbx_stream *rbx_stream_free(struct rbx_stream *s)
         close(s->fd);
     if (s->z_init)
         inflateEnd(&s->z);
+#ifdef RBX_HAVE_ISAL
+    free(s->isal);
+#endif
     ZSTD_freeDCtx(s->zd);
     rbx_sha256_free(s->raw_hash);
     rbx_sha256_free(s->out_hash);
@@ -361,6 +376,7 @@ static ssize_t next_plain(struct rbx_stream *s, const void **buf, struct rbx_err
     return (ssize_t)n;
 }
 
+#ifndef RBX_HAVE_ISAL
 static ssize_t next_gzip(struct rbx_stream *s, const void **buf, struct rbx_error **err)
 {
     for (;;) {
@@ -399,6 +415,51 @@ static ssize_t next_gzip(struct rbx_stream *s, const void **buf, struct rbx_erro
         }
     }
 }
+
+#endif
+
+#ifdef RBX_HAVE_ISAL
+static ssize_t next_gzip_isal(struct rbx_stream *s, const void **buf, struct rbx_error **err)
+{
+    struct inflate_state *st = s->isal;
+    for (;;) {
+        int r = raw_fill(s, err);
+        if (r < 0)
+            return r;
+        if (r == 1) {
+            if (!s->z_member_done)
+                return rbx_error_set(err, RBX_ERR_MALFORMED, EBADMSG, "truncated gzip stream");
+            return 0;
+        }
+        if (s->z_member_done) {
+            /* More bytes after a member: another member (gzip is multi-member). */
+            isal_inflate_reset(st);
+            st->crc_flag = ISAL_GZIP;
+            s->z_member_done = false;
+        }
+        st->next_in = s->in + s->in_pos;
+        st->avail_in = (uint32_t)(s->in_len - s->in_pos);
+        st->next_out = s->out;
+        st->avail_out = OUT_CHUNK;
+        int ir = isal_inflate(st);
+        s->in_pos = s->in_len - st->avail_in;
+        size_t produced = OUT_CHUNK - st->avail_out;
+        if (ir < 0)
+            return rbx_error_set(err, RBX_ERR_MALFORMED, EBADMSG, "invalid gzip data (%s)",
+                                 ir == ISAL_INCORRECT_CHECKSUM ? "checksum mismatch"
+                                 : ir == ISAL_INVALID_WRAPPER  ? "not a gzip header"
+                                                               : "bad deflate stream");
+        if (st->block_state == ISAL_BLOCK_FINISH)
+            s->z_member_done = true;
+        if (produced) {
+            *buf = s->out;
+            if ((r = out_account(s, s->out, produced, err)) < 0)
+                return r;
+            return (ssize_t)produced;
+        }
+    }
+}
+#endif
 
 static ssize_t next_zstd(struct rbx_stream *s, const void **buf, struct rbx_error **err)
 {
@@ -441,7 +502,11 @@ static ssize_t stream_next_direct(struct rbx_stream *s, const void **buf, struct
         return 0;
     ssize_t n;
     switch (s->compression) {
+#ifdef RBX_HAVE_ISAL
+    case RBX_COMPRESSION_GZIP: n = next_gzip_isal(s, buf, err); break;
+#else
     case RBX_COMPRESSION_GZIP: n = next_gzip(s, buf, err); break;
+#endif
     case RBX_COMPRESSION_ZSTD: n = next_zstd(s, buf, err); break;
     default: n = next_plain(s, buf, err); break;
     }
