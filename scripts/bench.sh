@@ -59,7 +59,7 @@ blob_put() { # LAYOUT FILE -> "DIGEST SIZE"
 
 build_unpack_image() {
     local img=$BENCH/image stamp_want
-    stamp_want="bench-image v1 $(sha256sum <"${BASH_SOURCE[0]}" | cut -c1-16)"
+    stamp_want="bench-image v1" # bump when build_unpack_image changes
     if [ -f "$img/.stamp" ] && [ "$(cat "$img/.stamp")" == "$stamp_want" ]; then
         return 0
     fi
@@ -163,12 +163,11 @@ cmd_unpack() {
     done
     tarcmd+=true
     pigzcmd+=true
-    # Fresh targets are moved aside, not deleted, between runs: on ext4 a large rm -rf slows the
-    # next extraction for tens of seconds (the inode allocator skips inodes deleted in the last
-    # 60 s, 300 s while their table is dirty). The trash is emptied between groups, synced, and
-    # the window waited out.
-    local aside="mkdir -p $s/trash/\$\$ && mv $s/dest $s/store $s/trash/\$\$/ 2>/dev/null; mkdir -p $s/dest"
-    local empty_trash="rm -rf $s/trash && mkdir -p $s/trash && sync && sleep ${RBX_BENCH_SETTLE:-70}"
+    # Fresh targets are moved aside, never deleted, while measuring: on ext4 a large rm -rf slows
+    # the next extractions for minutes (the inode allocator skips recently deleted inodes, and
+    # the window is longer while their table blocks wait for a journal checkpoint). The trash
+    # (a few GiB) goes at the end; run the benchmark a few minutes after any large deletion.
+    local aside="mkdir -p $s/trash/\$\$ && { mv $s/dest $s/store $s/trash/\$\$/ 2>/dev/null || true; } && mkdir -p $s/dest"
     local size_mb
     size_mb=$(du -cm "${layers[@]}" | tail -1 | cut -f1)
 
@@ -184,9 +183,7 @@ cmd_unpack() {
         -n "tar -xzf per layer (floor)" --prepare "$aside" "$tarcmd"
     )
     command -v pigz >/dev/null && cmds+=(-n "pigz -dc | tar -xf per layer" --prepare "$aside" "$pigzcmd")
-    hyperfine --style basic --runs "$RUNS" --warmup 1 --cleanup "$empty_trash" \
-        --export-json "$s/cold.json" "${cmds[@]}" >&2
-    eval "$empty_trash"
+    hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$s/cold.json" "${cmds[@]}" >&2
     hyperfine --style basic --runs $((RUNS * 4)) --warmup 2 --export-json "$s/warm.json" \
         -n "reprobox run IMG true (warm)" "$REPROBOX --root $s/warm --quiet run oci:$img:latest true" >&2
 
@@ -198,8 +195,7 @@ cmd_unpack() {
     rss_kb=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$s/time.txt")
     local files
     files=$(find "$s/dest/rootfs" | wc -l)
-    eval "$aside"
-    eval "$empty_trash"
+    rm -rf "$s/trash" "$s/dest" "$s/store"
 
     local median
     median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
