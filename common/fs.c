@@ -441,8 +441,23 @@ int rbx_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t
     return rbx_read_fd(fd, max, path, out, len, err);
 }
 
+static int write_replace(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                         bool sync, struct rbx_error **err);
+
 int rbx_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
                              struct rbx_error **err)
+{
+    return write_replace(dirfd, path, data, len, mode, true, err);
+}
+
+int rbx_write_file_replace_at(int dirfd, const char *path, const void *data, size_t len,
+                              mode_t mode, struct rbx_error **err)
+{
+    return write_replace(dirfd, path, data, len, mode, false, err);
+}
+
+static int write_replace(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                         bool sync, struct rbx_error **err)
 {
     char rnd[13];
     rbx_random_hex(rnd, 12);
@@ -463,7 +478,7 @@ int rbx_write_file_atomic_at(int dirfd, const char *path, const void *data, size
         p += w;
         len -= (size_t)w;
     }
-    if (fdatasync(fd) < 0 || renameat(dirfd, tmp, dirfd, path) < 0) {
+    if ((sync && fdatasync(fd) < 0) || renameat(dirfd, tmp, dirfd, path) < 0) {
         int e = errno;
         unlinkat(dirfd, tmp, 0);
         return rbx_error_set_errno(err, RBX_ERR_IO, e, "publish %s", path);

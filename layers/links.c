@@ -340,7 +340,7 @@ static int build_links(struct rbx_store *s, const struct rbx_image *img, size_t 
                                             img->layers[i].diff_id, "links",
                                             (json_int_t)json_array_size(pairs));
     _cleanup_free_ char *mtext = rbx_json_dump_canonical(meta);
-    if ((r = rbx_write_file_atomic_at(tmpfd, "meta.json", mtext, strlen(mtext), 0600, err)) < 0)
+    if ((r = rbx_write_file_replace_at(tmpfd, "meta.json", mtext, strlen(mtext), 0600, err)) < 0)
         return r;
     if (syncfs(rootfd) < 0 || renameat(s->tmp_fd, tmp.name, s->layers_fd, key) < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "publish layers/%s", key);

@@ -47,7 +47,7 @@ int rbx_archive_record_save(struct rbx_store *s, const char *key, const char *pa
     _cleanup_json_ json_t *rec = json_pack("{s:s, s:O}", "path", path, "entries", entries);
     _cleanup_free_ char *text = rbx_json_dump_canonical(rec);
     _cleanup_free_ char *name = rbx_xasprintf("%s.json", key);
-    return rbx_write_file_atomic_at(s->archives_fd, name, text, strlen(text), 0600, err);
+    return rbx_write_file_replace_at(s->archives_fd, name, text, strlen(text), 0600, err);
 }
 
 static bool blob_present(struct rbx_store *s, const char *digest, int64_t size)
@@ -185,7 +185,7 @@ int rbx_image_record(struct rbx_store *s, const struct rbx_image *img, const cha
     if (rbx_read_file_at(s->images_fd, name, RECORD_MAX, &old, &len, NULL) == 0 &&
         strcmp(old, text) == 0 && utimensat(s->images_fd, name, NULL, AT_SYMLINK_NOFOLLOW) == 0)
         return 0;
-    return rbx_write_file_atomic_at(s->images_fd, name, text, strlen(text), 0600, err);
+    return rbx_write_file_replace_at(s->images_fd, name, text, strlen(text), 0600, err);
 }
 
 /* ---- listing, sizes and pruning ------------------------------------------------------------ */

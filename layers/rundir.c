@@ -116,7 +116,7 @@ int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct
             text = t;
         }
         pthread_mutex_unlock(&store->held_mu);
-        if (rbx_write_file_atomic_at(dfd, "layers", text, strlen(text), 0600, err) < 0) {
+        if (rbx_write_file_replace_at(dfd, "layers", text, strlen(text), 0600, err) < 0) {
             rbx_run_dir_close(rd, false);
             return rbx_error_wrap(err, "runs/%s", id);
         }
@@ -157,7 +157,7 @@ bool rbx_store_overlay_unusable(struct rbx_store *s)
 int rbx_store_set_overlay_unusable(struct rbx_store *s, const char *why, struct rbx_error **err)
 {
     _cleanup_free_ char *text = rbx_xasprintf("%s\n", why ? why : "");
-    return rbx_write_file_atomic_at(s->dirfd, OVERLAY_MARKER, text, strlen(text), 0600, err);
+    return rbx_write_file_replace_at(s->dirfd, OVERLAY_MARKER, text, strlen(text), 0600, err);
 }
 
 struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep)

@@ -356,7 +356,7 @@ static int write_meta(int dirfd, const struct rbx_layer *l, const struct rbx_unp
         json_object_set_new(json_object_get(j, "skipped"), "names", names);
     }
     _cleanup_free_ char *text = rbx_json_dump_canonical(j);
-    return rbx_write_file_atomic_at(dirfd, "meta.json", text, strlen(text), 0600, err);
+    return rbx_write_file_replace_at(dirfd, "meta.json", text, strlen(text), 0600, err);
 }
 
 /* Hardlinks to lower layers whose link name nothing later in the layer took: the list a
@@ -373,7 +373,7 @@ static int write_lower_links(int tmpfd, int rootfd, char **pairs, struct rbx_err
     if (json_array_size(arr) == 0)
         return 0;
     _cleanup_free_ char *text = rbx_json_dump_canonical(arr);
-    return rbx_write_file_atomic_at(tmpfd, RBX_LOWER_LINKS_FILE, text, strlen(text), 0600, err);
+    return rbx_write_file_replace_at(tmpfd, RBX_LOWER_LINKS_FILE, text, strlen(text), 0600, err);
 }
 
 /* Extract one layer into tmp/ and publish it as layers/<hex>. The caller holds locks/<hex>. */

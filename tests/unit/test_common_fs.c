@@ -264,6 +264,8 @@ START_TEST(test_write_file_atomic)
     struct rbx_error *err = NULL;
     int dfd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY);
     ck_assert_int_eq(rbx_write_file_atomic_at(dfd, "out.json", "{}\n", 3, 0600, &err), 0);
+    ck_assert_int_eq(rbx_write_file_replace_at(dfd, "fast.json", "[]", 2, 0600, &err), 0);
+    ck_assert_int_eq(faccessat(dfd, "fast.json", F_OK, 0), 0);
     char *buf = NULL;
     ck_assert_int_eq(rbx_read_file_at(dfd, "out.json", 100, &buf, NULL, &err), 0);
     ck_assert_str_eq(buf, "{}\n");
