@@ -190,9 +190,9 @@ int rbx_image_open(struct rbx_store *store, const char *reference, const struct 
     img->reference = rbx_xstrdup(reference);
     img->blob_dirfd = -1;
     if (!store && ref.transport != RBX_TRANSPORT_OCI)
-        return rbx_error_set(err, RBX_ERR_INTERNAL, EINVAL, "%s: archives need a store", reference);
+        return rbx_error_set(err, RBX_ERR_INTERNAL, EINVAL, "%s: needs a store", reference);
     /* A prune waits until the image is recorded (and its archive imported). */
-    _cleanup_close_ int gc = store ? rbx_store_lock_mode(store, RBX_GC_LOCK, LOCK_SH, true, err) : -1;
+    _cleanup_close_ int gc = store ? rbx_store_gc_lock(store, LOCK_SH, err) : -1;
     if (store && gc < 0)
         return rbx_error_wrap(err, "%s", reference);
 
@@ -206,6 +206,7 @@ int rbx_image_open(struct rbx_store *store, const char *reference, const struct 
     case RBX_TRANSPORT_DOCKER_ARCHIVE:
         r = rbx_docker_archive_open(store, img, ref.path, ref.tag, err);
         break;
+    case RBX_TRANSPORT_DOCKER: r = rbx_docker_open(store, img, &ref, opts, platform, err); break;
     default: r = rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP, "transport not supported"); break;
     }
     if (r < 0)

@@ -139,8 +139,10 @@ static const char *transport_prefix(enum rbx_transport t)
 
 char *rbx_ref_canonical(const struct rbx_ref *ref)
 {
-    if (ref->transport == RBX_TRANSPORT_DOCKER)
-        return NULL;
+    if (ref->transport == RBX_TRANSPORT_DOCKER) {
+        _cleanup_free_ char *name = rbx_ref_docker_name(ref);
+        return rbx_xasprintf("docker://%s", name);
+    }
     _cleanup_free_ char *abs = realpath(ref->path, NULL);
     return rbx_xasprintf("%s%s%s%s", transport_prefix(ref->transport), abs ? abs : ref->path,
                          ref->tag ? ":" : "", ref->tag ? ref->tag : "");
@@ -172,6 +174,15 @@ int rbx_image_record(struct rbx_store *s, const struct rbx_image *img, const cha
         json_object_set_new(rec, "manifest_digest", json_string(img->manifest_digest));
     if (archive_key)
         json_object_set_new(rec, "archive", json_string(archive_key));
+    /* The blobs of the store it reads (pulled images): a prune keeps them with the record. */
+    json_t *blobs = json_array();
+    if (img->manifest_digest)
+        json_array_append_new(blobs, json_string(img->manifest_digest));
+    if (img->config_digest)
+        json_array_append_new(blobs, json_string(img->config_digest));
+    for (size_t i = 0; i < img->n_layers; i++)
+        json_array_append_new(blobs, json_string(img->layers[i].digest));
+    json_object_set_new(rec, "blobs", blobs);
     _cleanup_free_ char *text = rbx_json_dump_canonical(rec);
 
     /* One record per reference and platform. */
@@ -438,7 +449,7 @@ struct prune_ctx {
     const struct rbx_prune_opts *o;
     struct rbx_prune_stats *stats;
     int64_t cutoff;
-    struct rbx_strmap keep_layers, keep_archives, keep_blobs;
+    struct rbx_strmap keep_layers, keep_archives, keep_blobs, keep_refs;
     char **forget; /* image records to remove */
 };
 
@@ -505,6 +516,29 @@ static void prune_image(void *ud, const char *name, json_t *rec, const struct st
     const char *ak = json_string_value(json_object_get(rec, "archive"));
     if (ak)
         *rbx_strmap_slot(&c->keep_archives, ak, true) = 1;
+    json_t *b;
+    json_array_foreach (json_object_get(rec, "blobs"), i, b)
+        if (json_is_string(b))
+            *rbx_strmap_slot(&c->keep_blobs, json_string_value(b), true) = 1;
+    const char *ref = json_string_value(json_object_get(rec, "reference"));
+    if (ref && strncmp(ref, "docker://", 9) == 0)
+        *rbx_strmap_slot(&c->keep_refs, ref + 9, true) = 1;
+}
+
+/* refs/ (pulled names -> their index or manifest): kept with an image record of the name,
+ * else forgotten, so that the next open pulls again rather than find a pruned blob. */
+static void prune_ref(void *ud, const char *name, json_t *rec, const struct stat *st)
+{
+    struct prune_ctx *c = ud;
+    const char *ref = rec ? json_string_value(json_object_get(rec, "reference")) : NULL;
+    const char *dg = rec ? json_string_value(json_object_get(rec, "digest")) : NULL;
+    if (ref && dg && rbx_strmap_get(&c->keep_refs, ref)) {
+        *rbx_strmap_slot(&c->keep_blobs, dg, true) = 1;
+        return;
+    }
+    _cleanup_close_ int dfd = openat(c->s->dirfd, "refs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0 && unlinkat(dfd, name, 0) == 0)
+        c->stats->bytes += (uint64_t)st->st_blocks * 512;
 }
 
 static void prune_archive(void *ud, const char *name, json_t *rec, const struct stat *st)
@@ -622,7 +656,7 @@ int rbx_store_prune(struct rbx_store *s, const struct rbx_prune_opts *o,
         o = &def;
     memset(stats, 0, sizeof(*stats));
     /* Image opens (which refresh records and import archives) wait while this runs. */
-    _cleanup_close_ int gc = rbx_store_lock(s, RBX_GC_LOCK, true, err);
+    _cleanup_close_ int gc = rbx_store_gc_lock(s, LOCK_EX, err);
     if (gc < 0)
         return gc;
     struct prune_ctx c = {.s = s, .o = o, .stats = stats};
@@ -638,6 +672,9 @@ int rbx_store_prune(struct rbx_store *s, const struct rbx_prune_opts *o,
         }
     }
     each_record(s->archives_fd, prune_archive, &c);
+    _cleanup_close_ int refs = openat(s->dirfd, "refs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (refs >= 0)
+        each_record(refs, prune_ref, &c);
     if (o->all)
         r = prune_kept_runs(&c, err);
     else
@@ -654,6 +691,7 @@ int rbx_store_prune(struct rbx_store *s, const struct rbx_prune_opts *o,
     rbx_strmap_clear(&c.keep_layers);
     rbx_strmap_clear(&c.keep_archives);
     rbx_strmap_clear(&c.keep_blobs);
+    rbx_strmap_clear(&c.keep_refs);
     rbx_strv_free(c.forget);
     return r;
 }

@@ -238,6 +238,21 @@ uint64_t rbx_layer_cap(const struct rbx_unpack_opts *opts)
     return RBX_LAYER_BYTES_DEFAULT;
 }
 
+int rbx_store_gc_lock(struct rbx_store *s, int how, struct rbx_error **err)
+{
+    _cleanup_close_ int fd =
+        openat(s->dirfd, "gc.lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "gc.lock");
+    int r;
+    do
+        r = flock(fd, how);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "gc.lock");
+    return TAKE_FD(fd);
+}
+
 bool rbx_store_published(struct rbx_store *s, const char *key)
 {
     struct stat st;
