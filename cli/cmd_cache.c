@@ -64,7 +64,8 @@ static int cache_du(int argc, char **argv)
         case 'j': as_json = true; break;
         case 'h': cache_usage(stdout); return 0;
         default:
-            rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "cache du: unknown option \"%s\"", argv[optind - 1]);
+            rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "cache du: unknown option \"%s\"",
+                          argv[optind - 1]);
             return cli_fail(err);
         }
     }
@@ -88,8 +89,9 @@ static int cache_du(int argc, char **argv)
     if (as_json) {
         _cleanup_json_ json_t *j = json_object();
         for (size_t i = 0; i < RBX_ARRAY_SIZE(rows); i++)
-            json_object_set_new(j, rows[i].kind, json_pack("{s:I, s:I}", "count", (json_int_t)rows[i].count,
-                                                          "bytes", (json_int_t)rows[i].bytes));
+            json_object_set_new(j, rows[i].kind,
+                                json_pack("{s:I, s:I}", "count", (json_int_t)rows[i].count, "bytes",
+                                          (json_int_t)rows[i].bytes));
         json_object_set_new(j, "total", json_pack("{s:I}", "bytes", (json_int_t)total));
         json_object_set_new(j, "dir", json_string(rbx_store_dir(store)));
         _cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -101,7 +103,8 @@ static int cache_du(int argc, char **argv)
     for (size_t i = 0; i < RBX_ARRAY_SIZE(rows); i++)
         printf("%-8s %7llu %10s  %s\n", rows[i].kind, (unsigned long long)rows[i].count,
                rbx_format_size(rows[i].bytes, size, sizeof(size)), rows[i].note);
-    printf("%-8s %7s %10s  %s\n", "total", "", rbx_format_size(total, size, sizeof(size)), rbx_store_dir(store));
+    printf("%-8s %7s %10s  %s\n", "total", "", rbx_format_size(total, size, sizeof(size)),
+           rbx_store_dir(store));
     return 0;
 }
 
@@ -123,13 +126,15 @@ static int cache_prune(int argc, char **argv)
         case OPT_OLDER:
             if (parse_duration(optarg, &po.older_than) < 0) {
                 rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
-                              "--older-than \"%s\": expected a duration like 30m, 12h or 7d", optarg);
+                              "--older-than \"%s\": expected a duration like 30m, 12h or 7d",
+                              optarg);
                 return cli_fail(err);
             }
             break;
         case 'h': cache_usage(stdout); return 0;
         default:
-            rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "cache prune: unknown option \"%s\"", argv[optind - 1]);
+            rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "cache prune: unknown option \"%s\"",
+                          argv[optind - 1]);
             return cli_fail(err);
         }
     }
@@ -148,7 +153,8 @@ static int cache_prune(int argc, char **argv)
                (unsigned long long)st.blobs, (unsigned long long)st.runs,
                rbx_format_size(st.bytes, size, sizeof(size)));
         if (st.layers_in_use)
-            printf("left %llu layers in use by a running reprobox\n", (unsigned long long)st.layers_in_use);
+            printf("left %llu layers in use by a running reprobox\n",
+                   (unsigned long long)st.layers_in_use);
     }
     return 0;
 }
@@ -166,6 +172,7 @@ int cmd_cache(int argc, char **argv)
         return cache_du(argc - 1, argv + 1);
     if (strcmp(argv[1], "prune") == 0)
         return cache_prune(argc - 1, argv + 1);
-    rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "cache: unknown subcommand \"%s\" (du or prune)", argv[1]);
+    rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "cache: unknown subcommand \"%s\" (du or prune)",
+                  argv[1]);
     return cli_fail(err);
 }

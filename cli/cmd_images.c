@@ -40,17 +40,17 @@ static json_t *list_json(const struct rbx_cache_list *l)
     for (size_t i = 0; i < l->n_images; i++) {
         const struct rbx_cached_image *im = &l->images[i];
         json_array_append_new(
-            images, json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "reference", im->reference,
-                              "platform", im->platform, "config_digest", im->config_digest,
-                              "layers", (json_int_t)im->n_layers, "layers_cached",
-                              (json_int_t)im->n_layers_cached, "bytes", (json_int_t)im->bytes,
-                              "last_used", (json_int_t)im->last_used));
+            images,
+            json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "reference", im->reference, "platform",
+                      im->platform, "config_digest", im->config_digest, "layers",
+                      (json_int_t)im->n_layers, "layers_cached", (json_int_t)im->n_layers_cached,
+                      "bytes", (json_int_t)im->bytes, "last_used", (json_int_t)im->last_used));
     }
     for (size_t i = 0; i < l->n_layers; i++) {
         const struct rbx_cached_layer *c = &l->layers[i];
-        json_t *j = json_pack("{s:s, s:I, s:I, s:I}", "name", c->name, "entries",
-                              (json_int_t)c->entries, "bytes", (json_int_t)c->bytes, "used_by",
-                              (json_int_t)c->used_by);
+        json_t *j =
+            json_pack("{s:s, s:I, s:I, s:I}", "name", c->name, "entries", (json_int_t)c->entries,
+                      "bytes", (json_int_t)c->bytes, "used_by", (json_int_t)c->used_by);
         if (c->diff_id)
             json_object_set_new(j, "diff_id", json_string(c->diff_id));
         if (c->digest)
@@ -86,13 +86,15 @@ int cmd_images(int argc, char **argv)
         case 'j': as_json = true; break;
         case 'h': images_usage(stdout); return 0;
         default:
-            rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "images: unknown option \"%s\" (see reprobox images --help)",
+            rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
+                          "images: unknown option \"%s\" (see reprobox images --help)",
                           argv[optind - 1]);
             return cli_fail(err);
         }
     }
     if (optind != argc) {
-        rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "images: no arguments expected (see reprobox images --help)");
+        rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
+                      "images: no arguments expected (see reprobox images --help)");
         return cli_fail(err);
     }
     _cleanup_(rbx_store_freep) struct rbx_store *store = NULL;
@@ -114,9 +116,11 @@ int cmd_images(int argc, char **argv)
         const struct rbx_cached_image *im = &l.images[i];
         char layers_col[32];
         snprintf(layers_col, sizeof(layers_col), "%zu/%zu", im->n_layers_cached, im->n_layers);
-        const char *id = strncmp(im->config_digest, "sha256:", 7) == 0 ? im->config_digest + 7 : im->config_digest;
+        const char *id = strncmp(im->config_digest, "sha256:", 7) == 0 ? im->config_digest + 7
+                                                                       : im->config_digest;
         printf("%-60s %-13s %-14.12s %-8s %10s  %s\n", im->reference, im->platform, id, layers_col,
-               rbx_format_size(im->bytes, size, sizeof(size)), cli_format_age(im->last_used, age, sizeof(age)));
+               rbx_format_size(im->bytes, size, sizeof(size)),
+               cli_format_age(im->last_used, age, sizeof(age)));
     }
     uint64_t layer_bytes = 0;
     for (size_t i = 0; i < l.n_layers; i++)
@@ -125,7 +129,8 @@ int cmd_images(int argc, char **argv)
         printf("\n%-72s %-14s %8s %10s  %s\n", "LAYER", "BLOB", "ENTRIES", "SIZE", "USED BY");
         for (size_t i = 0; i < l.n_layers; i++) {
             const struct rbx_cached_layer *x = &l.layers[i];
-            const char *blob = x->digest && strncmp(x->digest, "sha256:", 7) == 0 ? x->digest + 7 : "-";
+            const char *blob =
+                x->digest && strncmp(x->digest, "sha256:", 7) == 0 ? x->digest + 7 : "-";
             char used[16];
             snprintf(used, sizeof(used), "%u", x->used_by);
             printf("%-72s %-14.12s %8llu %10s  %s\n", x->diff_id ? x->diff_id : x->name, blob,

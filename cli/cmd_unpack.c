@@ -7,17 +7,18 @@
 
 static void unpack_usage(FILE *out)
 {
-    fputs("Usage: reprobox unpack [OPTIONS] IMAGE DEST\n\n"
-          "Write IMAGE's root filesystem into DEST (absent, or an empty directory): every layer\n"
-          "applied in order, whiteouts and opaque directories carried out, owners (as root;\n"
-          "rootless: as mapped), modes, times, xattrs and hardlinks kept. The tree is built beside\n"
-          "DEST and renamed into place: DEST never holds half an image.\n\n"
-          "Options:\n"
-          "      --platform OS/ARCH[/VARIANT]  choose from a multi-platform image\n"
-          "      --max-layer-size SIZE         refuse a layer that expands beyond SIZE (32g)\n"
-          "  -q, --quiet                       print nothing but errors\n"
-          "  -h, --help                        this help\n",
-          out);
+    fputs(
+        "Usage: reprobox unpack [OPTIONS] IMAGE DEST\n\n"
+        "Write IMAGE's root filesystem into DEST (absent, or an empty directory): every layer\n"
+        "applied in order, whiteouts and opaque directories carried out, owners (as root;\n"
+        "rootless: as mapped), modes, times, xattrs and hardlinks kept. The tree is built beside\n"
+        "DEST and renamed into place: DEST never holds half an image.\n\n"
+        "Options:\n"
+        "      --platform OS/ARCH[/VARIANT]  choose from a multi-platform image\n"
+        "      --max-layer-size SIZE         refuse a layer that expands beyond SIZE (32g)\n"
+        "  -q, --quiet                       print nothing but errors\n"
+        "  -h, --help                        this help\n",
+        out);
 }
 
 int cmd_unpack(int argc, char **argv)
@@ -40,20 +41,23 @@ int cmd_unpack(int argc, char **argv)
         case OPT_PLATFORM: platform = optarg; break;
         case OPT_MAX:
             if (rbx_parse_size(optarg, &max) < 0 || max == 0) {
-                rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "--max-layer-size \"%s\": expected a size like 512m or 8g", optarg);
+                rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
+                              "--max-layer-size \"%s\": expected a size like 512m or 8g", optarg);
                 return cli_fail(err);
             }
             break;
         case 'q': rbx_globals.quiet = true; break;
         case 'h': unpack_usage(stdout); return 0;
         default:
-            rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "unpack: unknown option \"%s\" (see reprobox unpack --help)",
+            rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
+                          "unpack: unknown option \"%s\" (see reprobox unpack --help)",
                           argv[optind - 1]);
             return cli_fail(err);
         }
     }
     if (argc - optind != 2) {
-        rbx_error_set(&err, RBX_ERR_USAGE, EINVAL, "unpack: want IMAGE and DEST (see reprobox unpack --help)");
+        rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
+                      "unpack: want IMAGE and DEST (see reprobox unpack --help)");
         return cli_fail(err);
     }
     const char *image = argv[optind], *dest = argv[optind + 1];

@@ -87,8 +87,8 @@ struct prefetch {
     size_t head, count; /* filled slots: head .. head+count-1 */
     bool borrowed;      /* the consumer holds the slot at head */
     bool done, cancel;
-    ssize_t result;        /* 0 at the verified end, or the error's return */
-    struct rbx_error *err; /* the producer's error */
+    ssize_t result;          /* 0 at the verified end, or the error's return */
+    struct rbx_error *err;   /* the producer's error */
     struct rbx_stream *next; /* started when this one is done */
 };
 

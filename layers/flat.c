@@ -61,8 +61,7 @@ static int layer_stream(struct flat_job *j, size_t i, struct rbx_stream **out,
     int blobfd = rbx_blob_open(j->img->blob_dirfd, l->digest, err);
     if (blobfd < 0)
         return rbx_error_wrap(err, "layer %s", l->digest);
-    *out = rbx_stream_new(blobfd, rbx_media_compression(media), l->digest, l->size, j->max,
-                          "blob");
+    *out = rbx_stream_new(blobfd, rbx_media_compression(media), l->digest, l->size, j->max, "blob");
     rbx_stream_set_progress(*out, flat_progress, j);
     return 0;
 }
@@ -107,8 +106,8 @@ int rbx_image_flatten(const struct rbx_image *img, int dirfd, const struct rbx_u
         rbx_stream_diff_id(fs.cur, got);
         if (strcmp(got, l->diff_id) != 0) {
             r = rbx_error_set(err, RBX_ERR_DIGEST, EBADMSG,
-                              "layer %s: diff_id mismatch (got %s, the config says %s)",
-                              l->digest, got, l->diff_id);
+                              "layer %s: diff_id mismatch (got %s, the config says %s)", l->digest,
+                              got, l->diff_id);
             break;
         }
         fs.cur = rbx_stream_free(fs.cur);
@@ -226,9 +225,9 @@ int rbx_image_unpack_to(const struct rbx_image *img, const char *dest,
     if (r < 0)
         return r;
     if (renameat(stage.parentfd, stage.name, stage.parentfd, base) < 0)
-        return rbx_error_set_errno(err, errno == ENOTEMPTY || errno == EEXIST ? RBX_ERR_USAGE
-                                                                              : RBX_ERR_IO,
-                                   errno, "%s", dest);
+        return rbx_error_set_errno(
+            err, errno == ENOTEMPTY || errno == EEXIST ? RBX_ERR_USAGE : RBX_ERR_IO, errno, "%s",
+            dest);
     free(TAKE_PTR(stage.name));
     return 0;
 }

@@ -1,7 +1,8 @@
 /* links.c — hardlinks from one layer to files of the layers below, in overlay form. A layer's
  * own tree can not hold a link to a file in another dir, so the link (and its target, copied up
  * as containerd's overlay snapshotter copies it up when it links on the mounted overlay) goes in
- * a small dir stacked right above the layer, keyed by the chain id of the layers it was made from. */
+ * a small dir stacked right above the layer, keyed by the chain id of the layers it was made from.
+ */
 #include "layers/layers-internal.h"
 
 #include <fcntl.h>
@@ -223,7 +224,8 @@ static int link_plain(int rootfd, const char *from, const char *to, struct rbx_e
 {
     char fname[RBX_NAME_MAX + 1], tname[RBX_NAME_MAX + 1];
     _cleanup_close_ int fdir = rbx_open_parent_in_root(rootfd, from, false, fname, err);
-    _cleanup_close_ int tdir = fdir < 0 ? -1 : rbx_open_parent_in_root(rootfd, to, false, tname, err);
+    _cleanup_close_ int tdir =
+        fdir < 0 ? -1 : rbx_open_parent_in_root(rootfd, to, false, tname, err);
     if (fdir < 0 || tdir < 0)
         return fdir < 0 ? fdir : tdir;
     if (linkat(fdir, fname, tdir, tname, 0) < 0)
@@ -336,9 +338,9 @@ static int build_links(struct rbx_store *s, const struct rbx_image *img, size_t 
     }
     char chain[RBX_DIGEST_LEN + 1];
     rbx_chain_id(img, i, chain);
-    _cleanup_json_ json_t *meta = json_pack("{s:s, s:s, s:I}", "chain_id", chain, "above",
-                                            img->layers[i].diff_id, "links",
-                                            (json_int_t)json_array_size(pairs));
+    _cleanup_json_ json_t *meta =
+        json_pack("{s:s, s:s, s:I}", "chain_id", chain, "above", img->layers[i].diff_id, "links",
+                  (json_int_t)json_array_size(pairs));
     _cleanup_free_ char *mtext = rbx_json_dump_canonical(meta);
     if ((r = rbx_write_file_replace_at(tmpfd, "meta.json", mtext, strlen(mtext), 0600, err)) < 0)
         return r;

@@ -15,11 +15,11 @@
 
 void rbx_archive_key(const char *realpath, const struct stat *st, char out[RBX_DIGEST_HEX_LEN + 1])
 {
-    _cleanup_free_ char *id = rbx_xasprintf(
-        "archive\n%s\n%llu %llu %lld %lld.%09ld %lld.%09ld", realpath,
-        (unsigned long long)st->st_dev, (unsigned long long)st->st_ino, (long long)st->st_size,
-        (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec,
-        st->st_ctim.tv_nsec);
+    _cleanup_free_ char *id =
+        rbx_xasprintf("archive\n%s\n%llu %llu %lld %lld.%09ld %lld.%09ld", realpath,
+                      (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
+                      (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+                      (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
     char d[RBX_DIGEST_LEN + 1];
     rbx_sha256_buf(id, strlen(id), d);
     memcpy(out, rbx_digest_hex(d), RBX_DIGEST_HEX_LEN + 1);
@@ -166,8 +166,8 @@ int rbx_image_record(struct rbx_store *s, const struct rbx_image *img, const cha
         json_array_append_new(layers, j);
     }
     _cleanup_json_ json_t *rec =
-        json_pack("{s:s, s:s, s:s, s:O}", "reference", canonical, "platform", plat,
-                  "config_digest", img->config_digest ? img->config_digest : "", "layers", layers);
+        json_pack("{s:s, s:s, s:s, s:O}", "reference", canonical, "platform", plat, "config_digest",
+                  img->config_digest ? img->config_digest : "", "layers", layers);
     if (!rec)
         abort();
     if (img->manifest_digest)
@@ -202,8 +202,8 @@ int rbx_image_record(struct rbx_store *s, const struct rbx_image *img, const cha
 /* ---- listing, sizes and pruning ------------------------------------------------------------ */
 
 /* Calls fn for each "<name>.json" record of dirfd with its parsed JSON and mtime. */
-static void each_record(int dirfd, void (*fn)(void *ud, const char *name, json_t *rec,
-                                              const struct stat *st),
+static void each_record(int dirfd,
+                        void (*fn)(void *ud, const char *name, json_t *rec, const struct stat *st),
                         void *ud)
 {
     int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -628,8 +628,7 @@ static int prune_layers(struct prune_ctx *c, struct rbx_error **err)
 
 static int prune_blobs(struct prune_ctx *c, struct rbx_error **err)
 {
-    _cleanup_close_ int sha =
-        openat(c->s->blobs_fd, "sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    _cleanup_close_ int sha = openat(c->s->blobs_fd, "sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (sha < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "blobs");
     _cleanup_strv_ char **blobs = list_dir(sha);

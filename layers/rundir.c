@@ -129,13 +129,15 @@ int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct
 int rbx_run_dir_flatten(struct rbx_run_dir *rd, const struct rbx_image *img,
                         const struct rbx_unpack_opts *opts, struct rbx_error **err)
 {
-    _cleanup_close_ int dfd = openat(rd->runs_fd, rd->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int dfd =
+        openat(rd->runs_fd, rd->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "runs/%s", rd->id);
     (void)rbx_rm_rf_at(dfd, "rootfs", NULL);
     if (mkdirat(dfd, "rootfs", 0755) < 0 || fchmodat(dfd, "rootfs", 0755, 0) < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "runs/%s/rootfs", rd->id);
-    _cleanup_close_ int rootfd = openat(dfd, "rootfs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int rootfd =
+        openat(dfd, "rootfs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (rootfd < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "runs/%s/rootfs", rd->id);
     _cleanup_(rbx_flat_stats_clear) struct rbx_flat_stats st = {0};

@@ -39,7 +39,7 @@ struct rbx_store *rbx_store_free(struct rbx_store *s)
 {
     if (!s)
         return NULL;
-    int *fds[] = {&s->dirfd,   &s->blobs_fd, &s->layers_fd,  &s->tmp_fd,
+    int *fds[] = {&s->dirfd,    &s->blobs_fd, &s->layers_fd, &s->tmp_fd,
                   &s->locks_fd, &s->runs_fd,  &s->images_fd, &s->archives_fd};
     for (size_t i = 0; i < RBX_ARRAY_SIZE(fds); i++)
         if (*fds[i] >= 0)
@@ -294,8 +294,8 @@ static void store_unhold(struct rbx_store *s, const char *key)
 void rbx_store_journal(struct rbx_store *s, const char *what, const char *key)
 {
     /* O_APPEND: lines from concurrent processes do not mix. Best effort. */
-    int fd = openat(s->dirfd, "journal", O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC,
-                    0600);
+    int fd =
+        openat(s->dirfd, "journal", O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
     char line[256];

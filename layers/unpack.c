@@ -362,8 +362,8 @@ static int make_regular(struct rbx_applier *ap, struct archive_entry *e, int par
     return 0;
 }
 
-static int make_dir(struct rbx_applier *ap, struct archive_entry *e, int parentfd,
-                    const char *name, const char *path, bool parent_clean, struct rbx_error **err)
+static int make_dir(struct rbx_applier *ap, struct archive_entry *e, int parentfd, const char *name,
+                    const char *path, bool parent_clean, struct rbx_error **err)
 {
     int r = 0;
     if (mkdirat(parentfd, name, 0700) < 0) {
@@ -517,8 +517,7 @@ static int make_hardlink(struct rbx_applier *ap, const char *link, const char *p
 
 /* Flat form: remove what lower layers put below the directory `dir` (at `path`), keeping what
  * this layer made there. */
-static int opaque_clean(struct rbx_applier *ap, int dir, const char *path,
-                        struct rbx_error **err)
+static int opaque_clean(struct rbx_applier *ap, int dir, const char *path, struct rbx_error **err)
 {
     int fd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)

@@ -35,12 +35,13 @@ static void image(const char *name, const char *kind, const char *expect, struct
     char *keep[8];
     size_t k = 0;
     if (base_tar)
-        tl[k++] = (struct tl_layer){.tar = base_tar, .len = base_len,
-                                    .compression = RBX_COMPRESSION_GZIP};
+        tl[k++] = (struct tl_layer){
+            .tar = base_tar, .len = base_len, .compression = RBX_COMPRESSION_GZIP};
     for (size_t i = 0; i < n; i++) {
         size_t len;
         keep[i] = tl_tar_finish(ls[i].t, &len);
-        tl[k++] = (struct tl_layer){.tar = keep[i], .len = len,
+        tl[k++] = (struct tl_layer){.tar = keep[i],
+                                    .len = len,
                                     .compression = RBX_COMPRESSION_GZIP,
                                     .truncate_blob = ls[i].truncate,
                                     .corrupt_blob = ls[i].corrupt,
@@ -56,14 +57,14 @@ static void image(const char *name, const char *kind, const char *expect, struct
     fprintf(cases, "%s\t%s\t%s\n", name, kind, expect ? expect : "");
 }
 
-static struct layer L(void)
-{
+static struct layer L(void) {
     return (struct layer){.t = tl_tar_new()};
 }
 
 /* ---- hostile: refused ------------------------------------------------------------------------ */
 
-static void hostile(void)
+static void
+hostile(void)
 {
     _cleanup_free_ char *p = NULL;
 

@@ -254,7 +254,9 @@ START_TEST(test_flat_sparse_file_keeps_holes)
     ck_assert_int_eq(rbx_read_file_at(AT_FDCWD, p, 8 << 20, &data, &len, NULL), 0);
     ck_assert_uint_eq(len, 4 << 20);
     for (size_t i = 0; i < len; i++) {
-        char want = (i >= 4096 && i < 4196) ? 'a' : (i >= (1 << 20) && i < (1 << 20) + 4096) ? 'b' : 0;
+        char want = (i >= 4096 && i < 4196)                    ? 'a'
+                    : (i >= (1 << 20) && i < (1 << 20) + 4096) ? 'b'
+                                                               : 0;
         if (data[i] != want)
             ck_abort_msg("byte %zu: %d, want %d", i, data[i], want);
     }
@@ -425,8 +427,9 @@ START_TEST(test_flat_xattrs_allow_list)
 {
     struct fx f = fx_new();
     struct tl_tar *t = tl_tar_new();
-    const char *const x[] = {"user.keep=1", "trusted.keep=1", "user.overlay.opaque=y",
-                             "trusted.overlay.whiteout=y", "security.selinux=bad", NULL};
+    const char *const x[] = {"user.keep=1",           "trusted.keep=1",
+                             "user.overlay.opaque=y", "trusted.overlay.whiteout=y",
+                             "security.selinux=bad",  NULL};
     tl_tar_file_ex(t, "f", "x", 0644, 0, 0, 1000000000, x);
     _cleanup_free_ char *b = NULL;
     struct tl_layer l = layer_of(t, &b);
