@@ -283,6 +283,29 @@ START_TEST(test_unpack_hardlink_to_missing_target_refused_in_both_forms)
 }
 END_TEST
 
+START_TEST(test_run_dir_flatten_for_hosts_without_overlayfs)
+{
+    const char *fa[] = {"a1", "a2"};
+    _cleanup_free_ char *a = make_image("a", fa, 2);
+    _cleanup_(rbx_store_freep) struct rbx_store *s = open_store();
+    _cleanup_(rbx_image_freep) struct rbx_image *img = open_unpack(s, a);
+    struct rbx_run_dir *rd = NULL;
+    struct rbx_error *err = NULL;
+    ck_assert_int_eq(rbx_run_dir_create(s, &rd, &err), 0);
+    ck_assert_ptr_null(rbx_run_dir_rootfs(rd));
+    ck_assert_msg(rbx_run_dir_flatten(rd, img, NULL, &err) == 0, "%s", err ? err->message : "");
+    _cleanup_free_ char *a1 = rbx_xasprintf("%s/a1", rbx_run_dir_rootfs(rd)),
+                        *a2 = rbx_xasprintf("%s/a2", rbx_run_dir_rootfs(rd));
+    ck_assert_int_eq(access(a1, F_OK), 0);
+    ck_assert_int_eq(access(a2, F_OK), 0);
+    ck_assert(!rbx_store_overlay_unusable(s));
+    ck_assert_int_eq(rbx_store_set_overlay_unusable(s, "mount: ENODEV", &err), 0);
+    ck_assert(rbx_store_overlay_unusable(s));
+    rbx_run_dir_close(rd, false);
+    ck_assert_uint_eq(count_dir("runs"), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("layers_records");
@@ -295,6 +318,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_prune_keeps_what_a_kept_run_stacks);
     tcase_add_test(tc, test_unpack_hardlink_to_lower_layer_copied_up_above_it);
     tcase_add_test(tc, test_unpack_hardlink_to_missing_target_refused_in_both_forms);
+    tcase_add_test(tc, test_run_dir_flatten_for_hosts_without_overlayfs);
     suite_add_tcase(s, tc);
     return s;
 }
