@@ -184,11 +184,14 @@ struct rbx_unpack_stats {
 };
 
 /* Make sure every layer of the image is unpacked in the cache (whiteouts in overlayfs form),
- * each verified against its digest and diff_id and published by an atomic rename. */
+ * each verified against its digest and diff_id and published by an atomic rename. The store
+ * handle then holds a shared lock on each of them until it is freed: a prune leaves them. */
 int rbx_image_unpack(struct rbx_store *store, const struct rbx_image *img,
                      const struct rbx_unpack_opts *opts, struct rbx_unpack_stats *stats,
                      struct rbx_error **err);
-/* The unpacked layer dirs (absolute paths), lowest first; after rbx_image_unpack. */
+/* The unpacked layer dirs (absolute paths), lowest first; after rbx_image_unpack. There may be
+ * more dirs than layers: a layer that hardlinks files of lower layers is followed by a small
+ * links dir holding those links (see links.c). Stack them all, in this order. */
 int rbx_image_layer_dirs(struct rbx_store *store, const struct rbx_image *img, char ***dirs,
                          struct rbx_error **err);
 
@@ -273,7 +276,8 @@ int rbx_image_unpack_to(const struct rbx_image *img, const char *dest,
 struct rbx_run_dir;
 
 /* Create a fresh run dir, locked (flock) for as long as it is open so a sweep at the next start
- * removes it only when its owner is gone. */
+ * removes it only when its owner is gone. It records the layers the store handle holds (call
+ * after rbx_image_unpack), so that a kept run keeps them from a prune. */
 int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct rbx_error **err);
 const char *rbx_run_dir_path(const struct rbx_run_dir *rd);
 const char *rbx_run_dir_upper(const struct rbx_run_dir *rd);
