@@ -49,7 +49,7 @@ fi
 # ---- run killed in the middle of extracting into the cache -------------------------------------
 "$REPROBOX" --root "$RBX_ROOT" run "oci:$NODE" true </dev/null >/dev/null 2>&1 &
 pid=$!
-if wait_for has_entries "$RBX_ROOT/tmp" && sleep 0.2; then
+if wait_for has_entries "$RBX_ROOT/tmp"; then
     kill -9 "$pid"
     wait "$pid" 2>/dev/null
     check "run killed: its extraction is in tmp/" has_entries "$RBX_ROOT/tmp"
