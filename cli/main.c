@@ -15,6 +15,9 @@ static const struct rbx_command commands[] = {
     {"test", "replay recipes and check their expectations", cmd_test, true},
     {"doctor", "find what would fail in an image before anything runs", cmd_doctor, true},
     {"spec", "write an OCI runtime bundle (config.json + rootfs) for a run", cmd_spec, true},
+    {"unpack", "write an image's root filesystem into a directory", cmd_unpack, true},
+    {"images", "list the images and layers the cache holds", cmd_images, true},
+    {"cache", "show what the cache takes on disk (du), free it (prune)", cmd_cache, true},
     {"version", "print the version", cmd_version, false},
 };
 
