@@ -105,8 +105,8 @@ int cmd_doctor(int argc, char **argv)
                       "doctor: no image and no --recipe given (see reprobox doctor --help)");
         return cli_fail(err);
     }
-    if (f.recipe && (rest < argc || f.env || f.env_files || f.req.workdir || f.req.user ||
-                     f.req.entrypoint)) {
+    if (f.recipe &&
+        (rest < argc || f.env || f.env_files || f.req.workdir || f.req.user || f.req.entrypoint)) {
         rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
                       "doctor: with --recipe, the steps say the commands, env, workdir and user");
         return cli_fail(err);

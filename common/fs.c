@@ -538,7 +538,8 @@ int rbx_realpath_in_root(int rootfd, const char *path, char **out, struct rbx_er
             continue;
         }
         if (rlen + 1 + clen >= cap) {
-            ret = rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG, "path over %d bytes", RBX_PATH_MAX);
+            ret = rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG, "path over %d bytes",
+                                RBX_PATH_MAX);
             goto out;
         }
         int cur = st.n ? st.fds[st.n - 1] : rootfd;
@@ -576,8 +577,8 @@ int rbx_realpath_in_root(int rootfd, const char *path, char **out, struct rbx_er
             free(rest);
             rest = joined;
             if (strlen(rest) > RBX_PATH_MAX * 2) {
-                ret = rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG, "\"%s\": links expand past "
-                                    "%d bytes", path, RBX_PATH_MAX * 2);
+                ret = rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG,
+                                    "\"%s\": links expand past %d bytes", path, RBX_PATH_MAX * 2);
                 goto out;
             }
             continue;

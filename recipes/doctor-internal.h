@@ -11,8 +11,8 @@
 #define RBX_ELF_MAX_OBJECTS 512 /* objects one program may load */
 
 struct rbx_elf {
-    bool is_elf;      /* false: not ELF at all (no error) */
-    unsigned cls;     /* 1: 32-bit, 2: 64-bit */
+    bool is_elf;  /* false: not ELF at all (no error) */
+    unsigned cls; /* 1: 32-bit, 2: 64-bit */
     bool big_endian;
     unsigned type;    /* ET_EXEC 2, ET_DYN 3 */
     unsigned machine; /* e_machine */
@@ -39,9 +39,9 @@ enum rbx_libc rbx_elf_libc_of_interp(const char *interp);
 
 /* A DT_NEEDED library the loader would not find. */
 struct rbx_elf_missing {
-    char *name;      /* "libssl.so.3" */
-    char *needed_by; /* the object that asks for it, canonical path in the image */
-    char *searched;  /* the directories searched, ":"-joined */
+    char *name;         /* "libssl.so.3" */
+    char *needed_by;    /* the object that asks for it, canonical path in the image */
+    char *searched;     /* the directories searched, ":"-joined */
     char *incompatible; /* a file of that name skipped for its class or machine, or NULL */
 };
 
@@ -75,7 +75,8 @@ int rbx_ld_so_conf_dirs(int rootfd, char ***dirs, struct rbx_error **err);
 
 struct rbx_sh_word {
     char *text;   /* after quote removal and the expansions that could be resolved */
-    bool dynamic; /* holds what only the running shell knows: $1, $(...), ${x%y}, an unset $X, a glob */
+    bool dynamic; /* holds what only the running shell knows: $1, $(...), ${x%y}, an unset $X, a
+                     glob */
     bool args;    /* nothing but the script's own (unknown) arguments: "$@", $1 */
 };
 
@@ -163,8 +164,8 @@ struct rbx_doctor {
     struct rbx_user user; /* the process's user, when it resolves */
     unsigned depth;
     bool migrate_deploy; /* the process runs `prisma migrate deploy` somewhere */
-    char **seen;       /* what was checked already for this process ("script:/app/x.sh") */
-    char **seen_image; /* what was checked for every process ("elf:/usr/bin/node") */
+    char **seen;         /* what was checked already for this process ("script:/app/x.sh") */
+    char **seen_image;   /* what was checked for every process ("elf:/usr/bin/node") */
 };
 
 /* Add a finding for the process being checked (NULL proc: the image as such); returns it so the
@@ -179,10 +180,10 @@ int rbx_doctor_read(struct rbx_doctor *d, const char *path, size_t max, char **o
 
 /* The checks, one entry point per file. */
 void rbx_doctor_command(struct rbx_doctor *d, char *const *argv, size_t argc, const char *where,
-                        bool from_shell);                                  /* doctor_exec.c */
+                        bool from_shell); /* doctor_exec.c */
 void rbx_doctor_node(struct rbx_doctor *d, char *const *args, size_t argc, const char *where);
-                                                                           /* doctor_node.c */
-void rbx_doctor_workdir(struct rbx_doctor *d);                             /* doctor_fs.c */
+/* doctor_node.c */
+void rbx_doctor_workdir(struct rbx_doctor *d); /* doctor_fs.c */
 void rbx_doctor_user(struct rbx_doctor *d);
 void rbx_doctor_symlinks(struct rbx_doctor *d, const struct rbx_doctor_process *procs, size_t n);
-void rbx_doctor_env(struct rbx_doctor *d);                                 /* doctor_env.c */
+void rbx_doctor_env(struct rbx_doctor *d); /* doctor_env.c */

@@ -8,12 +8,12 @@
 #include <sys/stat.h>
 
 const char *const rbx_doctor_checks[] = {
-    "command-not-found", "not-executable",    "exec-format",        "interpreter-missing",
-    "elf-arch-mismatch", "elf-loader-missing", "musl-glibc-mismatch", "library-missing",
-    "script-missing",    "command-unresolved", "npx-download",       "workdir-missing",
-    "workdir-not-dir",   "workdir-denied",     "user-unknown",       "group-unknown",
+    "command-not-found", "not-executable",     "exec-format",           "interpreter-missing",
+    "elf-arch-mismatch", "elf-loader-missing", "musl-glibc-mismatch",   "library-missing",
+    "script-missing",    "command-unresolved", "npx-download",          "workdir-missing",
+    "workdir-not-dir",   "workdir-denied",     "user-unknown",          "group-unknown",
     "broken-symlinks",   "module-not-found",   "prisma-client-missing", "env-missing",
-    "env-empty",         "provider-mismatch",  "migrations-missing", NULL,
+    "env-empty",         "provider-mismatch",  "migrations-missing",    NULL,
 };
 
 /* ---- findings ------------------------------------------------------------------------------- */
@@ -66,8 +66,8 @@ bool rbx_doctor_seen(struct rbx_doctor *d, const char *key, bool image_wide)
 
 int rbx_doctor_read(struct rbx_doctor *d, const char *path, size_t max, char **out, size_t *len)
 {
-    _cleanup_close_ int fd = rbx_open_in_root(d->rootfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK,
-                                              0, 0, NULL);
+    _cleanup_close_ int fd =
+        rbx_open_in_root(d->rootfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0, 0, NULL);
     if (fd < 0)
         return fd;
     struct stat st;
@@ -148,13 +148,12 @@ static void check_process(struct rbx_doctor *d, const struct rbx_doctor_process 
     d->proc = NULL;
 }
 
-int rbx_doctor_check(int rootfd, const char *arch, const struct rbx_doctor_process *procs,
-                     size_t n, unsigned flags, struct rbx_doctor_report *out,
-                     struct rbx_error **err)
+int rbx_doctor_check(int rootfd, const char *arch, const struct rbx_doctor_process *procs, size_t n,
+                     unsigned flags, struct rbx_doctor_report *out, struct rbx_error **err)
 {
     uint64_t t0 = rbx_now_ns();
-    struct rbx_doctor d = {.rootfd = rootfd, .arch = arch && *arch ? arch : NULL, .flags = flags,
-                           .rep = out};
+    struct rbx_doctor d = {
+        .rootfd = rootfd, .arch = arch && *arch ? arch : NULL, .flags = flags, .rep = out};
     for (size_t i = 0; i < n; i++) {
         rbx_strv_push(&out->processes, procs[i].name);
         check_process(&d, &procs[i]);
@@ -208,11 +207,11 @@ json_t *rbx_doctor_report_json(const struct rbx_doctor_report *r)
     json_t *procs = json_array();
     for (size_t i = 0; r->processes && r->processes[i]; i++)
         json_array_append_new(procs, json_string(r->processes[i]));
-    json_t *j = json_pack("{s:s, s:I, s:I, s:o, s:o, s:I, s:I}", "schema", "reprobox.doctor/v1",
-                          "errors", (json_int_t)r->n_errors, "warnings", (json_int_t)r->n_warnings,
-                          "processes", procs, "findings", findings, "entries_walked",
-                          (json_int_t)r->entries_walked, "milliseconds",
-                          (json_int_t)(r->elapsed_ns / 1000000));
+    json_t *j =
+        json_pack("{s:s, s:I, s:I, s:o, s:o, s:I, s:I}", "schema", "reprobox.doctor/v1", "errors",
+                  (json_int_t)r->n_errors, "warnings", (json_int_t)r->n_warnings, "processes",
+                  procs, "findings", findings, "entries_walked", (json_int_t)r->entries_walked,
+                  "milliseconds", (json_int_t)(r->elapsed_ns / 1000000));
     json_object_set_new(j, "image", r->image ? json_string(r->image) : json_null());
     json_object_set_new(j, "links_elsewhere", json_integer((json_int_t)r->links_elsewhere));
     return j;
@@ -270,13 +269,15 @@ char *rbx_doctor_report_text(const struct rbx_doctor_report *r)
         }
     }
     if (r->links_elsewhere)
-        put(&t, "\n(%zu broken link%s elsewhere in the image, away from the processes' directories "
-                "and PATH; --all-links lists them)\n",
+        put(&t,
+            "\n(%zu broken link%s elsewhere in the image, away from the processes' directories "
+            "and PATH; --all-links lists them)\n",
             r->links_elsewhere, r->links_elsewhere == 1 ? "" : "s");
     return t.buf;
 }
 
-/* ---- an image, mounted where nothing runs ------------------------------------------------------ */
+/* ---- an image, mounted where nothing runs ------------------------------------------------------
+ */
 
 struct composed {
     struct rbx_doctor_process *procs;
@@ -317,8 +318,8 @@ static int compose_one(struct composed *c, const struct rbx_image_config *cfg, c
         rbx_strv_push(&c->required[i], req1[k]);
     for (size_t k = 0; req2 && req2[k]; k++)
         rbx_strv_push(&c->required[i], req2[k]);
-    c->procs[i] = (struct rbx_doctor_process){name, c->specs[i].argv, c->specs[i].env,
-                                              c->specs[i].cwd, c->specs[i].user, c->required[i]};
+    c->procs[i] = (struct rbx_doctor_process){
+        name, c->specs[i].argv, c->specs[i].env, c->specs[i].cwd, c->specs[i].user, c->required[i]};
     return 0;
 }
 

@@ -237,7 +237,7 @@ int rbx_elf_read(int fd, const char *what, struct rbx_elf *out, struct rbx_error
 /* ---- machines and architectures ------------------------------------------------------------ */
 
 static const struct arch_row {
-    const char *arch;  /* OCI / GOARCH */
+    const char *arch; /* OCI / GOARCH */
     unsigned machine, cls;
     bool be;
     const char *triplet; /* Debian's multiarch directory */
@@ -406,7 +406,8 @@ static void conf_file(int rootfd, const char *path, unsigned depth, unsigned *fi
         if (strncmp(line, "hwcap", 5) == 0 && (line[5] == ' ' || line[5] == '\t'))
             continue;
         char *s2 = NULL;
-        for (char *dir = strtok_r(line, " \t:,\r", &s2); dir; dir = strtok_r(NULL, " \t:,\r", &s2)) {
+        for (char *dir = strtok_r(line, " \t:,\r", &s2); dir;
+             dir = strtok_r(NULL, " \t:,\r", &s2)) {
             char *eq = strchr(dir, '='); /* libc5's "dir=TYPE" */
             if (eq)
                 *eq = '\0';
@@ -476,7 +477,8 @@ static void expand_dir(const struct search *s, const char *dir, const char *orig
             if (*p == '$') {
                 for (size_t k = 0; k < RBX_ARRAY_SIZE(names) && !val; k++) {
                     size_t nl = strlen(names[k]);
-                    bool braced = p[1] == '{' && strncmp(p + 2, names[k], nl) == 0 && p[2 + nl] == '}';
+                    bool braced =
+                        p[1] == '{' && strncmp(p + 2, names[k], nl) == 0 && p[2 + nl] == '}';
                     bool bare = strncmp(p + 1, names[k], nl) == 0 &&
                                 !(p[1 + nl] == '_' || (p[1 + nl] >= 'A' && p[1 + nl] <= 'Z') ||
                                   (p[1 + nl] >= 'a' && p[1 + nl] <= 'z') ||
@@ -549,8 +551,8 @@ static void add_object(struct search *s, const char *path, struct rbx_elf *elf, 
     _cleanup_free_ char *clean = NULL;
     s->objs = rbx_xrealloc(s->objs, (s->n_objs + 1) * sizeof(*s->objs));
     /* "/app/bin/../lib/libfoo.so" as the user would write it; a ".." above the root is left */
-    char *name = rbx_path_clean(path, &clean, NULL) == 0 ? rbx_xasprintf("/%s", clean)
-                                                          : rbx_xstrdup(path);
+    char *name =
+        rbx_path_clean(path, &clean, NULL) == 0 ? rbx_xasprintf("/%s", clean) : rbx_xstrdup(path);
     s->objs[s->n_objs++] = (struct object){name, *elf, loader};
     memset(elf, 0, sizeof(*elf));
 }
@@ -675,8 +677,8 @@ static void add_missing(struct rbx_elf_closure *c, const char *name, const char 
                         char *skipped)
 {
     c->missing = rbx_xrealloc(c->missing, (c->n_missing + 1) * sizeof(*c->missing));
-    c->missing[c->n_missing++] = (struct rbx_elf_missing){rbx_xstrdup(name), rbx_xstrdup(by),
-                                                          join_dirs(dirs), skipped};
+    c->missing[c->n_missing++] =
+        (struct rbx_elf_missing){rbx_xstrdup(name), rbx_xstrdup(by), join_dirs(dirs), skipped};
 }
 
 int rbx_elf_closure(int rootfd, const char *exe_path, const struct rbx_elf *exe, char *const *env,
@@ -729,8 +731,8 @@ int rbx_elf_closure(int rootfd, const char *exe_path, const struct rbx_elf *exe,
             }
             char *skipped = NULL;
             if (strchr(name, '/')) {
-                _cleanup_free_ char *p = name[0] == '/' ? rbx_xstrdup(name)
-                                                        : rbx_xasprintf("/%s", name);
+                _cleanup_free_ char *p =
+                    name[0] == '/' ? rbx_xstrdup(name) : rbx_xasprintf("/%s", name);
                 if (try_candidate(&s, p, (ssize_t)i, &skipped) != 1)
                     add_missing(out, name, s.objs[i].path, NULL, skipped);
                 else
@@ -741,8 +743,8 @@ int rbx_elf_closure(int rootfd, const char *exe_path, const struct rbx_elf *exe,
             search_dirs_for(&s, i, &dirs);
             bool found = false;
             for (size_t d = 0; dirs && dirs[d] && !found; d++) {
-                _cleanup_free_ char *p = rbx_xasprintf("%s/%s", strcmp(dirs[d], "/") ? dirs[d] : "",
-                                                       name);
+                _cleanup_free_ char *p =
+                    rbx_xasprintf("%s/%s", strcmp(dirs[d], "/") ? dirs[d] : "", name);
                 found = try_candidate(&s, p, (ssize_t)i, &skipped) == 1;
             }
             if (found)

@@ -28,7 +28,8 @@ static void required_vars(struct rbx_doctor *d)
     }
 }
 
-/* ---- a Prisma schema ---------------------------------------------------------------------------- */
+/* ---- a Prisma schema ----------------------------------------------------------------------------
+ */
 
 struct datasource {
     char provider[64];
@@ -87,7 +88,8 @@ static bool parse_datasource(const char *text, struct datasource *ds)
         while (*t == ' ' || *t == '\t')
             t++;
         if (!in_block) {
-            if (strncmp(t, "datasource", 10) == 0 && (t[10] == ' ' || t[10] == '\t') && strchr(t, '{'))
+            if (strncmp(t, "datasource", 10) == 0 && (t[10] == ' ' || t[10] == '\t') &&
+                strchr(t, '{'))
                 in_block = true;
         } else if (*t == '}') {
             return ds->provider[0] != '\0';
@@ -140,7 +142,8 @@ static char *redact(const char *url)
     const char *scheme = strstr(url, "://");
     const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
     if (!scheme || !at)
-        return rbx_xasprintf("%.*s…", (int)(scheme ? (size_t)(scheme - url) + 3 : strcspn(url, ":") + 1), url);
+        return rbx_xasprintf(
+            "%.*s…", (int)(scheme ? (size_t)(scheme - url) + 3 : strcspn(url, ":") + 1), url);
     return rbx_xasprintf("%.*s…%s", (int)(scheme - url + 3), url, at);
 }
 
@@ -208,14 +211,14 @@ static void check_schema(struct rbx_doctor *d, const char *path, const char *tex
     _cleanup_free_ char *lockp = rbx_xasprintf("%s/migration_lock.toml", migrations);
     _cleanup_free_ char *lock = NULL;
     char lp[64];
-    if (rbx_doctor_read(d, lockp, 1 << 16, &lock, NULL) == 0 && lock_provider(lock, lp, sizeof(lp)) &&
-        strcmp(family(lp), have) != 0) {
+    if (rbx_doctor_read(d, lockp, 1 << 16, &lock, NULL) == 0 &&
+        lock_provider(lock, lp, sizeof(lp)) && strcmp(family(lp), have) != 0) {
         struct rbx_finding *f = rbx_doctor_add(
             d, "provider-mismatch", RBX_SEVERITY_ERROR,
             "the migrations were made for another database: make them again for this provider "
             "(prisma migrate dev)",
-            "the migrations in %s were made for %s, but %s says provider = \"%s\"", migrations,
-            lp, path, ds.provider);
+            "the migrations in %s were made for %s, but %s says provider = \"%s\"", migrations, lp,
+            path, ds.provider);
         rbx_finding_evidence(f, "%s: provider = \"%s\"", lockp, lp);
     }
     if (!has_migrations(d, migrations)) {
@@ -227,8 +230,8 @@ static void check_schema(struct rbx_doctor *d, const char *path, const char *tex
             "tables are never made",
             path);
         _cleanup_close_ int mfd = rbx_open_in_root(d->rootfd, migrations, O_PATH, 0, 0, NULL);
-        rbx_finding_evidence(f, mfd < 0 ? "%s: not in the image"
-                                        : "%s: no */migration.sql in it", migrations);
+        rbx_finding_evidence(f, mfd < 0 ? "%s: not in the image" : "%s: no */migration.sql in it",
+                             migrations);
     }
     free(ds.url);
 }
@@ -248,7 +251,8 @@ static void prisma_schemas(struct rbx_doctor *d)
         char *cands[3] = {NULL, NULL, NULL};
         if (have_pkg) {
             _cleanup_json_ json_t *j = json_loadb(pkg, len, 0, NULL);
-            const char *s = json_string_value(json_object_get(json_object_get(j, "prisma"), "schema"));
+            const char *s =
+                json_string_value(json_object_get(json_object_get(j, "prisma"), "schema"));
             if (s && *s)
                 cands[0] = s[0] == '/' ? rbx_xstrdup(s) : rbx_xasprintf("%s/%s", base, s);
         }

@@ -74,7 +74,8 @@ static char *words_text(const struct arg *argv, size_t argc)
 /* The absolute form of a path the process names relative to its working directory. */
 static char *absolute(const struct rbx_doctor *d, const char *p)
 {
-    _cleanup_free_ char *joined = p[0] == '/' ? rbx_xstrdup(p) : rbx_xasprintf("%s/%s", cwd_of(d), p);
+    _cleanup_free_ char *joined =
+        p[0] == '/' ? rbx_xstrdup(p) : rbx_xasprintf("%s/%s", cwd_of(d), p);
     _cleanup_free_ char *clean = NULL;
     /* "/app/./scripts/x.sh" as "/app/scripts/x.sh"; a ".." above the root stays as written */
     if (rbx_path_clean(joined, &clean, NULL) < 0)
@@ -91,7 +92,8 @@ static void broken_chain(struct rbx_doctor *d, struct rbx_finding *f, const char
     if (r >= 0 || !where)
         return;
     char target[RBX_PATH_MAX + 1];
-    _cleanup_close_ int fd = rbx_open_in_root(d->rootfd, abs, O_PATH, 0, RBX_RESOLVE_NOFOLLOW, NULL);
+    _cleanup_close_ int fd =
+        rbx_open_in_root(d->rootfd, abs, O_PATH, 0, RBX_RESOLVE_NOFOLLOW, NULL);
     ssize_t n = fd >= 0 ? readlinkat(fd, "", target, sizeof(target) - 1) : -1;
     if (n > 0) {
         target[n] = '\0';
@@ -131,8 +133,8 @@ static char *local_bin(const struct rbx_doctor *d, const char *name)
 {
     _cleanup_free_ char *dir = rbx_xstrdup(cwd_of(d));
     for (;;) {
-        _cleanup_free_ char *p = rbx_xasprintf("%s/node_modules/.bin/%s", strcmp(dir, "/") ? dir : "",
-                                               name);
+        _cleanup_free_ char *p =
+            rbx_xasprintf("%s/node_modules/.bin/%s", strcmp(dir, "/") ? dir : "", name);
         _cleanup_close_ int fd = rbx_open_in_root(d->rootfd, p, O_PATH, 0, 0, NULL);
         if (fd >= 0)
             return TAKE_PTR(p);
@@ -283,12 +285,14 @@ static void check_loader(struct rbx_doctor *d, const char *path, const struct rb
         f = rbx_doctor_add(d, "musl-glibc-mismatch", RBX_SEVERITY_ERROR,
                            "a glibc binary on a musl image (Alpine): use a glibc base image, build "
                            "the program on the musl image, or add a compatibility layer (gcompat)",
-                           "%s is built for glibc, but the image has musl's loader %s", path, other);
+                           "%s is built for glibc, but the image has musl's loader %s", path,
+                           other);
     else if (other)
         f = rbx_doctor_add(d, "musl-glibc-mismatch", RBX_SEVERITY_ERROR,
                            "a musl binary on a glibc image: build it for glibc, or use a musl "
                            "base image",
-                           "%s is built for musl, but the image has glibc's loader %s", path, other);
+                           "%s is built for musl, but the image has glibc's loader %s", path,
+                           other);
     else
         f = rbx_doctor_add(d, "elf-loader-missing", RBX_SEVERITY_ERROR,
                            "copy the loader and the libraries the program needs (ldd lists them) "
@@ -366,7 +370,8 @@ static void check_elf(struct rbx_doctor *d, const char *path, int fd)
     rbx_elf_clear(&e);
 }
 
-/* ---- what a program does with its arguments --------------------------------------------------- */
+/* ---- what a program does with its arguments ---------------------------------------------------
+ */
 
 static bool is_shell(const char *base)
 {
@@ -450,9 +455,10 @@ static void shell_args(struct rbx_doctor *d, const struct arg *argv, size_t argc
         return;
     if (cmd) {
         size_t first_arg = i + 2 <= argc ? i + 2 : argc;
-        _cleanup_free_ char *display = strcmp(where, "the command") == 0
-                                           ? rbx_xasprintf("%s -c", base_name(argv[0].s))
-                                           : rbx_xasprintf("%s: %s -c", where, base_name(argv[0].s));
+        _cleanup_free_ char *display =
+            strcmp(where, "the command") == 0
+                ? rbx_xasprintf("%s -c", base_name(argv[0].s))
+                : rbx_xasprintf("%s: %s -c", where, base_name(argv[0].s));
         parse_and_check(d, argv[i].s, strlen(argv[i].s), display, argv + first_arg,
                         argc - first_arg);
         return;
@@ -484,7 +490,8 @@ static void run_script(struct rbx_doctor *d, const char *name, const struct arg 
     _cleanup_free_ char *fw = from_where(where);
     if (r == -ENOENT || r == -ENOTDIR) {
         struct rbx_finding *f = rbx_doctor_add(
-            d, "script-missing", RBX_SEVERITY_ERROR, "copy the script into the image, or fix its path",
+            d, "script-missing", RBX_SEVERITY_ERROR,
+            "copy the script into the image, or fix its path",
             "the script %s is not in the image%s: the shell cannot open it", name, fw);
         rbx_finding_evidence(f, "looked for %s", path);
         broken_chain(d, f, path);
@@ -589,7 +596,8 @@ static size_t wrapped(const char *base, const struct arg *argv, size_t argc, con
     return 0;
 }
 
-static void program_args(struct rbx_doctor *d, const struct arg *argv, size_t argc, const char *where)
+static void program_args(struct rbx_doctor *d, const struct arg *argv, size_t argc,
+                         const char *where)
 {
     const char *base = base_name(argv[0].s);
     if (strcmp(base, "busybox") == 0 && argc > 1 && !argv[1].dynamic) {
@@ -670,8 +678,8 @@ static bool shebang(const char *head, size_t n, char *interp, size_t ilen, char 
 static void check_file(struct rbx_doctor *d, const char *path, const struct arg *argv, size_t argc,
                        const char *where, bool from_shell)
 {
-    _cleanup_close_ int fd = rbx_open_in_root(d->rootfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0,
-                                              0, NULL);
+    _cleanup_close_ int fd =
+        rbx_open_in_root(d->rootfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0, 0, NULL);
     if (fd < 0)
         return;
     char head[256];
@@ -701,10 +709,10 @@ static void check_file(struct rbx_doctor *d, const char *path, const struct arg 
             return;
         }
         if (!executable_by(d, &st)) {
-            struct rbx_finding *f = rbx_doctor_add(
-                d, "not-executable", RBX_SEVERITY_ERROR, "chmod +x the interpreter",
-                "the interpreter of %s, %s, is not executable by %s%s", path, interp,
-                user_name(d), fw);
+            struct rbx_finding *f =
+                rbx_doctor_add(d, "not-executable", RBX_SEVERITY_ERROR, "chmod +x the interpreter",
+                               "the interpreter of %s, %s, is not executable by %s%s", path, interp,
+                               user_name(d), fw);
             rbx_finding_evidence(f, "%s: mode %04o, owner %u:%u", interp,
                                  (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
                                  (unsigned)st.st_gid);
@@ -800,7 +808,8 @@ static void builtin(struct rbx_doctor *d, const struct arg *argv, size_t argc, c
         run_script(d, argv[1].s, argv + 2, argc - 2, where, true);
 }
 
-/* ---- one command ------------------------------------------------------------------------------ */
+/* ---- one command ------------------------------------------------------------------------------
+ */
 
 static void resolve(struct rbx_doctor *d, const struct arg *argv, size_t argc, const char *where,
                     bool from_shell, const struct script_ctx *sc)
@@ -832,7 +841,8 @@ static void resolve(struct rbx_doctor *d, const struct arg *argv, size_t argc, c
         return;
     /* prisma migrate deploy, however it is started: the schema's migrations are needed */
     for (size_t i = 0; i < argc; i++)
-        if (strcmp(base_name(argv[i].s), "prisma") == 0 || strstr(argv[i].s, "prisma/build/index.js"))
+        if (strcmp(base_name(argv[i].s), "prisma") == 0 ||
+            strstr(argv[i].s, "prisma/build/index.js"))
             for (size_t k = i + 1; k + 1 < argc; k++)
                 if (strcmp(argv[k].s, "migrate") == 0 && strcmp(argv[k + 1].s, "deploy") == 0)
                     d->migrate_deploy = true;
@@ -860,10 +870,10 @@ static void resolve(struct rbx_doctor *d, const struct arg *argv, size_t argc, c
     struct stat st;
     if (fd >= 0 && fstat(fd, &st) == 0 && !executable_by(d, &st)) {
         _cleanup_free_ char *fw = from_where(where);
-        struct rbx_finding *f = rbx_doctor_add(
-            d, "not-executable", RBX_SEVERITY_ERROR,
-            "give the user execute permission (chmod a+x), or run as another user",
-            "%s is not executable by %s%s", found, user_name(d), fw);
+        struct rbx_finding *f =
+            rbx_doctor_add(d, "not-executable", RBX_SEVERITY_ERROR,
+                           "give the user execute permission (chmod a+x), or run as another user",
+                           "%s is not executable by %s%s", found, user_name(d), fw);
         rbx_finding_evidence(f, "%s: mode %04o, owner %u:%u; %s is %u:%u", found,
                              (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
                              (unsigned)st.st_gid, user_name(d), (unsigned)d->user.uid,

@@ -27,8 +27,8 @@ void rbx_doctor_user(struct rbx_doctor *d)
     rbx_error_free(err);
     err = NULL;
     const char *colon = strchr(spec, ':');
-    _cleanup_free_ char *user_part = colon ? rbx_xstrndup(spec, (size_t)(colon - spec))
-                                           : rbx_xstrdup(spec);
+    _cleanup_free_ char *user_part =
+        colon ? rbx_xstrndup(spec, (size_t)(colon - spec)) : rbx_xstrdup(spec);
     struct rbx_user u;
     bool user_ok = !*user_part || rbx_user_resolve(d->rootfd, user_part, &u, &err) == 0;
     rbx_error_free(err);
@@ -41,8 +41,9 @@ void rbx_doctor_user(struct rbx_doctor *d)
             "give a numeric uid",
             "the user \"%s\" is not in the image's /etc/passwd: the container will not start",
             user_part);
-        rbx_finding_evidence(f, pw < 0 ? "/etc/passwd: not in the image"
-                                       : "/etc/passwd: no line for \"%s\"", user_part);
+        rbx_finding_evidence(
+            f, pw < 0 ? "/etc/passwd: not in the image" : "/etc/passwd: no line for \"%s\"",
+            user_part);
         return;
     }
     struct rbx_finding *f = rbx_doctor_add(
@@ -50,11 +51,12 @@ void rbx_doctor_user(struct rbx_doctor *d)
         "add the group to /etc/group in the image, or give a numeric gid",
         "the group \"%s\" is not in the image's /etc/group: the container will not start",
         colon + 1);
-    rbx_finding_evidence(f, gr < 0 ? "/etc/group: not in the image"
-                                   : "/etc/group: no line for \"%s\"", colon + 1);
+    rbx_finding_evidence(
+        f, gr < 0 ? "/etc/group: not in the image" : "/etc/group: no line for \"%s\"", colon + 1);
 }
 
-/* ---- the working directory -------------------------------------------------------------------- */
+/* ---- the working directory --------------------------------------------------------------------
+ */
 
 static bool exists_in_root(int rootfd, const char *path)
 {
@@ -71,7 +73,8 @@ static bool relative_file_arg(const char *a)
     if (strchr(a, '/'))
         return true;
     const char *dot = strrchr(a, '.');
-    static const char *const exts[] = {".js", ".mjs", ".cjs", ".ts", ".sh", ".py", ".rb", ".jar", ".php"};
+    static const char *const exts[] = {".js", ".mjs", ".cjs", ".ts", ".sh",
+                                       ".py", ".rb",  ".jar", ".php"};
     for (size_t i = 0; dot && i < RBX_ARRAY_SIZE(exts); i++)
         if (strcmp(dot, exts[i]) == 0)
             return true;
@@ -102,7 +105,8 @@ static void check_enterable(struct rbx_doctor *d, const char *cwd)
     size_t plen = 0;
     for (const char *p = canon;;) {
         struct stat st;
-        _cleanup_close_ int fd = rbx_open_in_root(d->rootfd, plen ? prefix : "/", O_PATH, 0, 0, NULL);
+        _cleanup_close_ int fd =
+            rbx_open_in_root(d->rootfd, plen ? prefix : "/", O_PATH, 0, 0, NULL);
         if (fd < 0 || fstat(fd, &st) < 0)
             return;
         if (!can_search(&d->user, &st)) {
@@ -201,8 +205,8 @@ void rbx_doctor_workdir(struct rbx_doctor *d)
 /* Where links may point to things the runtime makes (mounts, tmpfs), not the image. */
 static bool runtime_path(const char *p)
 {
-    static const char *const dirs[] = {"/proc", "/sys", "/dev", "/run", "/tmp", "/var/run",
-                                       "/var/lock"};
+    static const char *const dirs[] = {"/proc", "/sys",     "/dev",     "/run",
+                                       "/tmp",  "/var/run", "/var/lock"};
     for (size_t i = 0; i < RBX_ARRAY_SIZE(dirs); i++) {
         size_t n = strlen(dirs[i]);
         if (strncmp(p, dirs[i], n) == 0 && (p[n] == '/' || p[n] == '\0'))
@@ -216,7 +220,7 @@ struct link_group {
     char *under;   /* the deepest directory holding all its links */
     size_t count;
     char *examples[MAX_EXAMPLES];
-    bool used;     /* some link is where a process looks: its working dir or PATH */
+    bool used; /* some link is where a process looks: its working dir or PATH */
 };
 
 struct walk {
@@ -313,8 +317,8 @@ static void walk_dir(struct walk *w, int fd, char *path, size_t plen, unsigned d
             break;
         }
         /* the container's own mounts are not the image */
-        if (depth == 0 && (strcmp(name, "proc") == 0 || strcmp(name, "sys") == 0 ||
-                           strcmp(name, "dev") == 0))
+        if (depth == 0 &&
+            (strcmp(name, "proc") == 0 || strcmp(name, "sys") == 0 || strcmp(name, "dev") == 0))
             continue;
         size_t nlen = strlen(name);
         if (plen + 1 + nlen >= RBX_PATH_MAX)

@@ -79,9 +79,9 @@ static bool regex_allowed(const struct lexer *L)
         return !(c == ')' || c == ']' || c == '}');
     }
     if (t->kind == K_IDENT) {
-        static const char *const kw[] = {"return", "typeof", "instanceof", "in", "of", "new",
-                                         "delete", "void", "throw", "case", "do", "else",
-                                         "yield", "await"};
+        static const char *const kw[] = {"return", "typeof", "instanceof", "in",    "of",
+                                         "new",    "delete", "void",       "throw", "case",
+                                         "do",     "else",   "yield",      "await"};
         for (size_t i = 0; i < RBX_ARRAY_SIZE(kw); i++)
             if (tok_is(L, t, kw[i]))
                 return true;
@@ -183,7 +183,8 @@ static void lex(struct lexer *L)
             push_tok(L, K_IDENT, start, L->i - start);
         } else if (c >= '0' && c <= '9') {
             size_t start = L->i;
-            while (L->i < L->n && (ident_char((unsigned char)L->s[L->i], false) || L->s[L->i] == '.'))
+            while (L->i < L->n &&
+                   (ident_char((unsigned char)L->s[L->i], false) || L->s[L->i] == '.'))
                 L->i++;
             push_tok(L, K_OTHER, start, L->i - start);
         } else {
@@ -280,7 +281,8 @@ void rbx_js_imports(const char *text, size_t len, struct rbx_js_import **out, si
             continue; /* import.meta */
         /* import ... from 'x' / export ... from 'x', within one statement */
         for (size_t j = i + 1; j + 1 < L.nt && j < i + 256; j++) {
-            if (tok_is(&L, &t[j], ";") || tok_is(&L, &t[j], "import") || tok_is(&L, &t[j], "export") ||
+            if (tok_is(&L, &t[j], ";") || tok_is(&L, &t[j], "import") ||
+                tok_is(&L, &t[j], "export") ||
                 (exp && (tok_is(&L, &t[j], "(") || tok_is(&L, &t[j], "=") ||
                          tok_is(&L, &t[j], "function") || tok_is(&L, &t[j], "class") ||
                          tok_is(&L, &t[j], "const") || tok_is(&L, &t[j], "let") ||
@@ -307,14 +309,62 @@ bool rbx_node_builtin(const char *spec)
     if (strncmp(spec, "node:", 5) == 0)
         return true;
     static const char *const mods[] = {
-        "assert", "async_hooks", "buffer", "child_process", "cluster", "console", "constants",
-        "crypto", "dgram", "diagnostics_channel", "dns", "domain", "events", "fs", "http", "http2",
-        "https", "inspector", "module", "net", "os", "path", "perf_hooks", "process", "punycode",
-        "querystring", "readline", "repl", "stream", "string_decoder", "sys", "timers", "tls",
-        "trace_events", "tty", "url", "util", "v8", "vm", "wasi", "worker_threads", "zlib",
-        "_http_agent", "_http_client", "_http_common", "_http_incoming", "_http_outgoing",
-        "_http_server", "_stream_duplex", "_stream_passthrough", "_stream_readable",
-        "_stream_transform", "_stream_wrap", "_stream_writable", "_tls_common", "_tls_wrap",
+        "assert",
+        "async_hooks",
+        "buffer",
+        "child_process",
+        "cluster",
+        "console",
+        "constants",
+        "crypto",
+        "dgram",
+        "diagnostics_channel",
+        "dns",
+        "domain",
+        "events",
+        "fs",
+        "http",
+        "http2",
+        "https",
+        "inspector",
+        "module",
+        "net",
+        "os",
+        "path",
+        "perf_hooks",
+        "process",
+        "punycode",
+        "querystring",
+        "readline",
+        "repl",
+        "stream",
+        "string_decoder",
+        "sys",
+        "timers",
+        "tls",
+        "trace_events",
+        "tty",
+        "url",
+        "util",
+        "v8",
+        "vm",
+        "wasi",
+        "worker_threads",
+        "zlib",
+        "_http_agent",
+        "_http_client",
+        "_http_common",
+        "_http_incoming",
+        "_http_outgoing",
+        "_http_server",
+        "_stream_duplex",
+        "_stream_passthrough",
+        "_stream_readable",
+        "_stream_transform",
+        "_stream_wrap",
+        "_stream_writable",
+        "_tls_common",
+        "_tls_wrap",
     };
     size_t n = strcspn(spec, "/");
     for (size_t i = 0; i < RBX_ARRAY_SIZE(mods); i++)
@@ -323,7 +373,8 @@ bool rbx_node_builtin(const char *spec)
     return false;
 }
 
-/* ---- Node's resolution ------------------------------------------------------------------------ */
+/* ---- Node's resolution ------------------------------------------------------------------------
+ */
 
 struct res {
     int rootfd;
@@ -430,7 +481,8 @@ static bool load_as_directory(struct res *r, const char *x)
     return load_index(r, x);
 }
 
-/* ---- package.json "exports" ------------------------------------------------------------------- */
+/* ---- package.json "exports" -------------------------------------------------------------------
+ */
 
 static bool condition_matches(const char *key, bool esm)
 {
@@ -468,7 +520,7 @@ static char *resolve_target(const json_t *v, const char *star, bool esm, unsigne
     if (json_is_array(v)) {
         size_t i;
         json_t *e;
-        json_array_foreach((json_t *)v, i, e) {
+        json_array_foreach ((json_t *)v, i, e) {
             char *t = resolve_target(e, star, esm, depth + 1);
             if (t)
                 return t;
@@ -478,7 +530,7 @@ static char *resolve_target(const json_t *v, const char *star, bool esm, unsigne
     if (json_is_object(v)) {
         const char *key;
         json_t *val;
-        json_object_foreach((json_t *)v, key, val) {
+        json_object_foreach ((json_t *)v, key, val) {
             if (!condition_matches(key, esm))
                 continue;
             char *t = resolve_target(val, star, esm, depth + 1);
@@ -496,7 +548,7 @@ static char *exports_target(const json_t *exports, const char *subpath, bool esm
     if (json_is_object(exports)) {
         const char *key;
         json_t *val;
-        json_object_foreach((json_t *)exports, key, val) {
+        json_object_foreach ((json_t *)exports, key, val) {
             map = key[0] == '.';
             break;
         }
@@ -511,7 +563,7 @@ static char *exports_target(const json_t *exports, const char *subpath, bool esm
     size_t best_len = 0;
     const char *key;
     json_t *val;
-    json_object_foreach((json_t *)exports, key, val) {
+    json_object_foreach ((json_t *)exports, key, val) {
         const char *star = strchr(key, '*');
         size_t klen = strlen(key);
         if (star) {
@@ -593,7 +645,8 @@ static char **module_dirs(const char *start, char *const *env)
 /* A package directory that is a link leading nowhere: say where it breaks. */
 static void note_broken_link(struct res *r, const char *pkgdir)
 {
-    _cleanup_close_ int fd = rbx_open_in_root(r->rootfd, pkgdir, O_PATH, 0, RBX_RESOLVE_NOFOLLOW, NULL);
+    _cleanup_close_ int fd =
+        rbx_open_in_root(r->rootfd, pkgdir, O_PATH, 0, RBX_RESOLVE_NOFOLLOW, NULL);
     char target[RBX_PATH_MAX + 1];
     ssize_t n = fd >= 0 ? readlinkat(fd, "", target, sizeof(target) - 1) : -1;
     if (n <= 0)
@@ -656,8 +709,8 @@ static void load_node_modules(struct res *r, const char *spec, const char *from,
                                            pkgdir, t);
             return;
         }
-        _cleanup_free_ char *x = strcmp(sub, ".") == 0 ? rbx_xstrdup(pkgdir)
-                                                       : rbx_xasprintf("%s/%s", pkgdir, sub + 2);
+        _cleanup_free_ char *x =
+            strcmp(sub, ".") == 0 ? rbx_xstrdup(pkgdir) : rbx_xasprintf("%s/%s", pkgdir, sub + 2);
         if (load_as_file(r, x) || load_as_directory(r, x)) {
             set_package_dir(r, pkgdir);
             r->out->status = RBX_NODE_FOUND;
@@ -675,10 +728,11 @@ int rbx_node_resolve(int rootfd, const char *specifier, const char *from_dir, bo
     memset(out, 0, sizeof(*out));
     struct res r = {.rootfd = rootfd, .esm = esm, .out = out};
     const char *s = specifier;
-    if (s[0] == '/' || strncmp(s, "./", 2) == 0 || strncmp(s, "../", 3) == 0 || strcmp(s, ".") == 0 ||
-        strcmp(s, "..") == 0) {
+    if (s[0] == '/' || strncmp(s, "./", 2) == 0 || strncmp(s, "../", 3) == 0 ||
+        strcmp(s, ".") == 0 || strcmp(s, "..") == 0) {
         /* path.resolve is lexical */
-        _cleanup_free_ char *joined = s[0] == '/' ? rbx_xstrdup(s) : rbx_xasprintf("%s/%s", from_dir, s);
+        _cleanup_free_ char *joined =
+            s[0] == '/' ? rbx_xstrdup(s) : rbx_xasprintf("%s/%s", from_dir, s);
         _cleanup_free_ char *clean = NULL;
         if (rbx_path_clean(joined, &clean, NULL) < 0) {
             out->status = RBX_NODE_NOT_FOUND;
@@ -713,26 +767,26 @@ void rbx_node_resolution_clear(struct rbx_node_resolution *r)
 
 /* A module Node would not find, with everything known about it, reported once. */
 struct missing {
-    char *name;       /* the specifier, or the package name */
-    char *dependent;  /* "express@4.21.2" for a package's dependency, NULL for the app's */
+    char *name;      /* the specifier, or the package name */
+    char *dependent; /* "express@4.21.2" for a package's dependency, NULL for the app's */
     char **evidence;
-    bool listed;      /* in the app's package.json dependencies */
-    bool certain;     /* loaded unconditionally (top level, a static import, a dependency) */
+    bool listed;  /* in the app's package.json dependencies */
+    bool certain; /* loaded unconditionally (top level, a static import, a dependency) */
     bool broken_link;
     bool not_exported;
 };
 
 struct app {
     struct rbx_doctor *d;
-    char *root;        /* the app's directory: where its package.json is */
-    char *root_pkg;    /* its package.json */
-    char **app_deps;   /* the app's dependencies */
-    char **dev_deps;   /* and its devDependencies */
-    bool aliases;      /* module-alias or tsconfig-paths rewrite bare names at run time */
-    char **queue;      /* app files still to scan */
+    char *root;      /* the app's directory: where its package.json is */
+    char *root_pkg;  /* its package.json */
+    char **app_deps; /* the app's dependencies */
+    char **dev_deps; /* and its devDependencies */
+    bool aliases;    /* module-alias or tsconfig-paths rewrite bare names at run time */
+    char **queue;    /* app files still to scan */
     char **scanned;
-    char **pkg_dirs;   /* packages found (canonical dirs), for their dependencies */
-    char *prisma_dir;  /* @prisma/client, when found */
+    char **pkg_dirs;  /* packages found (canonical dirs), for their dependencies */
+    char *prisma_dir; /* @prisma/client, when found */
     struct missing *missing;
     size_t n_missing;
 };
@@ -748,8 +802,7 @@ static bool strv_has(char *const *v, const char *s)
 static struct missing *missing_of(struct app *a, const char *name, const char *dependent)
 {
     for (size_t i = 0; i < a->n_missing; i++)
-        if (strcmp(a->missing[i].name, name) == 0 &&
-            !a->missing[i].dependent == !dependent &&
+        if (strcmp(a->missing[i].name, name) == 0 && !a->missing[i].dependent == !dependent &&
             (!dependent || strcmp(a->missing[i].dependent, dependent) == 0))
             return &a->missing[i];
     a->missing = rbx_xrealloc(a->missing, (a->n_missing + 1) * sizeof(*a->missing));
@@ -843,7 +896,8 @@ static void resolve_import(struct app *a, const char *spec, const char *from_fil
     struct rbx_doctor *d = a->d;
     if (rbx_node_builtin(spec) || spec[0] == '#' || !*spec)
         return;
-    _cleanup_free_ char *dir = from_file ? dirname_of(from_file) : rbx_xstrdup(d->proc->cwd ? d->proc->cwd : "/");
+    _cleanup_free_ char *dir =
+        from_file ? dirname_of(from_file) : rbx_xstrdup(d->proc->cwd ? d->proc->cwd : "/");
     struct rbx_node_resolution res;
     rbx_node_resolve(d->rootfd, spec, dir, esm, d->proc->env, &res, NULL);
     if (res.status == RBX_NODE_FOUND) {
@@ -922,7 +976,7 @@ static char **dependency_names(json_t *pj, const char *list)
     const char *key;
     json_t *val;
     json_t *optional = json_object_get(pj, "optionalDependencies");
-    json_object_foreach(json_object_get(pj, list), key, val) {
+    json_object_foreach (json_object_get(pj, list), key, val) {
         if (strcmp(list, "dependencies") != 0 || !json_object_get(optional, key))
             rbx_strv_push(&names, key);
     }
@@ -972,12 +1026,12 @@ static void check_dependencies(struct app *a)
                     rbx_strv_push(&a->pkg_dirs, dir);
                 free(dir);
             } else {
-                _cleanup_free_ char *dep = rbx_xasprintf("%s@%s", pname ? pname : pdir,
-                                                         pver ? pver : "?");
+                _cleanup_free_ char *dep =
+                    rbx_xasprintf("%s@%s", pname ? pname : pdir, pver ? pver : "?");
                 struct missing *m = missing_of(a, deps[k], dep);
                 m->certain = true;
-                rbx_strv_push_take(&m->evidence, rbx_xasprintf("%s/package.json: dependencies",
-                                                               pdir));
+                rbx_strv_push_take(&m->evidence,
+                                   rbx_xasprintf("%s/package.json: dependencies", pdir));
                 note_resolution(m, &res);
             }
             rbx_node_resolution_clear(&res);
@@ -1007,7 +1061,8 @@ static void check_prisma(struct app *a)
         size_t n = 0;
         rbx_js_imports(text, len, &imp, &n);
         for (size_t k = 0; k < n; k++)
-            if (strncmp(imp[k].specifier, ".prisma/", 8) == 0 && !strv_has(specs, imp[k].specifier)) {
+            if (strncmp(imp[k].specifier, ".prisma/", 8) == 0 &&
+                !strv_has(specs, imp[k].specifier)) {
                 rbx_strv_push(&specs, imp[k].specifier);
                 if (!from)
                     from = rbx_xstrdup(f);
@@ -1086,10 +1141,12 @@ static void report_missing(struct app *a)
                                "Node cannot find the module '%s', a dependency of %s", m->name,
                                m->dependent);
         else
-            f = rbx_doctor_add(d, "module-not-found", sev, hint, "Node cannot find the module '%s'%s%s",
-                               m->name, m->listed ? ", a dependency in package.json" : "",
-                               sure ? "" : m->certain ? " (unless a module alias maps it)"
-                                                      : " (loaded on some paths only)");
+            f = rbx_doctor_add(d, "module-not-found", sev, hint,
+                               "Node cannot find the module '%s'%s%s", m->name,
+                               m->listed ? ", a dependency in package.json" : "",
+                               sure         ? ""
+                               : m->certain ? " (unless a module alias maps it)"
+                                            : " (loaded on some paths only)");
         if (m->listed && a->root_pkg)
             rbx_finding_evidence(f, "listed in %s dependencies", a->root_pkg);
         if (dev && a->root_pkg)
@@ -1146,7 +1203,8 @@ static bool plug_n_play(struct app *a)
 {
     static const char *const files[] = {".pnp.cjs", ".pnp.js"};
     for (size_t i = 0; i < RBX_ARRAY_SIZE(files); i++) {
-        _cleanup_free_ char *p = rbx_xasprintf("%s/%s", strcmp(a->root, "/") ? a->root : "", files[i]);
+        _cleanup_free_ char *p =
+            rbx_xasprintf("%s/%s", strcmp(a->root, "/") ? a->root : "", files[i]);
         if (is_file(a->d->rootfd, p))
             return true;
     }
@@ -1215,15 +1273,47 @@ static void check_app(struct app *a, const char *entry, const char *eval, char *
 static bool takes_value(const char *opt)
 {
     static const char *const opts[] = {
-        "-r", "--require", "--import", "--loader", "--experimental-loader", "-e", "--eval",
-        "-p", "--print", "-C", "--conditions", "--input-type", "--title", "--inspect-port",
-        "--env-file", "--openssl-config", "--redirect-warnings", "--icu-data-dir",
-        "--diagnostic-dir", "--report-dir", "--report-directory", "--report-filename",
-        "--secure-heap", "--secure-heap-min", "--dns-result-order", "--unhandled-rejections",
-        "--disable-warning", "--watch-path", "--cpu-prof-dir", "--cpu-prof-name",
-        "--heap-prof-dir", "--heap-prof-name", "--experimental-policy", "--policy-integrity",
-        "--experimental-sea-config", "--run", "--test-reporter", "--test-reporter-destination",
-        "--stack-size", "--max-old-space-size", "--max-semi-space-size",
+        "-r",
+        "--require",
+        "--import",
+        "--loader",
+        "--experimental-loader",
+        "-e",
+        "--eval",
+        "-p",
+        "--print",
+        "-C",
+        "--conditions",
+        "--input-type",
+        "--title",
+        "--inspect-port",
+        "--env-file",
+        "--openssl-config",
+        "--redirect-warnings",
+        "--icu-data-dir",
+        "--diagnostic-dir",
+        "--report-dir",
+        "--report-directory",
+        "--report-filename",
+        "--secure-heap",
+        "--secure-heap-min",
+        "--dns-result-order",
+        "--unhandled-rejections",
+        "--disable-warning",
+        "--watch-path",
+        "--cpu-prof-dir",
+        "--cpu-prof-name",
+        "--heap-prof-dir",
+        "--heap-prof-name",
+        "--experimental-policy",
+        "--policy-integrity",
+        "--experimental-sea-config",
+        "--run",
+        "--test-reporter",
+        "--test-reporter-destination",
+        "--stack-size",
+        "--max-old-space-size",
+        "--max-semi-space-size",
     };
     for (size_t i = 0; i < RBX_ARRAY_SIZE(opts); i++)
         if (strcmp(opt, opts[i]) == 0)
@@ -1273,13 +1363,13 @@ void rbx_doctor_node(struct rbx_doctor *d, char *const *args, size_t argc, const
     if (entry) {
         const char *cwd = d->proc->cwd && *d->proc->cwd ? d->proc->cwd : "/";
         /* node's main is a path, never a package: `node x` is ./x */
-        _cleanup_free_ char *spec = is_relative(entry) ? rbx_xstrdup(entry)
-                                                       : rbx_xasprintf("./%s", entry);
+        _cleanup_free_ char *spec =
+            is_relative(entry) ? rbx_xstrdup(entry) : rbx_xasprintf("./%s", entry);
         struct rbx_node_resolution res;
         rbx_node_resolve(d->rootfd, spec, cwd, false, d->proc->env, &res, NULL);
         if (res.status != RBX_NODE_FOUND) {
-            _cleanup_free_ char *abs = res.searched && res.searched[0] ? rbx_xstrdup(res.searched[0])
-                                                                        : rbx_xstrdup(entry);
+            _cleanup_free_ char *abs =
+                res.searched && res.searched[0] ? rbx_xstrdup(res.searched[0]) : rbx_xstrdup(entry);
             struct rbx_finding *f = rbx_doctor_add(
                 d, "module-not-found", RBX_SEVERITY_ERROR,
                 "copy the build output into the image, or fix the path (relative to the working "
@@ -1297,8 +1387,8 @@ void rbx_doctor_node(struct rbx_doctor *d, char *const *args, size_t argc, const
         if (check_only)
             return;
     }
-    _cleanup_free_ char *key = rbx_xasprintf("node:%s:%s", entry_path ? entry_path : "",
-                                             eval ? eval : "");
+    _cleanup_free_ char *key =
+        rbx_xasprintf("node:%s:%s", entry_path ? entry_path : "", eval ? eval : "");
     if (rbx_doctor_seen(d, key, false))
         return;
     struct app a = {.d = d};

@@ -9,16 +9,17 @@
 #define MAX_VARS 1024
 #define MAX_HEREDOCS 16
 
-/* ---- words under construction: bytes, plus which bytes came from an unquoted expansion --------- */
+/* ---- words under construction: bytes, plus which bytes came from an unquoted expansion ---------
+ */
 
 struct wbuf {
     char *s;
     unsigned char *split; /* 1: a blank that may be field-split; 2: a boundary of "$@" */
     size_t n, cap;
     bool dynamic, quoted, glob, bracket, literal_name; /* literal_name: only unquoted name chars */
-    bool empty_at; /* a "$@" of no arguments: no word, even quoted */
+    bool empty_at;    /* a "$@" of no arguments: no word, even quoted */
     bool args, other; /* held unknown positional parameters; held anything else */
-    ssize_t eq;  /* first unquoted '=' when all before it is a name, else -1 */
+    ssize_t eq;       /* first unquoted '=' when all before it is a name, else -1 */
 };
 
 static void wbuf_reset(struct wbuf *w)
@@ -54,7 +55,8 @@ static bool wbuf_put(struct wbuf *w, char c, unsigned char split)
 
 static bool name_char(char c, bool first)
 {
-    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (!first && c >= '0' && c <= '9');
+    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (!first && c >= '0' && c <= '9');
 }
 
 /* ---- the splitter's state -------------------------------------------------------------------- */
@@ -69,11 +71,11 @@ struct sh {
     unsigned line, tok_line; /* where we are, where the last token began */
     unsigned depth;
     char *const *env;
-    char *const *args;  /* $1...: the script's arguments, when known */
-    bool *args_known;   /* shared: "shift" or "set --" anywhere makes them unknown */
+    char *const *args;            /* $1...: the script's arguments, when known */
+    bool *args_known;             /* shared: "shift" or "set --" anywhere makes them unknown */
     unsigned braces, func_braces; /* { } depth; inside a function body when > func_braces */
-    bool func_pending;  /* a function's name was read: its body comes next */
-    struct var *vars; /* shared by nested texts (backquotes) */
+    bool func_pending;            /* a function's name was read: its body comes next */
+    struct var *vars;             /* shared by nested texts (backquotes) */
     size_t *n_vars;
     struct rbx_sh_script *out;
     struct {
@@ -128,7 +130,8 @@ static void var_set(struct sh *p, const char *name, size_t n, const char *value)
     }
     if (*p->n_vars >= MAX_VARS)
         return;
-    p->vars[(*p->n_vars)++] = (struct var){rbx_xstrndup(name, n), value ? rbx_xstrdup(value) : NULL};
+    p->vars[(*p->n_vars)++] =
+        (struct var){rbx_xstrndup(name, n), value ? rbx_xstrdup(value) : NULL};
 }
 
 /* 1 known (in *val), 0 unknown. A variable set neither by the text nor by env is unknown: a
@@ -476,8 +479,8 @@ enum tok { T_EOF, T_WORD, T_OP, T_NEWLINE };
 
 static const char *const operators[] = {
     /* longest first */
-    ";;&", "<<-", "&>>", "<<<", "&&", "||", ";;", ";&", "|&", "<<", ">>", "<&", ">&", "<>", ">|",
-    "&>", ";", "&", "|", "(", ")", "<", ">",
+    ";;&", "<<-", "&>>", "<<<", "&&", "||", ";;", ";&", "|&", "<<", ">>", "<&",
+    ">&",  "<>",  ">|",  "&>",  ";",  "&",  "|",  "(",  ")",  "<",  ">",
 };
 
 static bool is_redirection(const char *op)
@@ -623,7 +626,8 @@ static void probe_words(struct sh *p, const struct cmd *c)
 {
     const char *cmd = c->words[0].text;
     size_t first = 1;
-    bool probing = strcmp(cmd, "which") == 0 || strcmp(cmd, "type") == 0 || strcmp(cmd, "hash") == 0;
+    bool probing =
+        strcmp(cmd, "which") == 0 || strcmp(cmd, "type") == 0 || strcmp(cmd, "hash") == 0;
     if (strcmp(cmd, "command") == 0 && c->n_words > 1 &&
         (strcmp(c->words[1].text, "-v") == 0 || strcmp(c->words[1].text, "-V") == 0)) {
         probing = true;
@@ -665,8 +669,9 @@ static void finish(struct sh *p, struct cmd *c)
             const char *a = c->words[i].text;
             const char *eq = strchr(a, '=');
             if (eq && eq > a) {
-                _cleanup_free_ char *kv = c->words[i].dynamic ? rbx_xasprintf("%.*s=\1", (int)(eq - a), a)
-                                                               : rbx_xstrdup(a);
+                _cleanup_free_ char *kv = c->words[i].dynamic
+                                              ? rbx_xasprintf("%.*s=\1", (int)(eq - a), a)
+                                              : rbx_xstrdup(a);
                 commit_assign(p, kv);
             }
         }
@@ -849,8 +854,9 @@ static void parse_list(struct sh *p, bool until_paren)
             continue;
         case M_START:
             if (c.n_words == 0) {
-                static const char *const keep[] = {"if", "then", "else", "elif", "do", "while",
-                                                   "until", "!", "{", "time", "fi", "done", "}"};
+                static const char *const keep[] = {"if",    "then",  "else", "elif", "do",
+                                                   "while", "until", "!",    "{",    "time",
+                                                   "fi",    "done",  "}"};
                 bool kw = false;
                 for (size_t i = 0; i < RBX_ARRAY_SIZE(keep) && !kw; i++)
                     kw = is(&w, keep[i]);
@@ -890,8 +896,8 @@ static void parse_list(struct sh *p, bool until_paren)
                     continue;
                 }
                 if (w.eq > 0) { /* NAME=value before the command (or alone) */
-                    _cleanup_free_ char *kv = w.dynamic ? rbx_xasprintf("%.*s=\1", (int)w.eq, w.s)
-                                                        : rbx_xstrdup(w.s);
+                    _cleanup_free_ char *kv =
+                        w.dynamic ? rbx_xasprintf("%.*s=\1", (int)w.eq, w.s) : rbx_xstrdup(w.s);
                     rbx_strv_push(&c.assigns, kv);
                     continue;
                 }
@@ -919,9 +925,17 @@ int rbx_sh_parse(const char *text, size_t len, char *const *env, char *const *ar
     size_t n_vars = 0;
     struct var *vars = rbx_xcalloc(MAX_VARS, sizeof(*vars));
     bool args_known = args != NULL;
-    struct sh p = {.s = text, .len = len, .line = 1, .env = env, .args = args,
-                   .args_known = &args_known, .func_braces = UINT32_MAX, .vars = vars,
-                   .n_vars = &n_vars, .out = out, .err = err};
+    struct sh p = {.s = text,
+                   .len = len,
+                   .line = 1,
+                   .env = env,
+                   .args = args,
+                   .args_known = &args_known,
+                   .func_braces = UINT32_MAX,
+                   .vars = vars,
+                   .n_vars = &n_vars,
+                   .out = out,
+                   .err = err};
     /* "#!..." is a comment to the shell too */
     parse_list(&p, false);
     for (size_t i = 0; i < p.n_heredocs; i++)
@@ -950,13 +964,14 @@ void rbx_sh_script_clear(struct rbx_sh_script *s)
 bool rbx_sh_builtin(const char *name)
 {
     static const char *const builtins[] = {
-        ":", ".", "[", "[[", "alias", "bg", "break", "builtin", "caller", "cd", "command",
-        "compgen", "complete", "continue", "declare", "dirs", "disown", "echo", "enable", "eval",
-        "exec", "exit", "export", "false", "fc", "fg", "getopts", "hash", "help", "history",
-        "jobs", "kill", "let", "local", "logout", "mapfile", "popd", "printf", "pushd", "pwd",
-        "read", "readarray", "readonly", "return", "set", "shift", "shopt", "source", "suspend",
-        "test", "times", "trap", "true", "type", "typeset", "ulimit", "umask", "unalias", "unset",
-        "wait",
+        ":",       ".",         "[",        "[[",      "alias",    "bg",       "break",   "builtin",
+        "caller",  "cd",        "command",  "compgen", "complete", "continue", "declare", "dirs",
+        "disown",  "echo",      "enable",   "eval",    "exec",     "exit",     "export",  "false",
+        "fc",      "fg",        "getopts",  "hash",    "help",     "history",  "jobs",    "kill",
+        "let",     "local",     "logout",   "mapfile", "popd",     "printf",   "pushd",   "pwd",
+        "read",    "readarray", "readonly", "return",  "set",      "shift",    "shopt",   "source",
+        "suspend", "test",      "times",    "trap",    "true",     "type",     "typeset", "ulimit",
+        "umask",   "unalias",   "unset",    "wait",
     };
     for (size_t i = 0; i < RBX_ARRAY_SIZE(builtins); i++)
         if (strcmp(builtins[i], name) == 0)

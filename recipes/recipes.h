@@ -338,7 +338,7 @@ struct rbx_junit_case {
 /* One <testsuite> of the cases. Caller frees. */
 char *rbx_junit_xml(const char *suite, const struct rbx_junit_case *cases, size_t n);
 
-/* ---- doctor (doctor*.c, docs/doctor.md): what would fail, read in the image before it runs ---- */
+/* ---- doctor (doctor*.c, docs/doctor.md): what would fail, read in the image before it runs - */
 /* The image's merged rootfs is mounted in a container where nothing is run, and read through its
  * root fd with rbx_open_in_root only: no host path is made of image data, nothing of the image is
  * executed, nothing goes to the network. */
@@ -349,32 +349,32 @@ enum rbx_severity {
 };
 
 struct rbx_finding {
-    const char *check;  /* a stable id of rbx_doctor_checks[] */
+    const char *check; /* a stable id of rbx_doctor_checks[] */
     enum rbx_severity severity;
-    char **processes;   /* the names of the processes it concerns; NULL: the image as such */
-    char *message;      /* one line */
-    char **evidence;    /* paths, link targets, script lines: what the message rests on */
-    char *hint;         /* what to change; NULL when there is nothing to add */
+    char **processes; /* the names of the processes it concerns; NULL: the image as such */
+    char *message;    /* one line */
+    char **evidence;  /* paths, link targets, script lines: what the message rests on */
+    char *hint;       /* what to change; NULL when there is nothing to add */
 };
 
 /* One process as it will be started, composed as `docker run` composes it. */
 struct rbx_doctor_process {
-    const char *name;            /* "image" for the image's own command, else the step's name */
+    const char *name; /* "image" for the image's own command, else the step's name */
     char *const *argv;
-    char *const *env;            /* the whole environment: image Env, recipe, env files */
+    char *const *env; /* the whole environment: image Env, recipe, env files */
     const char *cwd;
-    const char *user;            /* NULL or "": root */
-    char *const *requires_env;   /* names the recipe marks required (NULL: none) */
+    const char *user;          /* NULL or "": root */
+    char *const *requires_env; /* names the recipe marks required (NULL: none) */
 };
 
 struct rbx_doctor_report {
-    char *image;                 /* the reference checked */
+    char *image;                  /* the reference checked */
     struct rbx_finding *findings; /* errors first, then warnings, each in the order found */
     size_t n_findings, n_errors, n_warnings;
-    char **processes;            /* the names of the processes checked */
-    uint64_t entries_walked;     /* files, directories and links looked at */
-    size_t links_elsewhere;      /* broken links outside the processes' directories, not listed
-                                  * unless RBX_DOCTOR_ALL_LINKS */
+    char **processes;        /* the names of the processes checked */
+    uint64_t entries_walked; /* files, directories and links looked at */
+    size_t links_elsewhere;  /* broken links outside the processes' directories, not listed
+                              * unless RBX_DOCTOR_ALL_LINKS */
     uint64_t elapsed_ns;
 };
 
@@ -392,9 +392,8 @@ extern const char *const rbx_doctor_checks[];
  * working directory and user, broken symlinks, Node module resolution, the environment and a
  * Prisma schema. `arch` is the image's architecture ("amd64"; NULL: not checked). Findings go in
  * `out`; an error return is reserved for reprobox's own failures. */
-int rbx_doctor_check(int rootfd, const char *arch, const struct rbx_doctor_process *procs,
-                     size_t n, unsigned flags, struct rbx_doctor_report *out,
-                     struct rbx_error **err);
+int rbx_doctor_check(int rootfd, const char *arch, const struct rbx_doctor_process *procs, size_t n,
+                     unsigned flags, struct rbx_doctor_report *out, struct rbx_error **err);
 
 struct rbx_doctor_opts {
     struct rbx_store *store;
@@ -403,7 +402,7 @@ struct rbx_doctor_opts {
     const struct rbx_run_request *req; /* without a recipe: args, env, workdir, user as for run */
     char *const *caller_env;
     const struct rbx_platform *platform; /* NULL: the host's */
-    unsigned flags;                    /* RBX_DOCTOR_* */
+    unsigned flags;                      /* RBX_DOCTOR_* */
 };
 
 /* Open and unpack the image, mount its rootfs in a container where nothing runs, compose the

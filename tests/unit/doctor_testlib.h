@@ -95,7 +95,7 @@ static inline void test_link(struct test_root *t, const char *target, const char
 /* ---- ELF files by hand ---------------------------------------------------------------------- */
 
 struct elf_spec {
-    unsigned cls;     /* 1 or 2 (default 2) */
+    unsigned cls; /* 1 or 2 (default 2) */
     bool be;
     unsigned machine; /* default 62 (x86-64) */
     unsigned type;    /* default 3 (ET_DYN) */
@@ -192,7 +192,8 @@ static inline size_t elf_build(const struct elf_spec *sp, unsigned char *buf, si
     struct {
         uint32_t type;
         size_t off, len;
-    } ph[3] = {{1, 0, total}, {sp->interp ? 3u : 6u /* PT_PHDR */, interp_off, interp_len},
+    } ph[3] = {{1, 0, total},
+               {sp->interp ? 3u : 6u /* PT_PHDR */, interp_off, interp_len},
                {2, dyn_off, nd * dsz}};
     for (size_t i = 0; i < nph; i++) {
         unsigned char *p = buf + ehsz + i * phsz;
@@ -222,7 +223,8 @@ static inline void test_elf(struct test_root *t, const char *rel, mode_t mode,
     test_write(t, rel, mode, buf, n);
 }
 
-/* ---- running the doctor on the tree ------------------------------------------------------------ */
+/* ---- running the doctor on the tree ------------------------------------------------------------
+ */
 
 #include "recipes/recipes.h"
 
@@ -232,10 +234,10 @@ static struct rbx_doctor_report doctor_report;
 static inline void doctor_run_flags(struct test_root *t, char **argv, char **env, const char *cwd,
                                     const char *user, char **required, unsigned flags)
 {
-    static char *default_env[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                                  NULL};
-    struct rbx_doctor_process p = {"test", argv, env ? env : default_env, cwd ? cwd : "/", user,
-                                   required};
+    static char *default_env[] = {
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+    struct rbx_doctor_process p = {"test",          argv, env ? env : default_env,
+                                   cwd ? cwd : "/", user, required};
     rbx_doctor_report_clear(&doctor_report);
     struct rbx_error *err = NULL;
     ck_assert_int_eq(rbx_doctor_check(t->fd, "amd64", &p, 1, flags, &doctor_report, &err), 0);
@@ -278,10 +280,12 @@ static inline bool finding_says(const struct rbx_finding *f, const char *needle)
 /* Exactly one finding, with this id and severity, that mentions `needle` somewhere. */
 #define expect_one(check, sev, needle)                                                             \
     do {                                                                                           \
-        ck_assert_msg(doctor_report.n_findings == 1, "want one %s, got:\n%s", check, doctor_text()); \
+        ck_assert_msg(doctor_report.n_findings == 1, "want one %s, got:\n%s", check,               \
+                      doctor_text());                                                              \
         const struct rbx_finding *f_ = doctor_find(check);                                         \
         ck_assert_msg(f_ != NULL, "no %s in:\n%s", check, doctor_text());                          \
-        ck_assert_msg(f_->severity == (sev), "%s has the wrong severity:\n%s", check, doctor_text()); \
+        ck_assert_msg(f_->severity == (sev), "%s has the wrong severity:\n%s", check,              \
+                      doctor_text());                                                              \
         ck_assert_msg(finding_says(f_, needle), "%s does not say \"%s\":\n%s", check, needle,      \
                       doctor_text());                                                              \
     } while (0)

@@ -1,8 +1,8 @@
 /* test_doctor.c — the findings of several processes merged, errors before warnings, the JSON
  * and human reports, and docs/doctor.md naming every check id. */
-#include "recipes/doctor-internal.h"
 #include "doctor_testlib.h"
 #include "rbx_check.h"
+#include "recipes/doctor-internal.h"
 
 #include <stdio.h>
 
@@ -64,7 +64,8 @@ START_TEST(test_json_report)
     json_t *f = json_array_get(json_object_get(j, "findings"), 0);
     ck_assert_str_eq(json_string_value(json_object_get(f, "check")), "command-not-found");
     ck_assert_str_eq(json_string_value(json_object_get(f, "severity")), "error");
-    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(f, "processes"), 1)), "start");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(f, "processes"), 1)),
+                     "start");
     ck_assert(json_is_string(json_object_get(f, "message")));
     ck_assert(json_is_string(json_object_get(f, "hint")));
     ck_assert_uint_eq(json_array_size(json_object_get(f, "evidence")), 3);
@@ -84,7 +85,8 @@ START_TEST(test_text_report_groups_by_severity)
     char *warnings = strstr(t, "\nWarnings:\n");
     ck_assert_msg(errors && warnings && errors < warnings, "%s", t);
     ck_assert_msg(strstr(t, "1 error, 1 warning"), "%s", t);
-    ck_assert_msg(strstr(t, "  command-not-found [migrate, start]: \"pnpm\" is not in the image"), "%s", t);
+    ck_assert_msg(strstr(t, "  command-not-found [migrate, start]: \"pnpm\" is not in the image"),
+                  "%s", t);
     ck_assert_msg(strstr(t, "      hint: "), "%s", t);
     free(t);
     rbx_doctor_report_clear(&doctor_report);

@@ -1,15 +1,21 @@
 /* test_doctor_elf.c — the ELF reader on hand-built files (both classes and byte orders, static and
  * dynamic, broken ones) and the loader's search through an image's own directories. */
-#include "recipes/doctor-internal.h"
 #include "doctor_testlib.h"
 #include "rbx_check.h"
+#include "recipes/doctor-internal.h"
 
 #include <sys/mman.h>
 
 static struct test_root T;
 
-static void setup(void) { test_root_make(&T); }
-static void teardown(void) { test_root_remove(&T); }
+static void setup(void)
+{
+    test_root_make(&T);
+}
+static void teardown(void)
+{
+    test_root_remove(&T);
+}
 
 static int memfd_of(const unsigned char *buf, size_t n)
 {
@@ -59,8 +65,12 @@ END_TEST
 
 START_TEST(test_elf_32bit_big_endian)
 {
-    struct elf_spec sp = {.cls = 1, .be = true, .machine = 8, .interp = "/lib/ld.so.1",
-                          .needed = {"libc.so.6"}, .rpath = "/opt/lib"};
+    struct elf_spec sp = {.cls = 1,
+                          .be = true,
+                          .machine = 8,
+                          .interp = "/lib/ld.so.1",
+                          .needed = {"libc.so.6"},
+                          .rpath = "/opt/lib"};
     struct rbx_elf e;
     read_spec(&sp, &e);
     ck_assert_uint_eq(e.cls, 1);
@@ -234,7 +244,8 @@ START_TEST(test_closure_runpath_origin_conf_and_transitive)
     ck_assert_uint_eq(c.n_missing, 1);
     ck_assert_str_eq(c.missing[0].name, "libbaz.so");
     ck_assert_str_eq(c.missing[0].needed_by, "/app/lib/libfoo.so.1");
-    ck_assert_msg(strstr(c.missing[0].searched, "/opt/bar/lib") != NULL, "%s", c.missing[0].searched);
+    ck_assert_msg(strstr(c.missing[0].searched, "/opt/bar/lib") != NULL, "%s",
+                  c.missing[0].searched);
     ck_assert_msg(strstr(c.missing[0].searched, "/opt/baz") == NULL, "%s", c.missing[0].searched);
     /* RUNPATH applies to the object's own needs only: libfoo does not search $ORIGIN/../lib */
     ck_assert_msg(strstr(c.missing[0].searched, "/app/lib") == NULL, "%s", c.missing[0].searched);

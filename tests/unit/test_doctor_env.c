@@ -1,8 +1,8 @@
 /* test_doctor_env.c — variables a recipe requires, and a Prisma schema's datasource against the
  * URL the process gets and the migrations next to it; secrets in URLs are never printed. */
-#include "recipes/doctor-internal.h"
 #include "doctor_testlib.h"
 #include "rbx_check.h"
+#include "recipes/doctor-internal.h"
 
 static struct test_root T;
 
@@ -23,7 +23,8 @@ static void migrations(const char *provider)
     char buf[128];
     snprintf(buf, sizeof(buf), "# Please do not edit\nprovider = \"%s\"\n", provider);
     test_file(&T, "app/prisma/migrations/migration_lock.toml", 0644, buf);
-    test_file(&T, "app/prisma/migrations/20260103_initial/migration.sql", 0644, "CREATE TABLE p();\n");
+    test_file(&T, "app/prisma/migrations/20260103_initial/migration.sql", 0644,
+              "CREATE TABLE p();\n");
 }
 
 static void setup(void)
@@ -49,10 +50,12 @@ START_TEST(test_env_missing_and_empty)
     char *env[] = {"PATH=/usr/local/bin:/bin", "DATABASE_URL=postgresql://a:b@db/app", NULL};
     doctor_run(&T, node_argv, env, "/app", NULL, required);
     expect_one("env-missing", RBX_SEVERITY_ERROR, "requires_env: JWT_SECRET");
-    char *empty[] = {"PATH=/usr/local/bin:/bin", "DATABASE_URL=postgresql://a:b@db/app", "JWT_SECRET=", NULL};
+    char *empty[] = {"PATH=/usr/local/bin:/bin", "DATABASE_URL=postgresql://a:b@db/app",
+                     "JWT_SECRET=", NULL};
     doctor_run(&T, node_argv, empty, "/app", NULL, required);
     expect_one("env-empty", RBX_SEVERITY_WARNING, "JWT_SECRET");
-    char *fixed[] = {"PATH=/usr/local/bin:/bin", "DATABASE_URL=postgresql://a:b@db/app", "JWT_SECRET=s", NULL};
+    char *fixed[] = {"PATH=/usr/local/bin:/bin", "DATABASE_URL=postgresql://a:b@db/app",
+                     "JWT_SECRET=s", NULL};
     doctor_run(&T, node_argv, fixed, "/app", NULL, required);
     expect_silent();
 }
@@ -62,11 +65,13 @@ START_TEST(test_provider_mismatch_without_secrets)
 {
     schema("mysql");
     migrations("mysql");
-    char *env[] = {"PATH=/usr/local/bin:/bin", "DATABASE_URL=postgresql://app:s3cret@127.0.0.1:5432/app", NULL};
+    char *env[] = {"PATH=/usr/local/bin:/bin",
+                   "DATABASE_URL=postgresql://app:s3cret@127.0.0.1:5432/app", NULL};
     doctor_run(&T, node_argv, env, "/app", NULL, NULL);
     expect_one("provider-mismatch", RBX_SEVERITY_ERROR, "provider = \"mysql\"");
     ck_assert(finding_says(&doctor_report.findings[0], "/app/prisma/schema.prisma:7"));
-    ck_assert(finding_says(&doctor_report.findings[0], "DATABASE_URL=postgresql://…@127.0.0.1:5432/app"));
+    ck_assert(
+        finding_says(&doctor_report.findings[0], "DATABASE_URL=postgresql://…@127.0.0.1:5432/app"));
     ck_assert_msg(!strstr(doctor_text(), "s3cret"), "a password in the report:\n%s", doctor_text());
     /* fixed */
     schema("postgresql");
@@ -86,7 +91,8 @@ START_TEST(test_migrations_for_another_provider)
     schema("postgresql");
     migrations("mysql");
     doctor_run(&T, node_argv, NULL, "/app", NULL, NULL);
-    expect_one("provider-mismatch", RBX_SEVERITY_ERROR, "migration_lock.toml: provider = \"mysql\"");
+    expect_one("provider-mismatch", RBX_SEVERITY_ERROR,
+               "migration_lock.toml: provider = \"mysql\"");
 }
 END_TEST
 
@@ -95,7 +101,8 @@ START_TEST(test_migrations_missing)
     schema("postgresql");
     /* a warning for the server; an error for a process that runs migrate deploy */
     doctor_run(&T, node_argv, NULL, "/app", NULL, NULL);
-    expect_one("migrations-missing", RBX_SEVERITY_WARNING, "/app/prisma/migrations: not in the image");
+    expect_one("migrations-missing", RBX_SEVERITY_WARNING,
+               "/app/prisma/migrations: not in the image");
     test_static_prog(&T, "app/node_modules/prisma/build/index.js");
     test_link(&T, "../prisma/build/index.js", "app/node_modules/.bin/prisma");
     char *migrate[] = {"./node_modules/.bin/prisma", "migrate", "deploy", NULL};

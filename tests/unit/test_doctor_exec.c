@@ -1,9 +1,9 @@
 /* test_doctor_exec.c — command resolution as execve and the shell do it, each check named on a
  * tree with the defect and silent on its fixed twin: PATH, execute bits, #! interpreters and
  * /usr/bin/env, ELF architecture, loader and libraries, the commands of sh -c and scripts. */
-#include "recipes/doctor-internal.h"
 #include "doctor_testlib.h"
 #include "rbx_check.h"
+#include "recipes/doctor-internal.h"
 
 static struct test_root T;
 
@@ -120,7 +120,8 @@ END_TEST
 
 START_TEST(test_elf_arch_mismatch)
 {
-    struct elf_spec arm = {.machine = 183, .interp = "/lib/ld-linux-aarch64.so.1", .needed = {"libc.so.6"}};
+    struct elf_spec arm = {
+        .machine = 183, .interp = "/lib/ld-linux-aarch64.so.1", .needed = {"libc.so.6"}};
     test_elf(&T, "usr/local/bin/server", 0755, &arm);
     char *argv[] = {"server", NULL};
     doctor_run(&T, argv, NULL, NULL, NULL, NULL);
@@ -158,7 +159,8 @@ START_TEST(test_musl_glibc_mismatch)
     doctor_run(&M, argv, NULL, NULL, NULL, NULL);
     expect_one("musl-glibc-mismatch", RBX_SEVERITY_ERROR, "/lib/ld-musl-x86_64.so.1");
     /* fixed: a node built for musl */
-    struct elf_spec mnode = {.interp = "/lib/ld-musl-x86_64.so.1", .needed = {"libc.musl-x86_64.so.1"}};
+    struct elf_spec mnode = {.interp = "/lib/ld-musl-x86_64.so.1",
+                             .needed = {"libc.musl-x86_64.so.1"}};
     test_elf(&M, "usr/local/bin/node", 0755, &mnode);
     doctor_run(&M, argv, NULL, NULL, NULL, NULL);
     expect_silent();
@@ -207,8 +209,10 @@ START_TEST(test_script_commands)
               "{\"scripts\": {\"db:migrate\": \"prisma migrate deploy\"}}");
     char *argv[] = {"sh", "./scripts/run-migrations.sh", NULL};
     doctor_run(&T, argv, NULL, "/app", NULL, NULL);
-    expect_one("command-not-found", RBX_SEVERITY_ERROR, "/app/scripts/run-migrations.sh:4: pnpm db:migrate");
-    ck_assert(finding_says(&doctor_report.findings[0], "\"db:migrate\": \"prisma migrate deploy\""));
+    expect_one("command-not-found", RBX_SEVERITY_ERROR,
+               "/app/scripts/run-migrations.sh:4: pnpm db:migrate");
+    ck_assert(
+        finding_says(&doctor_report.findings[0], "\"db:migrate\": \"prisma migrate deploy\""));
     /* fixed: the script calls the program the image has */
     test_static_prog(&T, "app/node_modules/prisma/build/index.js");
     test_link(&T, "../prisma/build/index.js", "app/node_modules/.bin/prisma");
@@ -246,7 +250,8 @@ START_TEST(test_scripts_source_functions_builtins_and_probes)
     doctor_run(&T, argv, NULL, "/app", NULL, NULL);
     /* helper (from the sourced file) and server (the script's argument, exec'd) are missing;
      * yarn is probed first: the script handles its absence */
-    ck_assert_msg(doctor_report.n_errors == 2 && doctor_report.n_warnings == 0, "%s", doctor_text());
+    ck_assert_msg(doctor_report.n_errors == 2 && doctor_report.n_warnings == 0, "%s",
+                  doctor_text());
     ck_assert(finding_says(&doctor_report.findings[0], "/app/env.sh:2: helper"));
     ck_assert(finding_says(&doctor_report.findings[1], "\"server\""));
 }
@@ -255,8 +260,9 @@ END_TEST
 START_TEST(test_unresolvable_command_is_a_warning)
 {
     /* an entrypoint's exec "$@" after a shift: what it runs is the image's Cmd, not a guess */
-    test_file(&T, "usr/local/bin/entry.sh", 0755,
-              "#!/bin/sh\nif [ \"$1\" = serve ]; then shift; exec /bin/sh \"$@\"; fi\nexec \"$@\"\n");
+    test_file(
+        &T, "usr/local/bin/entry.sh", 0755,
+        "#!/bin/sh\nif [ \"$1\" = serve ]; then shift; exec /bin/sh \"$@\"; fi\nexec \"$@\"\n");
     char *entry[] = {"entry.sh", "serve", NULL};
     doctor_run(&T, entry, NULL, NULL, NULL, NULL);
     expect_silent();

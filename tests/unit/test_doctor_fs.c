@@ -1,8 +1,8 @@
 /* test_doctor_fs.c — the working directory (missing, not a directory, not enterable by the user),
  * USER's user and group, and broken symlinks reported in groups by where they lead. */
-#include "recipes/doctor-internal.h"
 #include "doctor_testlib.h"
 #include "rbx_check.h"
+#include "recipes/doctor-internal.h"
 
 #include <unistd.h>
 
@@ -127,7 +127,8 @@ START_TEST(test_broken_symlinks_elsewhere_are_counted_not_listed)
     ck_assert_uint_eq(doctor_report.n_warnings, 3);
     bool named = false, loop = false;
     for (size_t i = 0; i < doctor_report.n_findings; i++) {
-        named = named || finding_says(&doctor_report.findings[i], "/usr/share/doc/dangling -> /nonexistent");
+        named = named ||
+                finding_says(&doctor_report.findings[i], "/usr/share/doc/dangling -> /nonexistent");
         loop = loop || strstr(doctor_report.findings[i].message, "a loop") != NULL;
     }
     ck_assert_msg(named && loop, "%s", doctor_text());

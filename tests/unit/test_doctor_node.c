@@ -2,9 +2,9 @@
  * comments or regular expressions), Node's resolution on trees (node_modules walk, main, index,
  * exports and its conditions, symlinks), and the app checks: modules that will not resolve,
  * dependencies an install left out, the generated Prisma client where it cannot be found. */
-#include "recipes/doctor-internal.h"
 #include "doctor_testlib.h"
 #include "rbx_check.h"
+#include "recipes/doctor-internal.h"
 
 static struct test_root T;
 
@@ -21,7 +21,8 @@ static void teardown(void)
     test_root_remove(&T);
 }
 
-/* ---- the scanner ------------------------------------------------------------------------------ */
+/* ---- the scanner ------------------------------------------------------------------------------
+ */
 
 static struct rbx_js_import *I;
 static size_t NI;
@@ -81,10 +82,11 @@ END_TEST
 
 START_TEST(test_js_imports_in_try_are_guarded)
 {
-    ck_assert_str_eq(specs("let pg;\ntry { pg = require('pg-native'); } catch (e) { pg = require('pg-js'); }\n"
-                           "try { require('a') } catch { require('b') } finally { require('c') }\n"
-                           "if (x) { require('d') }\n"),
-                     "pg-native? pg-js? a? b? c d");
+    ck_assert_str_eq(
+        specs("let pg;\ntry { pg = require('pg-native'); } catch (e) { pg = require('pg-js'); }\n"
+              "try { require('a') } catch { require('b') } finally { require('c') }\n"
+              "if (x) { require('d') }\n"),
+        "pg-native? pg-js? a? b? c d");
     ck_assert(I[4].nested); /* finally { } is a block: c loads there, but on some paths only */
     ck_assert(I[5].nested);
     rbx_js_imports_free(I, NI);
@@ -96,9 +98,10 @@ END_TEST
 /* Malformed input must never crash the scanner: every prefix, and each byte made special. */
 START_TEST(test_js_scanner_survives_every_prefix_and_mutation)
 {
-    const char *js = "#!/usr/bin/env node\nconst a = require('a'); /* c */ // d\n"
-                     "const t = `x${ {a: `y${1}`} }z`; const r = /[/]\\//g; try { import('b') } catch (e) {}\n"
-                     "import c, { d } from 'c'; export * from 'e';\n";
+    const char *js =
+        "#!/usr/bin/env node\nconst a = require('a'); /* c */ // d\n"
+        "const t = `x${ {a: `y${1}`} }z`; const r = /[/]\\//g; try { import('b') } catch (e) {}\n"
+        "import c, { d } from 'c'; export * from 'e';\n";
     size_t len = strlen(js);
     char buf[512];
     const char specials[] = "'\"`/*{}()[]\\$\n";
@@ -130,7 +133,8 @@ START_TEST(test_node_builtins)
 }
 END_TEST
 
-/* ---- resolution ------------------------------------------------------------------------------- */
+/* ---- resolution -------------------------------------------------------------------------------
+ */
 
 static struct rbx_node_resolution R;
 
@@ -161,7 +165,8 @@ START_TEST(test_resolve_node_modules_walk_main_and_index)
     ck_assert_str_eq(R.searched[1], "/app/node_modules/missing");
     ck_assert_str_eq(R.searched[2], "/node_modules/missing");
     /* node_modules/node_modules is never searched */
-    ck_assert_int_eq(resolve("missing", "/app/node_modules/express/lib", false), RBX_NODE_NOT_FOUND);
+    ck_assert_int_eq(resolve("missing", "/app/node_modules/express/lib", false),
+                     RBX_NODE_NOT_FOUND);
     ck_assert_str_eq(R.searched[1], "/app/node_modules/express/node_modules/missing");
     ck_assert_str_eq(R.searched[2], "/app/node_modules/missing");
     rbx_node_resolution_clear(&R);
@@ -217,7 +222,8 @@ START_TEST(test_resolve_follows_symlinks_in_the_image)
 }
 END_TEST
 
-/* ---- the app checks ----------------------------------------------------------------------------- */
+/* ---- the app checks -----------------------------------------------------------------------------
+ */
 
 static void api_app(bool with_express)
 {
@@ -228,15 +234,18 @@ static void api_app(bool with_express)
               "const express = require('express');\nconst { prisma } = require('./db');\n");
     test_file(&T, "app/dist/db.js", 0644, "const pkg = require('@prisma/client');\n");
     if (with_express) {
-        test_file(&T, "app/node_modules/express/package.json", 0644,
-                  "{\"name\": \"express\", \"version\": \"4.21.2\", \"dependencies\": {\"qs\": \"6\"}}");
-        test_file(&T, "app/node_modules/express/index.js", 0644, "module.exports = require('./lib');");
+        test_file(
+            &T, "app/node_modules/express/package.json", 0644,
+            "{\"name\": \"express\", \"version\": \"4.21.2\", \"dependencies\": {\"qs\": \"6\"}}");
+        test_file(&T, "app/node_modules/express/index.js", 0644,
+                  "module.exports = require('./lib');");
         test_file(&T, "app/node_modules/qs/package.json", 0644, "{\"name\": \"qs\"}");
         test_file(&T, "app/node_modules/qs/index.js", 0644, "1");
     }
     test_file(&T, "app/node_modules/@prisma/client/package.json", 0644,
               "{\"name\": \"@prisma/client\", \"main\": \"index.js\"}");
-    test_file(&T, "app/node_modules/@prisma/client/index.js", 0644, "module.exports = require('./default')");
+    test_file(&T, "app/node_modules/@prisma/client/index.js", 0644,
+              "module.exports = require('./default')");
     test_file(&T, "app/node_modules/@prisma/client/default.js", 0644,
               "module.exports = { ...require('.prisma/client/default') }");
     test_file(&T, "app/node_modules/.prisma/client/package.json", 0644, "{\"main\": \"index.js\"}");
@@ -276,7 +285,8 @@ END_TEST
 START_TEST(test_relative_require_missing)
 {
     api_app(true);
-    test_file(&T, "app/dist/index.js", 0644, "require('express');\nrequire('./routes/products');\n");
+    test_file(&T, "app/dist/index.js", 0644,
+              "require('express');\nrequire('./routes/products');\n");
     doctor_run(&T, node_argv, NULL, "/app", NULL, NULL);
     expect_one("module-not-found", RBX_SEVERITY_ERROR, "'./routes/products'");
     test_file(&T, "app/dist/routes/products/index.js", 0644, "require('./x')");
@@ -318,7 +328,8 @@ START_TEST(test_nested_requires_and_dev_dependencies_are_warnings)
               "require('express');\nif (process.env.NODE_ENV !== 'production') {\n"
               "  require('dotenv').config();\n}\n");
     doctor_run(&T, node_argv, NULL, "/app", NULL, NULL);
-    expect_one("module-not-found", RBX_SEVERITY_WARNING, "listed in /app/package.json devDependencies");
+    expect_one("module-not-found", RBX_SEVERITY_WARNING,
+               "listed in /app/package.json devDependencies");
     ck_assert(finding_says(&doctor_report.findings[0], "loaded on some paths only"));
     /* at the top level it is certain */
     test_file(&T, "app/dist/index.js", 0644, "require('express');\nrequire('dotenv').config();\n");
@@ -332,7 +343,8 @@ START_TEST(test_optional_dependencies_and_aliases)
     api_app(true);
     test_file(&T, "app/node_modules/express/package.json", 0644,
               "{\"name\": \"express\", \"version\": \"4\", \"dependencies\": {\"qs\": \"6\","
-              " \"@esbuild/darwin-arm64\": \"1\"}, \"optionalDependencies\": {\"@esbuild/darwin-arm64\": \"1\"}}");
+              " \"@esbuild/darwin-arm64\": \"1\"}, \"optionalDependencies\": "
+              "{\"@esbuild/darwin-arm64\": \"1\"}}");
     doctor_run(&T, node_argv, NULL, "/app", NULL, NULL);
     expect_silent();
     /* tsconfig-paths maps "@/lib/db" at run time: not an error */
@@ -347,7 +359,8 @@ END_TEST
 START_TEST(test_eval_and_preload)
 {
     api_app(true);
-    char *argv[] = {"node", "-r", "dotenv/config", "-e", "require(\"express\"); require('left-pad')", NULL};
+    char *argv[] = {
+        "node", "-r", "dotenv/config", "-e", "require(\"express\"); require('left-pad')", NULL};
     doctor_run(&T, argv, NULL, "/app", NULL, NULL);
     ck_assert_uint_eq(doctor_report.n_errors, 2);
     ck_assert(doctor_find("module-not-found"));

@@ -1,7 +1,7 @@
 /* test_doctor_shell.c — the shell word splitter: which words are commands, what quoting and
  * expansion make of them, what compound commands hide, and that no input makes it crash. */
-#include "recipes/doctor-internal.h"
 #include "rbx_check.h"
+#include "recipes/doctor-internal.h"
 
 #include <string.h>
 
@@ -14,7 +14,10 @@ static void parse(const char *text, char **env)
     ck_assert_msg(r == 0, "%s", err ? err->message : "");
 }
 
-static void teardown(void) { rbx_sh_script_clear(&S); }
+static void teardown(void)
+{
+    rbx_sh_script_clear(&S);
+}
 
 /* The command words, space-joined: "set node echo". */
 static char *commands(void)
@@ -83,12 +86,12 @@ START_TEST(test_shell_variables_from_env_and_text)
     parse("$PRISMA migrate\n"
           "RUNNER=pnpm\n"
           "$RUNNER install\n"
-          "R=a\nR=b\n$R go\n"      /* two values: unknown */
-          "\"$UNSET\" x\n"         /* unknown */
-          "$EMPTY node y\n"        /* an empty unquoted expansion is no word */
-          "${NOPE:-npx} z\n"       /* NOPE unknown: so is the result */
-          "${EMPTY:-yarn} w\n"     /* known empty: the default */
-          "${EMPTY-bun} v\n",      /* set (empty): not the default, so no word */
+          "R=a\nR=b\n$R go\n"  /* two values: unknown */
+          "\"$UNSET\" x\n"     /* unknown */
+          "$EMPTY node y\n"    /* an empty unquoted expansion is no word */
+          "${NOPE:-npx} z\n"   /* NOPE unknown: so is the result */
+          "${EMPTY:-yarn} w\n" /* known empty: the default */
+          "${EMPTY-bun} v\n",  /* set (empty): not the default, so no word */
           env);
     ck_assert_str_eq(commands(), "./node_modules/.bin/prisma pnpm ? ? node ? yarn v");
 }
@@ -108,7 +111,8 @@ END_TEST
 
 START_TEST(test_shell_substitutions_hold_commands)
 {
-    parse("VERSION=$(node -v)\necho $(which pnpm) `date` \"$(id -u)\"\nx=$((1 + 2))\nls *.js\n", NULL);
+    parse("VERSION=$(node -v)\necho $(which pnpm) `date` \"$(id -u)\"\nx=$((1 + 2))\nls *.js\n",
+          NULL);
     ck_assert_str_eq(commands(), "node which date id echo ls");
     ck_assert(S.cmds[5].words[1].dynamic); /* a glob */
     ck_assert(probed("pnpm"));
@@ -175,7 +179,8 @@ END_TEST
 
 START_TEST(test_shell_skips_tests_arithmetic_and_comments)
 {
-    parse("[[ -f x && -x y ]] && run\n(( i++ ))\necho a # rm -rf /\nnode \\\n  dist/index.js\n", NULL);
+    parse("[[ -f x && -x y ]] && run\n(( i++ ))\necho a # rm -rf /\nnode \\\n  dist/index.js\n",
+          NULL);
     ck_assert_str_eq(commands(), "run echo node");
     ck_assert_uint_eq(S.cmds[1].n_words, 2);
     ck_assert_str_eq(S.cmds[2].words[1].text, "dist/index.js");
@@ -222,10 +227,9 @@ END_TEST
  * construct, and the script with each byte replaced by each special character. */
 START_TEST(test_shell_survives_every_prefix_and_mutation)
 {
-    const char *script =
-        "#!/bin/sh\nf() { x=\"${A:-b}\"; echo `date` $(ls \"$x\") $((1+2)); }\n"
-        "case $1 in a|b) cat <<E\nbody\nE\n;; *) [[ -x y ]] && (z) ;; esac\n"
-        "for i in 1 2; do 'q' \"w\\\"\" ${#i} 2>&1; done\n";
+    const char *script = "#!/bin/sh\nf() { x=\"${A:-b}\"; echo `date` $(ls \"$x\") $((1+2)); }\n"
+                         "case $1 in a|b) cat <<E\nbody\nE\n;; *) [[ -x y ]] && (z) ;; esac\n"
+                         "for i in 1 2; do 'q' \"w\\\"\" ${#i} 2>&1; done\n";
     size_t len = strlen(script);
     char buf[512];
     for (size_t n = 0; n <= len; n++) {
