@@ -53,13 +53,13 @@ static const char *cwd_of(const struct rbx_doctor *d)
     return d->proc->cwd && *d->proc->cwd ? d->proc->cwd : "/";
 }
 
-/* "a b c" of the words, for evidence. */
+/* "a b c" of the words, for evidence (an unknown word as "$..."). */
 static char *words_text(const struct arg *argv, size_t argc)
 {
-    size_t n = 1;
+    size_t n = 8; /* " ..." and the NUL */
     for (size_t i = 0; i < argc && i < 16; i++)
-        n += strlen(argv[i].s) + 3;
-    char *out = rbx_xmalloc(n + 4);
+        n += (argv[i].dynamic && !*argv[i].s ? 4 : strlen(argv[i].s)) + 1;
+    char *out = rbx_xmalloc(n);
     out[0] = '\0';
     for (size_t i = 0; i < argc && i < 16; i++) {
         if (i)
