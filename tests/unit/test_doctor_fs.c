@@ -50,6 +50,10 @@ START_TEST(test_workdir_not_dir)
     char *argv[] = {"node", "/app/dist/index.js", NULL};
     doctor_run(&T, argv, NULL, "/srv", NULL, NULL);
     expect_one("workdir-not-dir", RBX_SEVERITY_ERROR, "/srv");
+    ck_assert_int_eq(unlinkat(T.fd, "srv", 0), 0);
+    test_dir(&T, "srv", 0755);
+    doctor_run(&T, argv, NULL, "/srv", NULL, NULL);
+    expect_silent();
 }
 END_TEST
 
