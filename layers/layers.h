@@ -140,3 +140,47 @@ const char *rbx_run_dir_work(const struct rbx_run_dir *rd);
 const char *rbx_run_dir_merged(const struct rbx_run_dir *rd);
 /* Close: the dir is removed unless `keep` (then it stays, unlocked, for the user to inspect). */
 struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep);
+
+/* ---- writing layers (writer.c) --------------------------------------------------------------- */
+
+#define RBX_LAYER_GZIP_LEVEL 6 /* pinned: the blob digest depends on it */
+
+struct rbx_layer_write_opts {
+    int64_t source_date_epoch; /* mtimes later than this are written as this */
+    bool overlay;              /* an overlay upper dir: 0/0 character devices are whiteouts and
+                                * user.overlay.opaque="y" dirs opaque */
+    bool normalize;            /* also make the tree what the tar says (times, xattrs, exclusions)
+                                * so that it can be published as the layer's cache entry */
+    char *const *exclude;      /* cleaned relative paths left out with all below (NULL-terminated) */
+};
+
+struct rbx_layer_blob {
+    char digest[RBX_DIGEST_LEN + 1];  /* of the blob (gzip'd unless written plain) */
+    char diff_id[RBX_DIGEST_LEN + 1]; /* of the tar */
+    int64_t size;                     /* of the blob */
+    uint64_t tar_size, entries, whiteouts, opaques;
+    bool gzip;
+};
+
+/* Write the tree below rootfd as a deterministic tar: entries sorted bytewise (parents first),
+ * no root entry, mtimes clamped, no atime/ctime, numeric owners without names, modes as on disk,
+ * PAX headers only when ustar cannot say it (records sorted), xattrs of rbx_layer_xattr_kept,
+ * hardlinks as tar hardlinks, sockets left out; gzip'd (no name, time 0, OS 255, pinned level)
+ * when `gzip`. The tree must not change meanwhile. */
+int rbx_layer_write_fd(int rootfd, const struct rbx_layer_write_opts *opts, int outfd, bool gzip,
+                       struct rbx_layer_blob *out, struct rbx_error **err);
+/* The same into the store's blobs, published under its digest. */
+int rbx_layer_write(struct rbx_store *store, int rootfd, const struct rbx_layer_write_opts *opts,
+                    struct rbx_layer_blob *out, struct rbx_error **err);
+/* The xattrs a layer carries: security.capability and user.* except user.overlay.*. */
+bool rbx_layer_xattr_kept(const char *name);
+/* Move `dir` (an absolute path on the store's filesystem, normalised by rbx_layer_write) into
+ * the cache as the unpacked layer of blob->diff_id; removed when that layer is cached already. */
+int rbx_store_adopt_layer(struct rbx_store *s, const struct rbx_layer_blob *blob, const char *dir,
+                          struct rbx_error **err);
+/* The unpacked layer dir of a diff_id (malloc'd path), -ENOENT (err untouched) when not cached. */
+int rbx_store_layer_path(struct rbx_store *s, const char *diff_id, char **path,
+                         struct rbx_error **err);
+/* The store's blob dir (holding sha256/<hex>), borrowed; and whether it holds a blob. */
+int rbx_store_blob_dirfd(const struct rbx_store *s);
+bool rbx_store_has_blob(const struct rbx_store *s, const char *digest);
