@@ -184,3 +184,25 @@ int rbx_store_layer_path(struct rbx_store *s, const char *diff_id, char **path,
 /* The store's blob dir (holding sha256/<hex>), borrowed; and whether it holds a blob. */
 int rbx_store_blob_dirfd(const struct rbx_store *s);
 bool rbx_store_has_blob(const struct rbx_store *s, const char *digest);
+
+/* ---- writing images (layout.c) --------------------------------------------------------------- */
+
+struct rbx_out_layer {
+    char digest[RBX_DIGEST_LEN + 1];
+    char diff_id[RBX_DIGEST_LEN + 1];
+    char media_type[96]; /* as the source says; written as the OCI type */
+    int64_t size;
+    int blob_dirfd; /* borrowed: the dir holding sha256/<hex> of digest */
+};
+
+/* The canonical (sorted keys, compact) OCI manifest of a config blob and layers. */
+char *rbx_manifest_build(const char *config_digest, int64_t config_size,
+                         const struct rbx_out_layer *layers, size_t n);
+/* Write an image with this config (canonical JSON) and layers as `reference`: oci:DIR[:TAG]
+ * creates the layout or adds the tag to it (replacing an older image of that tag), each file
+ * published atomically; docker-archive:FILE[:NAME:TAG] writes the archive (plain layers) beside
+ * FILE and renames it into place. manifest_digest is the OCI manifest's. */
+int rbx_image_write(const char *reference, const char *config, size_t config_len,
+                    const struct rbx_out_layer *layers, size_t n,
+                    const struct rbx_platform *platform, char manifest_digest[RBX_DIGEST_LEN + 1],
+                    struct rbx_error **err);

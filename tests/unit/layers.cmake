@@ -8,7 +8,7 @@ foreach(t ref manifest oci unpack store archive userns)
                 LIBS rbx_layers_testlib rbx_layers Threads::Threads)
 endforeach()
 # The layer and image writers (builder output).
-foreach(t writer)
+foreach(t writer layout)
   rbx_unit_test(layers_${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_layers_${t}.c
                 LIBS rbx_layers_testlib rbx_layers PkgConfig::ARCHIVE Threads::Threads)
 endforeach()
