@@ -38,4 +38,6 @@ int cli_open_store(struct rbx_store **store, struct rbx_error **err);
 bool cli_progress_enabled(void);
 
 int cmd_run(int argc, char **argv);
+int cmd_build(int argc, char **argv);
+int cmd_shell(int argc, char **argv);
 int cmd_version(int argc, char **argv);

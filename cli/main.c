@@ -10,6 +10,8 @@ struct rbx_globals rbx_globals;
 
 static const struct rbx_command commands[] = {
     {"run", "run a command in a new sandbox from an image", cmd_run, true},
+    {"build", "build an image from a Dockerfile, reproducibly", cmd_build, true},
+    {"shell", "open a shell where the last failed build step ran", cmd_shell, true},
     {"version", "print the version", cmd_version, false},
 };
 

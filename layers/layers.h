@@ -206,3 +206,36 @@ int rbx_image_write(const char *reference, const char *config, size_t config_len
                     const struct rbx_out_layer *layers, size_t n,
                     const struct rbx_platform *platform, char manifest_digest[RBX_DIGEST_LEN + 1],
                     struct rbx_error **err);
+
+/* ---- local archives (ADD) (extract.c) ----------------------------------------------------------- */
+
+enum rbx_archive_kind {
+    RBX_ARCHIVE_NONE = 0, /* not an archive: copied as a file */
+    RBX_ARCHIVE_TAR,
+    RBX_ARCHIVE_TAR_GZIP,
+    RBX_ARCHIVE_TAR_ZSTD,
+    RBX_ARCHIVE_BZIP2, /* compressed with what reprobox does not decompress */
+    RBX_ARCHIVE_XZ,
+};
+/* What the file at fd holds, by its content (a compressed file is a tar when it starts like one). */
+int rbx_tar_sniff(int fd, enum rbx_archive_kind *kind, struct rbx_error **err);
+struct rbx_tar_extract_stats {
+    uint64_t entries, skipped;
+};
+/* Apply the archive to dirfd through the layer applier (paths kept inside, owners, modes, xattrs
+ * and times as the tar says); whiteout entries are refused. */
+int rbx_tar_extract(int fd, enum rbx_archive_kind kind, int dirfd, const char *what,
+                    struct rbx_tar_extract_stats *stats, struct rbx_error **err);
+
+/* ---- comparing layers (diff.c) -------------------------------------------------------------------- */
+
+struct rbx_layer_difference {
+    char *path;   /* the entry ("" when the tars differ only in encoding) */
+    char *field;  /* "missing", "order", "type", "mode", "owner", "mtime", "link", "content",
+                   * "xattrs", "encoding", "compression" */
+    char *detail; /* first vs second, for people */
+};
+/* Read both layers (verified) and name their first difference: 1 when found, 0 when none. */
+int rbx_layer_diff(const struct rbx_out_layer *a, const struct rbx_out_layer *b,
+                   struct rbx_layer_difference *out, struct rbx_error **err);
+void rbx_layer_difference_clear(struct rbx_layer_difference *d);
