@@ -112,7 +112,8 @@ int rbx_stage_add_layer(struct rbx_build_state *b, struct rbx_bstage *st,
     l->out.size = blob->size;
     l->out.blob_dirfd = rbx_store_blob_dirfd(b->store);
     l->dir = TAKE_PTR(dir);
-    l->step = rbx_xasprintf("%s:%u %s", b->df_name, b->cur.line, step_text);
+    (void)step_text;
+    l->step = rbx_xasprintf("%s:%u %s", b->df_name, b->cur.line, b->cur.text);
     return 0;
 }
 
@@ -639,6 +640,29 @@ static int write_outputs(struct rbx_build_state *b, const struct rbx_bstage *st,
     return r;
 }
 
+/* docker's warning for build args no ARG asked for */
+static void warn_unused_args(struct rbx_build_state *b)
+{
+    _cleanup_strv_ char **unused = NULL;
+    for (size_t i = 0; b->build_args && b->build_args[i]; i++) {
+        _cleanup_free_ char *name = rbx_xstrndup(b->build_args[i], strcspn(b->build_args[i], "="));
+        bool used = false;
+        for (size_t k = 0; b->used_args && b->used_args[k]; k++)
+            used |= strcmp(b->used_args[k], name) == 0;
+        if (!used)
+            rbx_strv_push(&unused, name);
+    }
+    if (unused) {
+        _cleanup_free_ char *list = rbx_xstrdup("");
+        for (size_t i = 0; unused[i]; i++) {
+            char *l = rbx_xasprintf("%s%s%s", list, i ? " " : "", unused[i]);
+            free(list);
+            list = l;
+        }
+        rbx_build_warn(b, "one or more build args were not consumed: [%s]", list);
+    }
+}
+
 int rbx_build(struct rbx_store *store, const struct rbx_build_opts *opts,
               struct rbx_build_result *res, struct rbx_error **err)
 {
@@ -684,24 +708,7 @@ int rbx_build(struct rbx_store *store, const struct rbx_build_opts *opts,
     if (r < 0)
         goto out;
 
-    _cleanup_strv_ char **unused = NULL;
-    for (size_t i = 0; b.build_args && b.build_args[i]; i++) {
-        _cleanup_free_ char *name = rbx_xstrndup(b.build_args[i], strcspn(b.build_args[i], "="));
-        bool used = false;
-        for (size_t k = 0; b.used_args && b.used_args[k]; k++)
-            used |= strcmp(b.used_args[k], name) == 0;
-        if (!used)
-            rbx_strv_push(&unused, name);
-    }
-    if (unused) {
-        _cleanup_free_ char *list = rbx_xstrdup("");
-        for (size_t i = 0; unused[i]; i++) {
-            char *l = rbx_xasprintf("%s%s%s", list, i ? " " : "", unused[i]);
-            free(list);
-            list = l;
-        }
-        rbx_build_warn(&b, "one or more build args were not consumed: [%s]", list);
-    }
+    warn_unused_args(&b);
     r = write_outputs(&b, &b.stages[target], err);
 out:
     res->duration_ns = rbx_now_ns() - t0;

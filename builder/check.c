@@ -215,6 +215,145 @@ static void push_variations(struct rbx_check_result *c, const char *ctx_copy)
     rbx_strv_push(&c->variations, ctx);
 }
 
+/* The second build and the comparison, in the scratch area (removed by the caller). */
+static int check_in(struct rbx_store *store, const struct rbx_build_opts *opts,
+                    struct rbx_build_result *first, struct rbx_check_result *check,
+                    const char *ctx_real, const char *ctx, const char *home,
+                    struct rbx_error **err)
+{
+    int r = 0;
+    {
+        _cleanup_close_ int s = open(ctx_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_close_ int d = open(ctx, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (s < 0 || d < 0) {
+            r = rbx_error_set_errno(err, RBX_ERR_IO, errno, "context copy");
+            return r;
+        }
+        if ((r = copy_tree(s, d, 0, err)) < 0)
+            return r;
+    }
+    push_variations(check, ctx);
+
+    struct rbx_build_opts o2 = *opts;
+    o2.context = ctx;
+    _cleanup_free_ char *df2 = NULL;
+    if (opts->dockerfile) {
+        /* the Dockerfile follows the context when it is inside it */
+        _cleanup_free_ char *dreal = realpath(opts->dockerfile, NULL);
+        size_t cl = strlen(ctx_real);
+        if (dreal && strncmp(dreal, ctx_real, cl) == 0 && dreal[cl] == '/')
+            df2 = rbx_xasprintf("%s%s", ctx, dreal + cl);
+        o2.dockerfile = df2 ? df2 : opts->dockerfile;
+    }
+    o2.tags = NULL;
+    o2.cache_off = true;
+    o2.no_cache = true;
+    o2.keep_failed = false;
+    o2.no_failure_record = true;
+    o2.clock_offset_s = CHECK_CLOCK_OFFSET;
+
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        r = rbx_error_set_errno(err, RBX_ERR_IO, errno, "pipe");
+        return r;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(p[0]);
+        close(p[1]);
+        r = rbx_error_set_errno(err, RBX_ERR_IO, errno, "fork");
+        return r;
+    }
+    if (pid == 0) {
+        close(p[0]);
+        second_build(store, &o2, p[1], home);
+    }
+    close(p[1]);
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    r = rbx_read_fd(p[0], 64u << 20, "second build", &text, &len, err);
+    close(p[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (r < 0)
+        return r;
+    _cleanup_json_ json_t *sj = rbx_json_loadb(text, len, "second build", NULL);
+    if (!json_is_object(sj)) {
+        r = rbx_error_set(err, RBX_ERR_INTERNAL, EIO, "the second build ended without a result");
+        return r;
+    }
+    const char *serr = json_string_value(json_object_get(sj, "error"));
+    if (serr) {
+        r = rbx_error_set(err, RBX_ERR_BUILD, EIO, "the second build (varied conditions) failed: %s",
+                          serr);
+        return r;
+    }
+    snprintf(check->first_digest, sizeof(check->first_digest), "%s", first->manifest_digest);
+    snprintf(check->second_digest, sizeof(check->second_digest), "%s",
+             json_string_value(json_object_get(sj, "manifest")));
+    if (strcmp(check->first_digest, check->second_digest) == 0) {
+        check->reproducible = true;
+        return r;
+    }
+    /* The first layer that differs, then its first entry that differs. */
+    json_t *ls = json_object_get(sj, "layers");
+    size_t n2 = json_array_size(ls);
+    for (size_t i = 0; i < first->n_layers || i < n2; i++) {
+        json_t *l2 = json_array_get(ls, i);
+        if (i < first->n_layers && l2 &&
+            strcmp(first->layers[i].diff_id,
+                   json_string_value(json_object_get(l2, "diff_id"))) == 0)
+            continue;
+        check->layer = (long)i;
+        check->step = rbx_xstrdup(i < first->n_layers ? first->layer_steps[i] : "(none)");
+        if (i >= first->n_layers || !l2) {
+            check->path = rbx_xstrdup("");
+            check->field = rbx_xstrdup("missing");
+            check->detail = rbx_xasprintf("%zu layers in the first build, %zu in the second",
+                                          first->n_layers, n2);
+            return r;
+        }
+        struct rbx_out_layer b2 = {.size = json_integer_value(json_object_get(l2, "size")),
+                                   .blob_dirfd = rbx_store_blob_dirfd(store)};
+        snprintf(b2.digest, sizeof(b2.digest), "%s",
+                 json_string_value(json_object_get(l2, "digest")));
+        snprintf(b2.diff_id, sizeof(b2.diff_id), "%s",
+                 json_string_value(json_object_get(l2, "diff_id")));
+        snprintf(b2.media_type, sizeof(b2.media_type), "%s",
+                 json_string_value(json_object_get(l2, "media_type")));
+        struct rbx_layer_difference d;
+        int dr = rbx_layer_diff(&first->layers[i], &b2, &d, err);
+        if (dr < 0) {
+            r = dr;
+            return r;
+        }
+        check->path = d.path ? rbx_xstrdup(d.path) : rbx_xstrdup("");
+        check->field = d.field ? rbx_xstrdup(d.field) : rbx_xstrdup("content");
+        check->detail = d.detail ? rbx_xstrdup(d.detail) : rbx_xstrdup("");
+        rbx_layer_difference_clear(&d);
+        return r;
+    }
+    /* Same layers: the config differs. */
+    {
+        _cleanup_json_ json_t *c1 = rbx_json_loadb(first->config, strlen(first->config), "config", NULL);
+        const char *c2text = json_string_value(json_object_get(sj, "config"));
+        _cleanup_json_ json_t *c2 = c2text ? rbx_json_loadb(c2text, strlen(c2text), "config", NULL) : NULL;
+        char *where = NULL;
+        if (c1 && c2 && json_first_diff(c1, c2, "", &where)) {
+            check->path = where;
+        } else {
+            free(where);
+            check->path = rbx_xstrdup("");
+        }
+        check->field = rbx_xstrdup("config");
+        check->step = rbx_xstrdup("image config");
+        check->detail = rbx_xstrdup("the image configs differ");
+    }
+    return r;
+}
+
 int rbx_build_check(struct rbx_store *store, const struct rbx_build_opts *opts,
                     struct rbx_build_result *first, struct rbx_check_result *check,
                     struct rbx_error **err)
@@ -240,141 +379,10 @@ int rbx_build_check(struct rbx_store *store, const struct rbx_build_opts *opts,
     if (mkdir(area, 0700) < 0 || mkdir(mid, 0755) < 0 || mkdir(ctx, 0755) < 0 ||
         mkdir(home, 0700) < 0) {
         r = rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", area);
-        goto out;
+        (void)rbx_rm_rf_at(AT_FDCWD, area, NULL);
+        return r;
     }
-    {
-        _cleanup_close_ int s = open(ctx_real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        _cleanup_close_ int d = open(ctx, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (s < 0 || d < 0) {
-            r = rbx_error_set_errno(err, RBX_ERR_IO, errno, "context copy");
-            goto out;
-        }
-        if ((r = copy_tree(s, d, 0, err)) < 0)
-            goto out;
-    }
-    push_variations(check, ctx);
-
-    struct rbx_build_opts o2 = *opts;
-    o2.context = ctx;
-    _cleanup_free_ char *df2 = NULL;
-    if (opts->dockerfile) {
-        /* the Dockerfile follows the context when it is inside it */
-        _cleanup_free_ char *dreal = realpath(opts->dockerfile, NULL);
-        size_t cl = strlen(ctx_real);
-        if (dreal && strncmp(dreal, ctx_real, cl) == 0 && dreal[cl] == '/')
-            df2 = rbx_xasprintf("%s%s", ctx, dreal + cl);
-        o2.dockerfile = df2 ? df2 : opts->dockerfile;
-    }
-    o2.tags = NULL;
-    o2.cache_off = true;
-    o2.no_cache = true;
-    o2.keep_failed = false;
-    o2.no_failure_record = true;
-    o2.clock_offset_s = CHECK_CLOCK_OFFSET;
-
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) < 0) {
-        r = rbx_error_set_errno(err, RBX_ERR_IO, errno, "pipe");
-        goto out;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(p[0]);
-        close(p[1]);
-        r = rbx_error_set_errno(err, RBX_ERR_IO, errno, "fork");
-        goto out;
-    }
-    if (pid == 0) {
-        close(p[0]);
-        second_build(store, &o2, p[1], home);
-    }
-    close(p[1]);
-    _cleanup_free_ char *text = NULL;
-    size_t len = 0;
-    r = rbx_read_fd(p[0], 64u << 20, "second build", &text, &len, err);
-    close(p[0]);
-    int status;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (r < 0)
-        goto out;
-    _cleanup_json_ json_t *sj = rbx_json_loadb(text, len, "second build", NULL);
-    if (!json_is_object(sj)) {
-        r = rbx_error_set(err, RBX_ERR_INTERNAL, EIO, "the second build ended without a result");
-        goto out;
-    }
-    const char *serr = json_string_value(json_object_get(sj, "error"));
-    if (serr) {
-        r = rbx_error_set(err, RBX_ERR_BUILD, EIO, "the second build (varied conditions) failed: %s",
-                          serr);
-        goto out;
-    }
-    snprintf(check->first_digest, sizeof(check->first_digest), "%s", first->manifest_digest);
-    snprintf(check->second_digest, sizeof(check->second_digest), "%s",
-             json_string_value(json_object_get(sj, "manifest")));
-    if (strcmp(check->first_digest, check->second_digest) == 0) {
-        check->reproducible = true;
-        goto out;
-    }
-    /* The first layer that differs, then its first entry that differs. */
-    json_t *ls = json_object_get(sj, "layers");
-    size_t n2 = json_array_size(ls);
-    for (size_t i = 0; i < first->n_layers || i < n2; i++) {
-        json_t *l2 = json_array_get(ls, i);
-        if (i < first->n_layers && l2 &&
-            strcmp(first->layers[i].diff_id,
-                   json_string_value(json_object_get(l2, "diff_id"))) == 0)
-            continue;
-        check->layer = (long)i;
-        check->step = rbx_xstrdup(i < first->n_layers ? first->layer_steps[i] : "(none)");
-        if (i >= first->n_layers || !l2) {
-            check->path = rbx_xstrdup("");
-            check->field = rbx_xstrdup("missing");
-            check->detail = rbx_xasprintf("%zu layers in the first build, %zu in the second",
-                                          first->n_layers, n2);
-            goto out;
-        }
-        struct rbx_out_layer b2 = {.size = json_integer_value(json_object_get(l2, "size")),
-                                   .blob_dirfd = rbx_store_blob_dirfd(store)};
-        snprintf(b2.digest, sizeof(b2.digest), "%s",
-                 json_string_value(json_object_get(l2, "digest")));
-        snprintf(b2.diff_id, sizeof(b2.diff_id), "%s",
-                 json_string_value(json_object_get(l2, "diff_id")));
-        snprintf(b2.media_type, sizeof(b2.media_type), "%s",
-                 json_string_value(json_object_get(l2, "media_type")));
-        struct rbx_layer_difference d;
-        int dr = rbx_layer_diff(&first->layers[i], &b2, &d, err);
-        if (dr < 0) {
-            r = dr;
-            goto out;
-        }
-        check->path = d.path ? rbx_xstrdup(d.path) : rbx_xstrdup("");
-        check->field = d.field ? rbx_xstrdup(d.field) : rbx_xstrdup("content");
-        check->detail = d.detail ? rbx_xstrdup(d.detail) : rbx_xstrdup("");
-        rbx_layer_difference_clear(&d);
-        goto out;
-    }
-    /* Same layers: the config differs. */
-    {
-        _cleanup_json_ json_t *c1 = rbx_json_loadb(first->config, strlen(first->config), "config", NULL);
-        const char *c2text = json_string_value(json_object_get(sj, "config"));
-        _cleanup_json_ json_t *c2 = c2text ? rbx_json_loadb(c2text, strlen(c2text), "config", NULL) : NULL;
-        char *where = NULL;
-        if (c1 && c2 && json_first_diff(c1, c2, "", &where)) {
-            check->path = where;
-        } else {
-            free(where);
-            check->path = rbx_xstrdup("");
-        }
-        check->field = rbx_xstrdup("config");
-        check->step = rbx_xstrdup("image config");
-        json_t *v1 = NULL, *v2 = NULL;
-        (void)v1;
-        (void)v2;
-        check->detail = rbx_xstrdup("the image configs differ");
-    }
-out:
+    r = check_in(store, opts, first, check, ctx_real, ctx, home, err);
     (void)rbx_rm_rf_at(AT_FDCWD, area, NULL);
     return r;
 }
@@ -440,7 +448,7 @@ json_t *rbx_build_report(const struct rbx_build_result *res, const struct rbx_ch
         if (!check->reproducible && check->field)
             json_object_set_new(cj, "difference",
                                 json_pack("{s:I, s:s?, s:s?, s:s?, s:s?}", "layer",
-                                          (json_int_t)check->layer, "made_by", check->step, "path",
+                                          (json_int_t)(check->layer + 1), "made_by", check->step, "path",
                                           check->path, "field", check->field, "detail",
                                           check->detail));
         json_object_set_new(j, "check", cj);

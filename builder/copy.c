@@ -1149,6 +1149,10 @@ int rbx_step_copy(struct rbx_build_state *b, struct rbx_bstage *st, const struct
         return r;
 
     struct plan p = {.now = rbx_build_now(b), .chmod = in->copy.chmod};
+    /* declared before the first jump to out: */
+    _cleanup_(rbx_view_freep) struct rbx_view *owned_from = NULL;
+    _cleanup_free_ char *history = rbx_xstrdup(word);
+    _cleanup_free_ char *tmpdir = NULL;
     _cleanup_json_ json_t *keyobj = json_pack("{s:s, s:s, s:b}", "kind", word, "dest", dest,
                                               "dest_dir", dest_slash);
     if (in->copy.chown) {
@@ -1173,17 +1177,13 @@ int rbx_step_copy(struct rbx_build_state *b, struct rbx_bstage *st, const struct
     }
 
     struct source src = {.view = b->ctx, .context = true};
-    struct rbx_view *from_view = NULL;
-    _cleanup_(rbx_view_freep) struct rbx_view *owned_from = NULL;
     if (in->copy.from) {
         char fromkey[RBX_DIGEST_LEN + 1];
         if ((r = rbx_build_source_view(b, in->copy.from, &owned_from, fromkey, err)) < 0)
             goto out;
-        from_view = owned_from;
-        src = (struct source){.view = from_view, .context = false};
+        src = (struct source){.view = owned_from, .context = false};
     }
     bool unpack = add && (!in->copy.unpack_set || in->copy.unpack);
-    _cleanup_free_ char *history = rbx_xstrdup(word);
     if (in->copy.chown) {
         char *h = rbx_xasprintf("%s --chown=%s", history, in->copy.chown);
         free(history);
@@ -1202,7 +1202,6 @@ int rbx_step_copy(struct rbx_build_state *b, struct rbx_bstage *st, const struct
         free(history);
         history = h;
     }
-    _cleanup_free_ char *tmpdir = NULL;
     for (size_t i = 0; in->copy.srcs && in->copy.srcs[i]; i++) {
         const char *s = in->copy.srcs[i];
         char *h = rbx_xasprintf("%s %s", history, s);
