@@ -35,6 +35,7 @@ static void build_usage(FILE *out)
           "      --check                  build again under varied conditions and compare digests\n"
           "      --report FILE            write a JSON report of the build (docs/build.md)\n"
           "      --progress MODE          auto (default), plain or tty\n"
+          "  -q, --quiet                  no progress: only errors and the digest\n"
           "  -h, --help                   this help\n\n"
           "Prints the image's manifest digest on stdout. Exit status: 0; 1 when a step fails,\n"
           "the Dockerfile is wrong or --check finds a difference; 125 for bad flags.\n",
@@ -297,13 +298,15 @@ static int parse_flags(int argc, char **argv, struct build_flags *f, struct rbx_
         {"check", no_argument, NULL, OPT_CHECK},
         {"report", required_argument, NULL, OPT_REPORT},
         {"progress", required_argument, NULL, OPT_PROGRESS},
+        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+f:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+f:t:qh", opts, NULL)) != -1) {
         switch (c) {
+        case 'q': rbx_globals.quiet = true; break;
         case 'f': f->o.dockerfile = optarg; break;
         case 't': rbx_strv_push(&f->tags, optarg); break;
         case OPT_ARG: rbx_strv_push(&f->args, optarg); break;
