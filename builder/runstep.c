@@ -205,8 +205,10 @@ static int secret_value(const struct rbx_build_state *b, const char *id, char **
         }
         if (!sid || strcmp(sid, id) != 0)
             continue;
-        if (src)
-            return rbx_read_file_at(AT_FDCWD, src, 1 << 20, out, len, err);
+        if (src) {
+            int r = rbx_read_file_at(AT_FDCWD, src, 1 << 20, out, len, err);
+            return r < 0 ? rbx_error_wrap(err, "secret %s", id) : 1;
+        }
         const char *v = rbx_env_get(b->opts->caller_env, env ? env : id);
         if (!v)
             return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT,
