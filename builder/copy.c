@@ -231,6 +231,8 @@ int rbx_chmod_parse(const char *spec, mode_t mode, bool is_dir, mode_t *out,
         return 0;
     }
     /* Symbolic, as chmod(1): [ugoa]*[+-=][rwxXst]*, comma-separated. */
+    if (!*spec)
+        goto bad;
     mode_t m = mode & 07777;
     _cleanup_free_ char *copy = rbx_xstrdup(spec);
     char *save = NULL;
