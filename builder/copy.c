@@ -232,7 +232,7 @@ int rbx_chmod_parse(const char *spec, mode_t mode, bool is_dir, mode_t *out,
     }
     /* Symbolic, as chmod(1): [ugoa]*[+-=][rwxXst]*, comma-separated. */
     if (!*spec)
-        goto bad;
+        return rbx_error_set(err, RBX_ERR_USAGE, EINVAL, "invalid chmod parameter: ''");
     mode_t m = mode & 07777;
     _cleanup_free_ char *copy = rbx_xstrdup(spec);
     char *save = NULL;
