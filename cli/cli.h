@@ -37,6 +37,42 @@ int cli_open_store(struct rbx_store **store, struct rbx_error **err);
 /* Whether progress bars may be drawn: stderr is a terminal and --quiet is off. */
 bool cli_progress_enabled(void);
 
+/* Registry flags shared by pull and run (cli/registry_flags.c): CLI_REGISTRY_LONG_OPTIONS goes
+ * into a command's getopt table; cli_registry_flag handles their codes (1 when it did). */
+enum {
+    CLI_OPT_PULL = 1000,
+    CLI_OPT_CREDS,
+    CLI_OPT_TLS_VERIFY,
+    CLI_OPT_CERT_DIR,
+    CLI_OPT_MAX_CONCURRENT,
+    CLI_OPT_LIMIT_RATE,
+};
+/* clang-format off */
+#define CLI_REGISTRY_LONG_OPTIONS                                                                  \
+    {"creds", required_argument, NULL, CLI_OPT_CREDS},                                             \
+    {"tls-verify", optional_argument, NULL, CLI_OPT_TLS_VERIFY},                                   \
+    {"cert-dir", required_argument, NULL, CLI_OPT_CERT_DIR},                                       \
+    {"max-concurrent", required_argument, NULL, CLI_OPT_MAX_CONCURRENT},                           \
+    {"limit-rate", required_argument, NULL, CLI_OPT_LIMIT_RATE}
+#define CLI_REGISTRY_HELP                                                                          \
+    "      --creds USER:PASSWORD  registry credentials (default: the auth files, docs/registry.md)\n" \
+    "      --tls-verify=BOOL      check the registry's certificate (default true); false also\n"   \
+    "                             allows plain HTTP to a registry on a loopback address\n"         \
+    "      --cert-dir DIR         CA certificates (*.crt) and client certificate (*.cert/*.key)\n" \
+    "      --max-concurrent N     layers downloaded at once (default 3)\n"                         \
+    "      --limit-rate RATE      bytes per second per layer, e.g. 10m (default: no limit)\n"
+/* clang-format on */
+int cli_registry_flag(int opt, const char *arg, struct rbx_registry_opts *o,
+                      struct rbx_error **err);
+/* Progress of a pull, drawn one line per layer on a terminal (the rbx_pull_progress_fn). */
+struct cli_pull_progress;
+struct cli_pull_progress *cli_pull_progress_new(void);
+void cli_pull_progress_event(void *ud, const struct rbx_pull_event *ev);
+void cli_pull_progress_free(struct cli_pull_progress *p);
+/* "Pulled NAME (os/arch) sha256:..: 3 layers, 2 downloaded (4.1 MiB), 1 present, in 0.8 s". */
+char *cli_pull_summary(const char *reference, const struct rbx_pull_stats *st);
+
+int cmd_pull(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_shell(int argc, char **argv);

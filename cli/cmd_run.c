@@ -24,6 +24,9 @@ static void run_usage(FILE *out)
           "  -v, --volume SRC:DST[:ro] bind-mount a host path\n"
           "      --read-only          mount the image's rootfs read-only\n"
           "      --platform OS/ARCH   choose from a multi-platform image (default: this host's)\n"
+          "      --pull POLICY        docker:// images: missing (default: pull when not in the\n"
+          "                           store), always (resolve the tag again) or "
+          "never\n" CLI_REGISTRY_HELP
           "      --report FILE        write a JSON report of the run (docs/report.md)\n"
           "      --keep               keep the run's changes to the rootfs and print where\n"
           "      --rm, -i             accepted for docker compatibility (always so)\n"
@@ -38,6 +41,8 @@ struct run_flags {
     char **env, **env_files, **volumes;
     const char *network, *platform, *report;
     bool keep, read_only;
+    enum rbx_pull_policy pull;
+    struct rbx_registry_opts registry;
 };
 
 static int parse_volume(const char *v, struct rbx_mount_spec *m, struct rbx_error **err)
@@ -85,12 +90,23 @@ static int parse_flags(int argc, char **argv, struct run_flags *f, int *image_in
         {"rm", no_argument, NULL, OPT_RM},
         {"interactive", no_argument, NULL, 'i'},
         {"help", no_argument, NULL, 'h'},
+        {"pull", required_argument, NULL, CLI_OPT_PULL},
+        CLI_REGISTRY_LONG_OPTIONS,
         {0},
     };
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+e:w:u:v:ih", opts, NULL)) != -1) {
+        int rr = cli_registry_flag(c, optarg, &f->registry, err);
+        if (rr < 0)
+            return rr;
+        if (rr > 0)
+            continue;
         switch (c) {
+        case CLI_OPT_PULL:
+            if ((rr = rbx_pull_policy_parse(optarg, &f->pull, err)) < 0)
+                return rr;
+            break;
         case 'e': rbx_strv_push(&f->env, optarg); break;
         case OPT_ENV_FILE: rbx_strv_push(&f->env_files, optarg); break;
         case 'w': f->req.workdir = optarg; break;
@@ -157,7 +173,9 @@ static void run_state_clear(struct run_state *s)
 static int prepare(struct run_state *s, int argc, char **argv, int image_index, struct rbx_error **err)
 {
     struct rbx_platform plat;
-    struct rbx_open_opts oopts = {0};
+    struct rbx_pull_stats pstats = {0};
+    struct rbx_open_opts oopts = {
+        .pull = s->flags.pull, .registry = &s->flags.registry, .pull_stats = &pstats};
     int r;
 
     if (s->flags.platform) {
@@ -169,9 +187,20 @@ static int prepare(struct run_state *s, int argc, char **argv, int image_index, 
     r = cli_open_store(&s->store, err);
     if (r < 0)
         return r;
+    struct cli_pull_progress *pp = cli_progress_enabled() ? cli_pull_progress_new() : NULL;
+    if (pp) {
+        s->flags.registry.progress = cli_pull_progress_event;
+        s->flags.registry.progress_data = pp;
+    }
     r = rbx_image_open(s->store, argv[image_index], &oopts, &s->img, err);
+    cli_pull_progress_free(pp);
     if (r < 0)
         return r;
+    if (pstats.contacted && !rbx_globals.quiet) {
+        /* stdout is the command's: what was pulled is said on stderr. */
+        _cleanup_free_ char *summary = cli_pull_summary(argv[image_index], &pstats);
+        fprintf(stderr, "%s\n", summary);
+    }
 
     uint64_t t0 = rbx_now_ns();
     _cleanup_(rbx_progress_bar_freep) struct rbx_progress_bar *bar =

@@ -9,6 +9,7 @@
 struct rbx_globals rbx_globals;
 
 static const struct rbx_command commands[] = {
+    {"pull", "download an image from a registry into the store", cmd_pull, true},
     {"run", "run a command in a new sandbox from an image", cmd_run, true},
     {"build", "build an image from a Dockerfile, reproducibly", cmd_build, true},
     {"shell", "open a shell where the last failed build step ran", cmd_shell, true},
@@ -28,7 +29,8 @@ static void usage(FILE *out)
                  "  -q, --quiet  print nothing but errors\n"
                  "  -h, --help   this help; `reprobox COMMAND --help` for a command's\n"
                  "  --version    print the version\n\n"
-                 "Images: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REPO:TAG]\n");
+                 "Images: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:REPO:TAG],\n"
+                 "        docker://[HOST[:PORT]/]NAME[:TAG|@DIGEST]\n");
 }
 
 int cli_exit_code(const struct rbx_error *err)

@@ -250,3 +250,19 @@ static inline void rbx_progress_bar_freep(struct rbx_progress_bar **b)
     if (*b)
         rbx_progress_bar_free(*b, NULL);
 }
+
+/* Several bars, one line each (a pull's layers): redrawn in place with cursor movements, at most
+ * ten times a second. Each line: "<label> [=====>   ] 1.2 MiB / 3.4 MiB <status>". */
+struct rbx_progress_lines;
+struct rbx_progress_lines *rbx_progress_lines_new(int fd, size_t n_lines);
+/* Update line i (ignored when out of range); label and status are copied. */
+void rbx_progress_lines_set(struct rbx_progress_lines *p, size_t i, const char *label,
+                            uint64_t done, uint64_t total, const char *status);
+/* Draw the last state (the lines stay on the screen), then the summary line when non-NULL. */
+struct rbx_progress_lines *rbx_progress_lines_free(struct rbx_progress_lines *p,
+                                                   const char *summary);
+static inline void rbx_progress_lines_freep(struct rbx_progress_lines **p)
+{
+    if (*p)
+        rbx_progress_lines_free(*p, NULL);
+}

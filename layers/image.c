@@ -189,7 +189,7 @@ int rbx_image_open(struct rbx_store *store, const char *reference, const struct 
     img->reference = rbx_xstrdup(reference);
     img->blob_dirfd = -1;
     if (!store && ref.transport != RBX_TRANSPORT_OCI)
-        return rbx_error_set(err, RBX_ERR_INTERNAL, EINVAL, "%s: archives need a store", reference);
+        return rbx_error_set(err, RBX_ERR_INTERNAL, EINVAL, "%s: needs a store", reference);
 
     switch (ref.transport) {
     case RBX_TRANSPORT_OCI:
@@ -201,6 +201,7 @@ int rbx_image_open(struct rbx_store *store, const char *reference, const struct 
     case RBX_TRANSPORT_DOCKER_ARCHIVE:
         r = rbx_docker_archive_open(store, img, ref.path, ref.tag, err);
         break;
+    case RBX_TRANSPORT_DOCKER: r = rbx_docker_open(store, img, &ref, opts, platform, err); break;
     default: r = rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP, "transport not supported"); break;
     }
     if (r < 0)

@@ -228,6 +228,10 @@ int rbx_oci_archive_open(struct rbx_store *store, struct rbx_image *img, const c
                          struct rbx_error **err);
 int rbx_docker_archive_open(struct rbx_store *store, struct rbx_image *img, const char *file,
                             const char *tag, struct rbx_error **err);
+/* docker://: from the store, or pulled as opts->pull says (pull.c). */
+int rbx_docker_open(struct rbx_store *store, struct rbx_image *img, const struct rbx_ref *ref,
+                    const struct rbx_open_opts *opts, const struct rbx_platform *platform,
+                    struct rbx_error **err);
 /* Read and verify the config blob, parse it, and attach diff_ids to the layers already set. */
 int rbx_image_load_config(struct rbx_image *img, const char *config_digest, int64_t size,
                           struct rbx_error **err);

@@ -11,20 +11,28 @@ enum rbx_transport {
     RBX_TRANSPORT_OCI,            /* oci:DIR[:TAG] */
     RBX_TRANSPORT_OCI_ARCHIVE,    /* oci-archive:FILE[:TAG] */
     RBX_TRANSPORT_DOCKER_ARCHIVE, /* docker-archive:FILE[:REPO:TAG] */
-    RBX_TRANSPORT_DOCKER,         /* docker://HOST/NAME[:TAG|@DIGEST] (registry issue) */
+    RBX_TRANSPORT_DOCKER,         /* docker://[HOST[:PORT]/]NAME[:TAG][@DIGEST] */
 };
+
+#define RBX_DOCKER_HUB "docker.io"
 
 struct rbx_ref {
     enum rbx_transport transport;
     char *path; /* the layout dir or archive file (local transports) */
-    char *tag;  /* oci: tag (default "latest"); docker-archive: "repo:tag" or NULL */
-    /* docker:// only */
+    char *tag;  /* oci: tag (default "latest"); docker-archive: "repo:tag" or NULL;
+                 * docker://: the tag ("latest" when neither tag nor digest is given, NULL with
+                 * a digest alone) */
+    /* docker:// only: "docker.io" or "host[:port]"; "library/node"; "sha256:..." or NULL */
     char *registry, *repository, *digest;
 };
 
-/* Parse "transport:rest". The user's string is named in errors. */
+/* Parse "transport:rest". The user's string is named in errors. docker:// names are normalised
+ * as docker does: "node:20" is docker.io/library/node:20. */
 int rbx_ref_parse(const char *s, struct rbx_ref *out, struct rbx_error **err);
 void rbx_ref_clear(struct rbx_ref *ref);
+/* "registry/repository:tag" or "registry/repository@digest" (the digest wins when both are
+ * given, as it decides what is pulled); NULL for other transports. */
+char *rbx_ref_docker_name(const struct rbx_ref *ref);
 
 /* ---- platforms ---------------------------------------------------------------------------- */
 
@@ -86,12 +94,68 @@ struct rbx_image {
     char **blob_paths;     /* docker-archive: per-layer file inside the import, or NULL */
 };
 
+/* ---- registries (docker://): docs/registry.md ------------------------------------------------ */
+
+/* When rbx_image_open may contact a registry. */
+enum rbx_pull_policy {
+    RBX_PULL_MISSING = 0, /* only when the image (for this platform) is not in the store */
+    RBX_PULL_ALWAYS,      /* re-resolve the tag; blobs already stored are not fetched again */
+    RBX_PULL_NEVER,       /* the store only; absent is an error */
+};
+/* "missing", "always", "never". */
+int rbx_pull_policy_parse(const char *s, enum rbx_pull_policy *out, struct rbx_error **err);
+
+enum rbx_pull_layer_state {
+    RBX_PULL_LAYER_WAITING,
+    RBX_PULL_LAYER_DOWNLOADING,
+    RBX_PULL_LAYER_DONE,    /* downloaded and verified */
+    RBX_PULL_LAYER_PRESENT, /* already in the store */
+};
+/* One layer's progress. Called from the download threads, one call at a time. */
+struct rbx_pull_event {
+    unsigned layer, n_layers; /* layer index (lowest first) and count */
+    const char *digest;
+    enum rbx_pull_layer_state state;
+    uint64_t done, total; /* bytes */
+};
+typedef void (*rbx_pull_progress_fn)(void *userdata, const struct rbx_pull_event *ev);
+
+struct rbx_registry_opts {
+    const char *creds;       /* "USER:PASSWORD" (--creds); NULL: the auth files (docs/registry.md) */
+    bool tls_insecure;       /* --tls-verify=false: certificates are not checked, and a loopback
+                              * registry may be spoken to in plain HTTP */
+    const char *cert_dir;    /* CA certificates (NAME.crt) and a client certificate (NAME.cert
+                              * with NAME.key); NULL:
+                              * /etc/containers/certs.d/HOST or /etc/docker/certs.d/HOST */
+    unsigned max_concurrent; /* blobs fetched at once; 0: 3 */
+    uint64_t limit_rate;     /* bytes per second per blob; 0: no limit */
+    rbx_pull_progress_fn progress; /* may be NULL */
+    void *progress_data;
+};
+
+struct rbx_pull_stats {
+    bool contacted;            /* the registry was asked (false: served from the store) */
+    char manifest_digest[RBX_DIGEST_LEN + 1];
+    char index_digest[RBX_DIGEST_LEN + 1]; /* "" unless the reference named an index */
+    struct rbx_platform platform;          /* of the manifest, when the index said */
+    unsigned layers, layers_downloaded, layers_present, layers_resumed;
+    uint64_t bytes_downloaded; /* layer bytes received over the network */
+    uint64_t bytes_total;      /* all layers */
+    uint64_t elapsed_ns;
+};
+
 struct rbx_open_opts {
     const struct rbx_platform *platform; /* NULL: the host's */
+    /* docker:// only */
+    enum rbx_pull_policy pull;
+    const struct rbx_registry_opts *registry; /* NULL: defaults */
+    struct rbx_pull_stats *pull_stats;        /* filled when non-NULL */
 };
 
 /* Resolve a reference to one image: read and verify its index, manifest and config (sizes and
- * digests), select the platform. Layers are not read yet. Archives are imported into the store. */
+ * digests), select the platform. Layers are not read yet. Archives are imported into the store;
+ * docker:// images are pulled into it as the pull policy says (layer blobs included), and
+ * recorded under refs/ so that the next open needs no network. */
 int rbx_image_open(struct rbx_store *store, const char *reference, const struct rbx_open_opts *opts,
                    struct rbx_image **out, struct rbx_error **err);
 struct rbx_image *rbx_image_free(struct rbx_image *img);

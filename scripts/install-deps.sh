@@ -9,7 +9,8 @@ build=(build-essential cmake pkg-config clang clang-format
 # What tests and fixtures use: the fixture images are made from these packages' files, the
 # differential and conformance tests compare with these tools.
 test=(busybox-static nodejs skopeo umoci runc crun bubblewrap uidmap jq gzip zstd tar
-      iproute2 procps util-linux passwd curl ca-certificates file)
+      iproute2 procps util-linux passwd curl ca-certificates file
+      docker-registry openssl apache2-utils hyperfine)
 
 missing=()
 for p in "${build[@]}" "${test[@]}"; do
@@ -26,5 +27,13 @@ fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
+# docker-registry's package would start a system-wide registry on :5000; the tests start their
+# own on loopback ports, so services are not started here.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod +x "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"

@@ -5,4 +5,5 @@ rbx_unit_test(common_tail SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_common_tail.c L
 rbx_unit_test(common_error SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_common_error.c LIBS rbx_common)
 rbx_unit_test(common_util SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_common_util.c LIBS rbx_common)
 rbx_unit_test(common_sha256 SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_common_sha256.c LIBS rbx_common)
+rbx_unit_test(common_progress SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_common_progress.c LIBS rbx_common)
 rbx_unit_test(common_mkdir SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_common_mkdir.c LIBS rbx_common)

@@ -7,6 +7,15 @@ foreach(t ref manifest oci unpack store archive userns)
   rbx_unit_test(layers_${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_layers_${t}.c
                 LIBS rbx_layers_testlib rbx_layers Threads::Threads)
 endforeach()
+# The registry client: credentials and challenges; retries, redirects, resumption and pulls
+# against a scripted HTTP server on loopback (testsrv.c).
+rbx_unit_test(layers_auth SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_layers_auth.c
+              LIBS rbx_layers_testlib rbx_layers Threads::Threads)
+foreach(t registry pull)
+  rbx_unit_test(layers_${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_layers_${t}.c
+                ${CMAKE_CURRENT_LIST_DIR}/testsrv.c LIBS rbx_layers_testlib rbx_layers Threads::Threads)
+endforeach()
+
 # The layer and image writers (builder output).
 foreach(t writer layout)
   rbx_unit_test(layers_${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_layers_${t}.c
