@@ -136,22 +136,29 @@ static int open_image(struct rbx_build_state *b, const char *name,
         if (strncmp(c, name, nlen) == 0 && c[nlen] == '=')
             ref = c + nlen + 1;
     }
+    /* A name without a transport is docker's: a registry image, docker:// here. */
+    _cleanup_free_ char *docker = NULL;
     if (!ref) {
         struct rbx_ref parsed;
-        _cleanup_error_ struct rbx_error *perr = NULL;
-        if (rbx_ref_parse(name, &parsed, &perr) < 0)
-            return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT,
-                                 "\"%s\" is neither a stage nor an image reference reprobox reads "
-                                 "(oci:DIR[:TAG], oci-archive:FILE[:TAG], "
-                                 "docker-archive:FILE[:REPO:TAG]): name its image with "
-                                 "--build-context %s=oci:DIR:TAG",
-                                 name, name);
-        rbx_ref_clear(&parsed);
-        ref = name;
+        if (rbx_ref_parse(name, &parsed, NULL) == 0) {
+            rbx_ref_clear(&parsed);
+            ref = name;
+        } else {
+            docker = rbx_xasprintf("docker://%s", name);
+            ref = docker;
+        }
     }
-    struct rbx_open_opts oo = {.platform = platform};
+    struct rbx_open_opts oo = {
+        .platform = platform, .pull = b->opts->pull, .registry = b->opts->registry};
     _cleanup_(rbx_image_freep) struct rbx_image *img = NULL;
     int r = rbx_image_open(b->store, ref, &oo, &img, err);
+    if (r < 0 && docker && err && *err) {
+        char *m = rbx_xasprintf("%s (a local image can stand for it: --build-context "
+                                "%s=oci:DIR:TAG)",
+                                (*err)->message, name);
+        free((*err)->message);
+        (*err)->message = m;
+    }
     if (r < 0)
         return r;
     struct rbx_unpack_stats stats;

@@ -292,6 +292,8 @@ struct rbx_build_opts {
     enum rbx_network_mode network; /* for RUN: RBX_NETWORK_HOST (docker's default) or NONE */
     int64_t source_date_epoch;     /* mtimes clamped to it, `created` set to it */
     const struct rbx_platform *platform; /* NULL: the host's */
+    enum rbx_pull_policy pull;           /* docker:// base images (a bare FROM name is one) */
+    const struct rbx_registry_opts *registry; /* NULL: defaults */
     bool no_cache;    /* run every step (the results are still cached) */
     bool keep_failed; /* keep the failed step's rootfs changes for `reprobox shell --failed` */
     struct rbx_build_events events;

@@ -28,6 +28,9 @@ static void build_usage(FILE *out)
           "      --allow network.host     let RUN --network=host through under --network none\n"
           "      --secret id=ID,src=FILE  a secret for RUN --mount=type=secret (or env=VAR)\n"
           "      --platform OS/ARCH       the platform of the base images (default: this host)\n"
+          "      --pull POLICY            docker:// base images (a FROM name without a transport\n"
+          "                               is one): missing (default), always or never\n"
+          CLI_REGISTRY_HELP
           "      --source-date-epoch N    clamp mtimes and set `created` to N (default:\n"
           "                               $SOURCE_DATE_EPOCH, else 0)\n"
           "      --no-cache               run every step (results are still cached)\n"
@@ -252,6 +255,7 @@ static void print_failure(const struct rbx_build_result *res, const char *docker
 
 struct build_flags {
     struct rbx_build_opts o;
+    struct rbx_registry_opts registry;
     char **tags, **args, **contexts, **secrets, **allow;
     const char *network, *platform, *report, *progress, *epoch;
     bool check;
@@ -300,12 +304,23 @@ static int parse_flags(int argc, char **argv, struct build_flags *f, struct rbx_
         {"progress", required_argument, NULL, OPT_PROGRESS},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
+        {"pull", required_argument, NULL, CLI_OPT_PULL},
+        CLI_REGISTRY_LONG_OPTIONS,
         {0},
     };
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+f:t:qh", opts, NULL)) != -1) {
+        int rr = cli_registry_flag(c, optarg, &f->registry, err);
+        if (rr < 0)
+            return rr;
+        if (rr > 0)
+            continue;
         switch (c) {
+        case CLI_OPT_PULL:
+            if ((rr = rbx_pull_policy_parse(optarg, &f->o.pull, err)) < 0)
+                return rr;
+            break;
         case 'q': rbx_globals.quiet = true; break;
         case 'f': f->o.dockerfile = optarg; break;
         case 't': rbx_strv_push(&f->tags, optarg); break;
@@ -402,6 +417,7 @@ static int parse_flags(int argc, char **argv, struct build_flags *f, struct rbx_
     f->o.secrets = f->secrets;
     f->o.allow = f->allow;
     f->o.caller_env = environ;
+    f->o.registry = &f->registry;
     return 0;
 }
 

@@ -104,7 +104,7 @@ RUNN echo'
 assert_contains "file:line:column" "$ERR" 'Dockerfile:2:1: unknown instruction "RUNN"'
 expect_status "an unknown stage" 1 build 'FROM busybox' --target nope
 assert_contains "names it" "$ERR" 'target stage "nope" could not be found'
-expect_status "an image reprobox cannot name" 1 build 'FROM node:20'
+expect_status "a registry image not in the store, --pull never" 1 build 'FROM node:20' --pull never
 assert_contains "points at --build-context" "$ERR" "--build-context node:20=oci:DIR:TAG"
 expect_status "a command not found" 1 build 'FROM busybox
 RUN no-such-command'
