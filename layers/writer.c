@@ -480,10 +480,12 @@ static int cmp_pax(const void *a, const void *b)
     return strcmp(((const struct pax_rec *)a)->key, ((const struct pax_rec *)b)->key);
 }
 
+/* width - 1 octal digits, zero-padded, then NUL; callers keep v within the field. */
 static void octal(char *field, size_t width, uint64_t v)
 {
-    /* width - 1 digits, zero-padded, then NUL */
-    snprintf(field, width, "%0*llo", (int)width - 1, (unsigned long long)v);
+    field[width - 1] = '\0';
+    for (size_t i = width - 1; i-- > 0; v >>= 3)
+        field[i] = (char)('0' + (v & 7));
 }
 
 static void header_checksum(unsigned char *h)
@@ -492,7 +494,7 @@ static void header_checksum(unsigned char *h)
     unsigned sum = 0;
     for (size_t i = 0; i < TAR_BLOCK; i++)
         sum += h[i];
-    snprintf((char *)h + 148, 8, "%06o", sum);
+    octal((char *)h + 148, 7, sum);
     h[155] = ' ';
 }
 
