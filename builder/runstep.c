@@ -461,7 +461,8 @@ static bool dir_empty(int fd)
  * nothing) and the directories it copied up only to make them, deepest first. */
 static void stubs_remove(int upperfd, struct stub *v, size_t n)
 {
-    qsort(v, n, sizeof(*v), cmp_stub_desc);
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp_stub_desc);
     for (size_t i = 0; i < n; i++) {
         char name[RBX_NAME_MAX + 1];
         _cleanup_close_ int parent = rbx_open_parent_in_root(upperfd, v[i].path, false, name, NULL);

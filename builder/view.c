@@ -56,6 +56,7 @@ void rbx_vnode_clear(struct rbx_vnode *n)
     for (size_t i = 0; i < n->n_dirs; i++)
         close(n->dirs[i]);
     free(n->dirs);
+    free(n->layers);
     free(n->path);
     memset(n, 0, sizeof(*n));
     n->fd = -1;

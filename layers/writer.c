@@ -177,7 +177,8 @@ static int read_xattrs(struct wtree *t, int parentfd, const char *name, const ch
         if (lsetxattr(proc, "user.overlay.opaque", "y", 1, 0) < 0)
             return rbx_error_set_errno(err, RBX_ERR_IO, errno, "\"%s\": opaque marker", path);
     }
-    qsort(e->xattrs, e->n_xattrs, sizeof(*e->xattrs), cmp_xattr);
+    if (e->n_xattrs > 1)
+        qsort(e->xattrs, e->n_xattrs, sizeof(*e->xattrs), cmp_xattr);
     return 0;
 }
 
@@ -691,7 +692,8 @@ int rbx_layer_write_fd(int rootfd, const struct rbx_layer_write_opts *opts, int 
         wtree_clear(&t);
         return r;
     }
-    qsort(t.v, t.n, sizeof(*t.v), cmp_entry);
+    if (t.n > 1)
+        qsort(t.v, t.n, sizeof(*t.v), cmp_entry);
     link_hardlinks(&t);
 
     struct sink s;
