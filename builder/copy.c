@@ -1226,9 +1226,16 @@ int rbx_step_copy(struct rbx_build_state *b, struct rbx_bstage *st, const struct
                                   s);
                 goto out;
             }
-            if (!tmpdir && !(tmpdir = rbx_builder_dir(b, "downloads", err))) {
-                r = -EIO;
-                goto out;
+            if (!tmpdir) {
+                /* this step's own download dir: builds running at once never share one */
+                _cleanup_free_ char *top = rbx_builder_dir(b, "downloads", err);
+                char rnd[17];
+                rbx_random_hex(rnd, 16);
+                tmpdir = top ? rbx_xasprintf("%s/%s", top, rnd) : NULL;
+                if (!tmpdir || mkdir(tmpdir, 0700) < 0) {
+                    r = top ? rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", tmpdir) : -EIO;
+                    goto out;
+                }
             }
             char rnd[17];
             rbx_random_hex(rnd, 16);

@@ -62,11 +62,19 @@ struct progress {
     unsigned width;
 };
 
+static void drop_lines(struct progress *p)
+{
+    for (size_t i = 0; i < p->n_lines; i++) {
+        free(p->lines[i]);
+        p->lines[i] = NULL;
+    }
+    p->n_lines = 0;
+}
+
 static void progress_clear(struct progress *p)
 {
     free(p->header);
-    for (size_t i = 0; i < LIVE_LINES; i++)
-        free(p->lines[i]);
+    drop_lines(p);
     memset(p, 0, sizeof(*p));
 }
 
@@ -93,6 +101,7 @@ static void push_line(struct progress *p, const char *line, size_t len)
     if (p->n_lines == LIVE_LINES) {
         free(p->lines[0]);
         memmove(p->lines, p->lines + 1, (LIVE_LINES - 1) * sizeof(char *));
+        p->lines[LIVE_LINES - 1] = NULL;
         p->n_lines--;
     }
     char *l = rbx_xstrndup(line, len);
@@ -117,9 +126,7 @@ static void on_step(void *ud, const struct rbx_build_step *st)
         p->header = rbx_xasprintf("[%s %u/%u] %s", st->stage, st->index, st->total, st->text);
         p->header_printed = false;
         p->partial_len = 0;
-        for (size_t i = 0; i < p->n_lines; i++)
-            free(p->lines[i]);
-        p->n_lines = 0;
+        drop_lines(p);
         if (p->tty) {
             fprintf(stderr, "%s\n", p->header);
             p->header_printed = true;

@@ -75,6 +75,35 @@ expect_status "ADD of a URL without the network" 1 build 'FROM busybox
 ADD http://127.0.0.1:9/x /x' --network none
 assert_contains "says the network is off" "$ERR" "a URL needs the network"
 
+# ADD of a URL, from a web server on loopback (busybox httpd), checked against --checksum.
+mkdir -p "$RBX_TMP/www"
+echo "downloaded" >"$RBX_TMP/www/file.txt"
+SUM=$(sha256sum <"$RBX_TMP/www/file.txt" | cut -d' ' -f1)
+for _ in 1 2 3 4 5; do
+    PORT=$((20000 + RANDOM % 30000))
+    busybox httpd -f -p "127.0.0.1:$PORT" -h "$RBX_TMP/www" &
+    HTTPD=$!
+    sleep 0.2
+    kill -0 "$HTTPD" 2>/dev/null && break
+done
+RBX_CLEANUPS+=("kill $HTTPD 2>/dev/null")
+expect_status "ADD a URL" 0 build "FROM busybox
+ADD --checksum=sha256:$SUM http://127.0.0.1:$PORT/file.txt /dl/" -t "oci:$RBX_TMP/img:t"
+expect_status "downloaded" 0 inspect sh -c 'cat /dl/file.txt; stat -c %a /dl/file.txt'
+assert_eq "the file, mode 0600 as docker makes it" "$(echo $OUT)" "downloaded 600"
+expect_status "ADD a URL with the wrong checksum" 1 build "FROM busybox
+ADD --checksum=sha256:$(printf %064d 0) http://127.0.0.1:$PORT/file.txt /dl/"
+assert_contains "digest mismatch" "$ERR" "digest mismatch"
+kill "$HTTPD" 2>/dev/null
+
+# On a terminal: each step's line is redrawn with its status, RUN's output tail under it.
+if command -v script >/dev/null; then
+    printf '%s\n' 'FROM busybox' 'RUN echo line1; echo line2' >"$C/Dockerfile"
+    expect_status "a terminal" 0 script -qec "$REPROBOX --root $RBX_ROOT build --no-cache --build-context busybox=oci:$BUSYBOX $C" /dev/null
+    assert_contains "the step line redrawn with its status" "$OUT" "RUN echo line1; echo line2  DONE"
+    assert_contains "cursor moves, not new lines" "$OUT" $'\033[A'
+fi
+
 expect_status "ADD, COPY globs, dest rules, WORKDIR by USER" 0 build 'FROM busybox
 ADD bundle.tar.gz /unpacked/
 ADD --unpack=false bundle.tar.gz /kept/
