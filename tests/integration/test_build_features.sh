@@ -117,6 +117,23 @@ expect_status "results" 0 inspect sh -c 'ls /unpacked/opt/tool /kept /globbed /t
 assert_eq "archive extracted, copied as is with --unpack=false, globs, renames, dir contents" \
     "$(echo $OUT)" "/globbed: a.txt b.txt /kept: bundle.tar.gz /tree-contents: sub /tree-slash: sub /unpacked/opt/tool: run.sh one 1000:1000 1000:1000 exec"
 
+expect_status "config instructions" 0 build 'FROM busybox
+SHELL ["/bin/sh", "-ec"]
+RUN test "$0" = /bin/sh
+HEALTHCHECK --interval=5s --retries=3 CMD wget -q -O- http://localhost/ || exit 1
+STOPSIGNAL SIGQUIT
+VOLUME /data /logs
+EXPOSE 8000-8002/udp 9000
+ENTRYPOINT exec /bin/sleep 1
+MAINTAINER someone
+ONBUILD RUN echo later' -t "oci:$RBX_TMP/img:t"
+# The config blob as written (skopeo shows only the OCI fields, not docker's Shell, Healthcheck...)
+expect_status "the config" 0 sh -c 'm=$(skopeo inspect --raw "oci:$1:t" | jq -r .config.digest) && cat "$1/blobs/sha256/${m#sha256:}"' sh "$RBX_TMP/img"
+assert_eq "SHELL, HEALTHCHECK, STOPSIGNAL, VOLUME, EXPOSE, ENTRYPOINT (shell form, Cmd dropped), ONBUILD" \
+    "$(jq -c '.config | [.Shell, .Healthcheck, .StopSignal, .Volumes, (.ExposedPorts|keys), .Entrypoint, .Cmd, .OnBuild]' <<<"$OUT")" \
+    '[["/bin/sh","-ec"],{"Interval":5000000000,"Retries":3,"Test":["CMD-SHELL","wget -q -O- http://localhost/ || exit 1"]},"SIGQUIT",{"/data":{},"/logs":{}},["8000/udp","8001/udp","8002/udp","9000/tcp"],["/bin/sh","-ec","exec /bin/sleep 1"],null,["RUN echo later"]]'
+assert_eq "MAINTAINER is the author" "$(jq -r .author <<<"$OUT")" "someone"
+
 # Security regression: a symlink in the context that points out is resolved inside it.
 expect_status "test_build_context_symlink_never_followed_out" 1 build 'FROM busybox
 COPY outside/passwd /stolen'
