@@ -207,7 +207,8 @@ struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep);
 
 /* ---- writing layers (writer.c) --------------------------------------------------------------- */
 
-#define RBX_LAYER_GZIP_LEVEL 6 /* pinned: the blob digest depends on it */
+#define RBX_LAYER_GZIP_LEVEL 1 /* pinned: the blob digest depends on it; 1: a local build
+                               * is paid in time, not bytes (4x faster than 6, ~11% larger) */
 
 struct rbx_layer_write_opts {
     int64_t source_date_epoch; /* mtimes later than this are written as this */
