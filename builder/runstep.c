@@ -91,13 +91,15 @@ static bool only_heredoc(const char *text)
 
 struct command {
     char **argv;
-    char *script_path; /* a heredoc with #!: the file mounted at /dev/pipes/NAME */
-    char *script_target;
+    char *script;      /* a heredoc with #!: its body, run as a file ... */
+    char *script_path; /* ... written here (when a run dir was given) */
+    char *script_target; /* ... and mounted there: /dev/pipes/NAME */
 };
 
 static void command_clear(struct command *c)
 {
     rbx_strv_free(c->argv);
+    free(c->script);
     free(c->script_path);
     free(c->script_target);
 }
@@ -121,16 +123,19 @@ static int make_command(const struct rbx_bstage *st, const struct rbx_df_instr *
             const char *name = in->heredocs[0].name;
             if (strchr(name, '/') || !*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
                 return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "heredoc name \"%s\"", name);
-            c->script_path = rbx_xasprintf("%s/heredoc-%s", rundir, name);
-            int fd = open(c->script_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
-            if (fd < 0)
-                return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", c->script_path);
-            size_t len = strlen(data);
-            bool ok = write(fd, data, len) == (ssize_t)len && fchmod(fd, 0755) == 0;
-            close(fd);
-            if (!ok)
-                return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", c->script_path);
             c->script_target = rbx_xasprintf("/dev/pipes/%s", name);
+            c->script = rbx_xstrdup(data);
+            if (rundir) {
+                c->script_path = rbx_xasprintf("%s/heredoc-%s", rundir, name);
+                int fd = open(c->script_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+                if (fd < 0)
+                    return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", c->script_path);
+                size_t len = strlen(data);
+                bool ok = write(fd, data, len) == (ssize_t)len && fchmod(fd, 0755) == 0;
+                close(fd);
+                if (!ok)
+                    return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", c->script_path);
+            }
             rbx_strv_push(&c->argv, c->script_target);
             return 0;
         }
@@ -553,25 +558,16 @@ int rbx_step_run(struct rbx_build_state *b, struct rbx_bstage *st, const struct 
     _cleanup_strv_ char **kenv = key_env(st);
     /* The key: the command as it will run (a script's body included), and what it runs with. */
     struct command probe = {0};
-    _cleanup_free_ char *probe_dir = rbx_builder_dir(b, "scratch", err);
-    if (!probe_dir)
-        return -EIO;
-    int r = make_command(st, in, probe_dir, &probe, err);
+    int r = make_command(st, in, NULL, &probe, err);
     if (r < 0) {
         command_clear(&probe);
         return r;
-    }
-    _cleanup_free_ char *script = NULL;
-    if (probe.script_path) {
-        (void)rbx_read_file_at(AT_FDCWD, probe.script_path, RBX_DF_MAX_HEREDOC + 1, &script, NULL,
-                               NULL);
-        unlink(probe.script_path);
     }
     json_t *mkeys = json_array();
     _cleanup_json_ json_t *keyobj = json_pack(
         "{s:s, s:o, s:o, s:s?, s:s, s:s, s:o, s:s?}", "kind", "RUN", "argv", json_array(), "env",
         json_array(), "user", st->user, "workdir", st->workdir, "network",
-        net == RBX_NETWORK_HOST ? "host" : "none", "mounts", mkeys, "script", script);
+        net == RBX_NETWORK_HOST ? "host" : "none", "mounts", mkeys, "script", probe.script);
     for (size_t i = 0; probe.argv[i]; i++)
         json_array_append_new(json_object_get(keyobj, "argv"), json_string(probe.argv[i]));
     for (size_t i = 0; kenv[i]; i++)
@@ -596,10 +592,8 @@ int rbx_step_run(struct rbx_build_state *b, struct rbx_bstage *st, const struct 
         }
         _cleanup_free_ char *cmd = NULL;
         struct command c2 = {0};
-        if (make_command(st, in, probe_dir, &c2, NULL) == 0)
+        if (make_command(st, in, NULL, &c2, NULL) == 0)
             cmd = argv_text(c2.argv);
-        if (c2.script_path)
-            unlink(c2.script_path);
         command_clear(&c2);
         history = n_args ? rbx_xasprintf("RUN |%zu%s %s", n_args, args, cmd ? cmd : "")
                          : rbx_xasprintf("RUN %s", cmd ? cmd : "");

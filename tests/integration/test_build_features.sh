@@ -134,6 +134,19 @@ assert_eq "SHELL, HEALTHCHECK, STOPSIGNAL, VOLUME, EXPOSE, ENTRYPOINT (shell for
     '[["/bin/sh","-ec"],{"Interval":5000000000,"Retries":3,"Test":["CMD-SHELL","wget -q -O- http://localhost/ || exit 1"]},"SIGQUIT",{"/data":{},"/logs":{}},["8000/udp","8001/udp","8002/udp","9000/tcp"],["/bin/sh","-ec","exec /bin/sleep 1"],null,["RUN echo later"]]'
 assert_eq "MAINTAINER is the author" "$(jq -r .author <<<"$OUT")" "someone"
 
+expect_status "a heredoc with #! runs as a file" 0 build 'FROM busybox
+RUN <<EOF
+#!/bin/sh
+echo "script ran as $0" > /script-out
+EOF
+RUN cat > /more <<A && cat >> /more <<B
+first
+A
+second
+B' -t "oci:$RBX_TMP/img:t"
+expect_status "heredoc results" 0 inspect cat /script-out /more
+assert_eq "as BuildKit runs them" "$(echo $OUT)" "script ran as /dev/pipes/EOF first second"
+
 # Security regression: a symlink in the context that points out is resolved inside it.
 expect_status "test_build_context_symlink_never_followed_out" 1 build 'FROM busybox
 COPY outside/passwd /stolen'
