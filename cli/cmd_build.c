@@ -30,7 +30,6 @@ static void build_usage(FILE *out)
           "      --platform OS/ARCH       the platform of the base images (default: this host)\n"
           "      --pull POLICY            docker:// base images (a FROM name without a transport\n"
           "                               is one): missing (default), always or never\n"
-          CLI_REGISTRY_HELP
           "      --source-date-epoch N    clamp mtimes and set `created` to N (default:\n"
           "                               $SOURCE_DATE_EPOCH, else 0)\n"
           "      --no-cache               run every step (results are still cached)\n"
@@ -40,6 +39,7 @@ static void build_usage(FILE *out)
           "      --progress MODE          auto (default), plain or tty\n"
           "  -q, --quiet                  no progress: only errors and the digest\n"
           "  -h, --help                   this help\n\n"
+          "Registry options, for docker:// base images:\n" CLI_REGISTRY_HELP "\n"
           "Prints the image's manifest digest on stdout. Exit status: 0; 1 when a step fails,\n"
           "the Dockerfile is wrong or --check finds a difference; 125 for bad flags.\n",
           out);
