@@ -31,7 +31,8 @@ void rbx_build_warn(struct rbx_build_state *b, const char *fmt, ...)
     free(msg);
 }
 
-/* ---- results ----------------------------------------------------------------------------------- */
+/* ---- results -----------------------------------------------------------------------------------
+ */
 
 void rbx_build_result_clear(struct rbx_build_result *res)
 {
@@ -55,7 +56,8 @@ void rbx_build_result_clear(struct rbx_build_result *res)
     memset(res, 0, sizeof(*res));
 }
 
-/* ---- stages ------------------------------------------------------------------------------------ */
+/* ---- stages ------------------------------------------------------------------------------------
+ */
 
 static void stage_clear(struct rbx_bstage *st)
 {
@@ -117,7 +119,8 @@ int rbx_stage_add_layer(struct rbx_build_state *b, struct rbx_bstage *st,
     return 0;
 }
 
-/* ---- images named by FROM, --from and from= ------------------------------------------------------ */
+/* ---- images named by FROM, --from and from=
+ * ------------------------------------------------------ */
 
 static int open_image(struct rbx_build_state *b, const char *name,
                       const struct rbx_platform *platform, struct rbx_ctx_image **out,
@@ -304,7 +307,8 @@ static int stage_from(struct rbx_build_state *b, struct rbx_bstage *st, const ch
     return 0;
 }
 
-/* ---- build args and the global ARGs -------------------------------------------------------------- */
+/* ---- build args and the global ARGs
+ * -------------------------------------------------------------- */
 
 static const char *const proxy_args[] = {
     "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
@@ -337,8 +341,9 @@ static int setup_args(struct rbx_build_state *b, struct rbx_error **err)
     snprintf(plat, sizeof(plat), "%s/%s%s%s", p->os, p->architecture, p->variant[0] ? "/" : "",
              p->variant);
     const char *auto_args[][2] = {
-        {"BUILDPLATFORM", plat}, {"BUILDOS", p->os}, {"BUILDARCH", p->architecture},
-        {"BUILDVARIANT", p->variant}, {"TARGETPLATFORM", plat}, {"TARGETOS", p->os},
+        {"BUILDPLATFORM", plat},         {"BUILDOS", p->os},
+        {"BUILDARCH", p->architecture},  {"BUILDVARIANT", p->variant},
+        {"TARGETPLATFORM", plat},        {"TARGETOS", p->os},
         {"TARGETARCH", p->architecture}, {"TARGETVARIANT", p->variant},
     };
     for (size_t i = 0; i < RBX_ARRAY_SIZE(auto_args); i++) {
@@ -399,7 +404,8 @@ static int mark_needed(struct rbx_build_state *b, size_t i, unsigned depth, stru
         return 0;
     st->needed = true;
     if (depth > b->n_stages)
-        return rbx_error_set(err, RBX_ERR_MALFORMED, ELOOP, "stages depend on each other in a loop");
+        return rbx_error_set(err, RBX_ERR_MALFORMED, ELOOP,
+                             "stages depend on each other in a loop");
     const struct rbx_df_stage *s = st->df;
     _cleanup_free_ char *image = NULL, *platform = NULL;
     int r = expand_from(b, s, &image, &platform, err);
@@ -435,7 +441,8 @@ static int mark_needed(struct rbx_build_state *b, size_t i, unsigned depth, stru
     return 0;
 }
 
-/* ---- one stage, step by step ---------------------------------------------------------------------- */
+/* ---- one stage, step by step
+ * ---------------------------------------------------------------------- */
 
 static void step_event(struct rbx_build_state *b, enum rbx_step_state state)
 {
@@ -448,12 +455,11 @@ static void step_event(struct rbx_build_state *b, enum rbx_step_state state)
     const char *status = state == RBX_STEP_CACHED   ? "cached"
                          : state == RBX_STEP_FAILED ? "failed"
                                                     : "done";
-    json_array_append_new(
-        b->res->steps,
-        json_pack("{s:s, s:i, s:i, s:i, s:s, s:s, s:I}", "stage", b->cur.stage, "index",
-                  b->cur.index, "total", b->cur.total, "line", b->cur.line, "instruction",
-                  b->cur.text, "status", status, "duration_ms",
-                  (json_int_t)(b->cur.duration_ns / 1000000)));
+    json_array_append_new(b->res->steps,
+                          json_pack("{s:s, s:i, s:i, s:i, s:s, s:s, s:I}", "stage", b->cur.stage,
+                                    "index", b->cur.index, "total", b->cur.total, "line",
+                                    b->cur.line, "instruction", b->cur.text, "status", status,
+                                    "duration_ms", (json_int_t)(b->cur.duration_ns / 1000000)));
     b->res->n_steps++;
     if (state == RBX_STEP_CACHED)
         b->res->n_cached++;
@@ -477,7 +483,6 @@ static void failure_fill(struct rbx_build_state *b, const struct rbx_bstage *st,
     free(f->message);
     f->message = rbx_xstrdup(e ? e->message : "failed");
 }
-
 
 static int run_instruction(struct rbx_build_state *b, struct rbx_bstage *st,
                            const struct rbx_df_instr *in, struct rbx_error **err)
@@ -509,8 +514,8 @@ static int build_stage(struct rbx_build_state *b, struct rbx_bstage *st, struct 
     const struct rbx_df_stage *s = st->df;
     st->building = true;
     b->cur_stage = st;
-    b->cur = (struct rbx_build_step){.stage = st->name, .index = 1,
-                                     .total = (unsigned)s->n_instrs + 1, .line = s->from.line};
+    b->cur = (struct rbx_build_step){
+        .stage = st->name, .index = 1, .total = (unsigned)s->n_instrs + 1, .line = s->from.line};
     _cleanup_free_ char *image = NULL, *platform = NULL;
     int r = expand_from(b, s, &image, &platform, err);
     if (r < 0)
@@ -557,7 +562,8 @@ static int build_stage(struct rbx_build_state *b, struct rbx_bstage *st, struct 
     return 0;
 }
 
-/* ---- the whole build ------------------------------------------------------------------------------ */
+/* ---- the whole build
+ * ------------------------------------------------------------------------------ */
 
 static void state_clear(struct rbx_build_state *b)
 {
@@ -632,8 +638,8 @@ static int write_outputs(struct rbx_build_state *b, const struct rbx_bstage *st,
         res->layer_steps[i] = rbx_xstrdup(st->layers[i].step);
         res->n_layers = i + 1;
     }
-    _cleanup_free_ char *manifest = rbx_manifest_build(
-        res->config_digest, (int64_t)strlen(res->config), ls, st->n_layers);
+    _cleanup_free_ char *manifest =
+        rbx_manifest_build(res->config_digest, (int64_t)strlen(res->config), ls, st->n_layers);
     rbx_sha256_buf(manifest, strlen(manifest), res->manifest_digest);
     int r = 0;
     for (size_t i = 0; r == 0 && b->opts->tags && b->opts->tags[i]; i++) {

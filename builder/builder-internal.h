@@ -58,18 +58,18 @@ static inline char **rbx_strvec_take(struct rbx_strvec *sv)
     return v;
 }
 
-/* ---- a read-only view of a rootfs made of layer dirs (view.c) --------------------------------- */
+/* ---- a read-only view of a rootfs made of layer dirs (view.c) -------------------------------- */
 
 struct rbx_view;
 /* A resolved entry. Directories carry their dir in every layer that contributes to them. */
 struct rbx_vnode {
-    int fd;         /* O_PATH, O_NOFOLLOW: the entry in its topmost layer */
+    int fd; /* O_PATH, O_NOFOLLOW: the entry in its topmost layer */
     struct stat st;
     size_t layer;   /* that layer, counted from the top (0) */
     int *dirs;      /* a directory: its O_PATH fds, top layer first */
     size_t *layers; /* ... and which layer each is */
     size_t n_dirs;
-    char *path;     /* canonical, relative to the root ("" for the root) */
+    char *path; /* canonical, relative to the root ("" for the root) */
 };
 /* `dirs` lowest first (as images list layers). `overlay`: 0/0 character devices are whiteouts and
  * user.overlay.opaque directories hide what is below. `ignore` (borrowed, may be NULL) hides the
@@ -110,7 +110,7 @@ struct rbx_blayer {
 struct rbx_bstage {
     size_t index;
     const struct rbx_df_stage *df;
-    char *name;  /* as shown */
+    char *name; /* as shown */
     bool needed, built, building;
     struct rbx_blayer *layers;
     size_t n_layers;
@@ -140,8 +140,8 @@ struct rbx_build_state {
     const struct rbx_build_opts *opts;
     struct rbx_build_result *res;
     struct rbx_dockerfile *df;
-    char *df_name;       /* "Dockerfile", as messages name it */
-    char *ctx_path;      /* absolute */
+    char *df_name;  /* "Dockerfile", as messages name it */
+    char *ctx_path; /* absolute */
     struct rbx_ignore *ignore;
     struct rbx_view *ctx; /* the context, .dockerignore applied */
     char **build_args;    /* "K=V" given on the command line */
@@ -175,12 +175,12 @@ char **rbx_stage_layer_dirs(const struct rbx_bstage *st);
 void rbx_stage_history(struct rbx_build_state *b, struct rbx_bstage *st, const char *created_by,
                        bool empty_layer);
 
-/* ---- instructions that only change the config (instr.c) ---------------------------------------- */
+/* ---- instructions that only change the config (instr.c) -------------------------------------- */
 
 /* ENV, LABEL, MAINTAINER, WORKDIR (the config part), USER, CMD, ENTRYPOINT, SHELL, EXPOSE,
  * VOLUME, STOPSIGNAL, HEALTHCHECK, ONBUILD, ARG; `in` is substituted already (ARG is not). */
-int rbx_instr_config(struct rbx_build_state *b, struct rbx_bstage *st, const struct rbx_df_instr *in,
-                     struct rbx_error **err);
+int rbx_instr_config(struct rbx_build_state *b, struct rbx_bstage *st,
+                     const struct rbx_df_instr *in, struct rbx_error **err);
 /* The command a shell-form RUN/CMD/ENTRYPOINT runs: the stage's SHELL + the text. */
 char **rbx_stage_shell_wrap(const struct rbx_bstage *st, const char *text);
 /* The final image config (canonical JSON). */
@@ -188,7 +188,7 @@ char *rbx_stage_config_json(struct rbx_build_state *b, const struct rbx_bstage *
 /* "1970-01-01T00:00:00Z" for a unix time. */
 void rbx_rfc3339(int64_t t, char out[32]);
 
-/* ---- the step cache (cache.c) ------------------------------------------------------------------ */
+/* ---- the step cache (cache.c) ---------------------------------------------------------------- */
 
 struct rbx_cache_hit {
     struct rbx_layer_blob blob;
@@ -205,7 +205,7 @@ int rbx_cache_put(struct rbx_build_state *b, const char *key, const struct rbx_c
 /* The store's builder dir (<store>/builder/<sub>), created. Caller frees. */
 char *rbx_builder_dir(struct rbx_build_state *b, const char *sub, struct rbx_error **err);
 
-/* ---- RUN (runstep.c) and COPY/ADD (copy.c) ------------------------------------------------------ */
+/* ---- RUN (runstep.c) and COPY/ADD (copy.c) --------------------------------------------------- */
 
 int rbx_step_run(struct rbx_build_state *b, struct rbx_bstage *st, const struct rbx_df_instr *in,
                  const struct rbx_df_instr *raw, struct rbx_error **err);

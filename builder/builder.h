@@ -248,7 +248,7 @@ enum rbx_ignore_verdict {
 enum rbx_ignore_verdict rbx_ignore_match(const struct rbx_ignore *ign, const char *path,
                                          bool is_dir);
 
-/* ---- building: a Dockerfile replayed in the sandbox into an image (build.c) -------------------- */
+/* ---- building: a Dockerfile replayed in the sandbox into an image (build.c) ------------------ */
 
 #include "layers/layers.h"
 #include "sandbox/sandbox.h"
@@ -280,21 +280,21 @@ struct rbx_build_events {
 };
 
 struct rbx_build_opts {
-    const char *context;    /* the build context directory */
-    const char *dockerfile; /* NULL: CONTEXT/Dockerfile */
-    const char *target;     /* the stage to build; NULL: the last */
+    const char *context;     /* the build context directory */
+    const char *dockerfile;  /* NULL: CONTEXT/Dockerfile */
+    const char *target;      /* the stage to build; NULL: the last */
     char *const *build_args; /* "K=V", or "K" taking the value from caller_env */
     char *const *caller_env;
     char *const *build_contexts; /* "NAME=REF": FROM NAME and --from=NAME read the image REF */
     char *const *secrets;        /* "id=ID,src=FILE" or "id=ID,env=VAR" */
     char *const *allow;          /* entitlements: "network.host" (RUN --network=host) */
     char *const *tags;           /* where the image is written: oci:DIR[:TAG], docker-archive:... */
-    enum rbx_network_mode network; /* for RUN: RBX_NETWORK_HOST (docker's default) or NONE */
-    int64_t source_date_epoch;     /* mtimes clamped to it, `created` set to it */
+    enum rbx_network_mode network;       /* for RUN: RBX_NETWORK_HOST (docker's default) or NONE */
+    int64_t source_date_epoch;           /* mtimes clamped to it, `created` set to it */
     const struct rbx_platform *platform; /* NULL: the host's */
     enum rbx_pull_policy pull;           /* docker:// base images (a bare FROM name is one) */
     const struct rbx_registry_opts *registry; /* NULL: defaults */
-    bool no_cache;    /* run every step (the results are still cached) */
+    bool no_cache;                            /* run every step (the results are still cached) */
     bool keep_failed; /* keep the failed step's rootfs changes for `reprobox shell --failed` */
     struct rbx_build_events events;
     /* for --check's second build */
@@ -306,19 +306,19 @@ struct rbx_build_opts {
 struct rbx_build_failure {
     char *stage;
     unsigned line, index, total;
-    char *instruction;   /* the step as shown */
-    char **command;      /* the argv as run (RUN), else NULL */
-    int exit_code;       /* RUN's status (docker's: 128+N for signal N); -1 for other steps */
-    char *output_tail;   /* the last lines of its output */
+    char *instruction; /* the step as shown */
+    char **command;    /* the argv as run (RUN), else NULL */
+    int exit_code;     /* RUN's status (docker's: 128+N for signal N); -1 for other steps */
+    char *output_tail; /* the last lines of its output */
     uint64_t duration_ns;
-    char *message;       /* the error as printed */
-    char *kept_rootfs;   /* with keep_failed: the failed step's changes */
+    char *message;     /* the error as printed */
+    char *kept_rootfs; /* with keep_failed: the failed step's changes */
 };
 
 struct rbx_build_result {
     char manifest_digest[RBX_DIGEST_LEN + 1];
     char config_digest[RBX_DIGEST_LEN + 1];
-    char *config; /* canonical JSON */
+    char *config;                 /* canonical JSON */
     struct rbx_out_layer *layers; /* blob_dirfd owned by the result */
     char **layer_steps;           /* what made each layer: "base image", "Dockerfile:7 RUN ..." */
     size_t n_layers;
@@ -338,19 +338,19 @@ int rbx_build(struct rbx_store *store, const struct rbx_build_opts *opts,
               struct rbx_build_result *res, struct rbx_error **err);
 void rbx_build_result_clear(struct rbx_build_result *res);
 
-/* ---- --check: build again under other conditions and compare (check.c) ------------------------ */
+/* ---- --check: build again under other conditions and compare (check.c) ----------------------- */
 
 struct rbx_check_result {
     bool reproducible;
     char first_digest[RBX_DIGEST_LEN + 1], second_digest[RBX_DIGEST_LEN + 1];
     char **variations; /* what the second build changed, for people */
     /* when not reproducible: the first difference */
-    long layer;    /* index of the first differing layer, -1 when the layers agree */
-    char *step;    /* what made it */
-    char *path;    /* the entry, or the config field */
-    char *field;   /* "content", "mtime", "mode", "owner", "order", "type", "link", "xattrs",
-                    * "size", "missing", "config" */
-    char *detail;  /* "mtime 0 vs 1700000000" */
+    long layer;   /* index of the first differing layer, -1 when the layers agree */
+    char *step;   /* what made it */
+    char *path;   /* the entry, or the config field */
+    char *field;  /* "content", "mtime", "mode", "owner", "order", "type", "link", "xattrs",
+                   * "size", "missing", "config" */
+    char *detail; /* "mtime 0 vs 1700000000" */
 };
 
 /* Build opts as rbx_build does (first result in `first`), then again in a child process with
@@ -366,16 +366,16 @@ void rbx_check_result_clear(struct rbx_check_result *c);
 json_t *rbx_build_report(const struct rbx_build_result *res, const struct rbx_check_result *check,
                          const struct rbx_error *error);
 
-/* ---- the failed step, for `reprobox shell --failed` (failed.c) --------------------------------- */
+/* ---- the failed step, for `reprobox shell --failed` (failed.c) ------------------------------- */
 
 struct rbx_failed_step {
-    char **lowers;     /* layer dirs, lowest first; the kept changes on top when there are some */
-    bool has_changes;  /* the step's own changes are there (it was kept) */
+    char **lowers;    /* layer dirs, lowest first; the kept changes on top when there are some */
+    bool has_changes; /* the step's own changes are there (it was kept) */
     char **env;
     char *user, *cwd;
-    char **shell;      /* the stage's SHELL, else /bin/sh -c */
+    char **shell; /* the stage's SHELL, else /bin/sh -c */
     enum rbx_network_mode network;
-    char *where;       /* "Dockerfile:7 RUN pnpm build" */
+    char *where; /* "Dockerfile:7 RUN pnpm build" */
 };
 /* Read the record the last failed build left in the store. RBX_ERR_NOT_FOUND when none. */
 int rbx_build_failed_load(struct rbx_store *store, struct rbx_failed_step *out,

@@ -1,6 +1,7 @@
 /* cache.c — the step cache: <store>/builder/cache/<key>.json names the layer a step made (or that
  * it made none). A key hashes the rootfs chain the step ran on, the step as substituted, what it
- * ran with (env, user, workdir, shell, network, mounts, build args) and the digest of its inputs. */
+ * ran with (env, user, workdir, shell, network, mounts, build args) and the digest of its inputs.
+ */
 #include "builder/builder-internal.h"
 
 #include <fcntl.h>

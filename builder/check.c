@@ -24,7 +24,8 @@ void rbx_check_result_clear(struct rbx_check_result *c)
     memset(c, 0, sizeof(*c));
 }
 
-/* ---- the context, copied elsewhere: same content, other path, new mtimes ----------------------- */
+/* ---- the context, copied elsewhere: same content, other path, new mtimes -----------------------
+ */
 
 static int copy_tree(int src, int dst, unsigned depth, struct rbx_error **err)
 {
@@ -49,8 +50,10 @@ static int copy_tree(int src, int dst, unsigned depth, struct rbx_error **err)
         if (S_ISDIR(st.st_mode)) {
             if (mkdirat(dst, n, 0700) < 0)
                 return rbx_error_set_errno(err, RBX_ERR_IO, errno, "copy \"%s\"", n);
-            _cleanup_close_ int s2 = openat(src, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            _cleanup_close_ int d2 = openat(dst, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            _cleanup_close_ int s2 =
+                openat(src, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            _cleanup_close_ int d2 =
+                openat(dst, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (s2 < 0 || d2 < 0)
                 return rbx_error_set_errno(err, RBX_ERR_IO, errno, "copy \"%s\"", n);
             if ((r = copy_tree(s2, d2, depth + 1, err)) < 0)
@@ -84,15 +87,15 @@ static int copy_tree(int src, int dst, unsigned depth, struct rbx_error **err)
     return 0;
 }
 
-/* ---- the second build, in a child ----------------------------------------------------------------- */
+/* ---- the second build, in a child
+ * ----------------------------------------------------------------- */
 
 static json_t *result_json(const struct rbx_build_result *res, const struct rbx_error *e)
 {
     json_t *ls = json_array();
     for (size_t i = 0; i < res->n_layers; i++)
-        json_array_append_new(ls, json_pack("{s:s, s:s, s:s, s:I}", "digest",
-                                            res->layers[i].digest, "diff_id",
-                                            res->layers[i].diff_id, "media_type",
+        json_array_append_new(ls, json_pack("{s:s, s:s, s:s, s:I}", "digest", res->layers[i].digest,
+                                            "diff_id", res->layers[i].diff_id, "media_type",
                                             res->layers[i].media_type, "size",
                                             (json_int_t)res->layers[i].size));
     return json_pack("{s:s?, s:s, s:s?, s:o}", "error", e ? e->message : NULL, "manifest",
@@ -178,8 +181,8 @@ static bool json_first_diff(json_t *a, json_t *b, const char *path, char **out)
                     keys[j] = t;
                 }
         for (size_t i = 0; i < n; i++) {
-            _cleanup_free_ char *p = *path ? rbx_xasprintf("%s.%s", path, keys[i])
-                                           : rbx_xstrdup(keys[i]);
+            _cleanup_free_ char *p =
+                *path ? rbx_xasprintf("%s.%s", path, keys[i]) : rbx_xstrdup(keys[i]);
             json_t *va = json_object_get(a, keys[i]), *vb = json_object_get(b, keys[i]);
             if (!va || !vb) {
                 *out = TAKE_PTR(p);
@@ -190,7 +193,8 @@ static bool json_first_diff(json_t *a, json_t *b, const char *path, char **out)
         }
     }
     if (json_is_array(a) && json_is_array(b)) {
-        size_t n = json_array_size(a) > json_array_size(b) ? json_array_size(a) : json_array_size(b);
+        size_t n =
+            json_array_size(a) > json_array_size(b) ? json_array_size(a) : json_array_size(b);
         for (size_t i = 0; i < n; i++) {
             _cleanup_free_ char *p = rbx_xasprintf("%s[%zu]", path, i);
             json_t *va = json_array_get(a, i), *vb = json_array_get(b, i);
@@ -230,8 +234,7 @@ static void push_variations(struct rbx_check_result *c, const char *ctx_copy)
 /* The second build and the comparison, in the scratch area (removed by the caller). */
 static int check_in(struct rbx_store *store, const struct rbx_build_opts *opts,
                     struct rbx_build_result *first, struct rbx_check_result *check,
-                    const char *ctx_real, const char *ctx, const char *home,
-                    struct rbx_error **err)
+                    const char *ctx_real, const char *ctx, const char *home, struct rbx_error **err)
 {
     int r = 0;
     {
@@ -298,8 +301,8 @@ static int check_in(struct rbx_store *store, const struct rbx_build_opts *opts,
     }
     const char *serr = json_string_value(json_object_get(sj, "error"));
     if (serr) {
-        r = rbx_error_set(err, RBX_ERR_BUILD, EIO, "the second build (varied conditions) failed: %s",
-                          serr);
+        r = rbx_error_set(err, RBX_ERR_BUILD, EIO,
+                          "the second build (varied conditions) failed: %s", serr);
         return r;
     }
     snprintf(check->first_digest, sizeof(check->first_digest), "%s", first->manifest_digest);
@@ -315,8 +318,8 @@ static int check_in(struct rbx_store *store, const struct rbx_build_opts *opts,
     for (size_t i = 0; i < first->n_layers || i < n2; i++) {
         json_t *l2 = json_array_get(ls, i);
         if (i < first->n_layers && l2 &&
-            strcmp(first->layers[i].diff_id,
-                   json_string_value(json_object_get(l2, "diff_id"))) == 0)
+            strcmp(first->layers[i].diff_id, json_string_value(json_object_get(l2, "diff_id"))) ==
+                0)
             continue;
         check->layer = (long)i;
         check->step = rbx_xstrdup(i < first->n_layers ? first->layer_steps[i] : "(none)");
@@ -349,9 +352,11 @@ static int check_in(struct rbx_store *store, const struct rbx_build_opts *opts,
     }
     /* Same layers: the config differs. */
     {
-        _cleanup_json_ json_t *c1 = rbx_json_loadb(first->config, strlen(first->config), "config", NULL);
+        _cleanup_json_ json_t *c1 =
+            rbx_json_loadb(first->config, strlen(first->config), "config", NULL);
         const char *c2text = json_string_value(json_object_get(sj, "config"));
-        _cleanup_json_ json_t *c2 = c2text ? rbx_json_loadb(c2text, strlen(c2text), "config", NULL) : NULL;
+        _cleanup_json_ json_t *c2 =
+            c2text ? rbx_json_loadb(c2text, strlen(c2text), "config", NULL) : NULL;
         char *where = NULL;
         if (c1 && c2 && json_first_diff(c1, c2, "", &where)) {
             check->path = where;
@@ -399,14 +404,17 @@ int rbx_build_check(struct rbx_store *store, const struct rbx_build_opts *opts,
     return r;
 }
 
-/* ---- the report ------------------------------------------------------------------------------------- */
+/* ---- the report
+ * ------------------------------------------------------------------------------------- */
 
 json_t *rbx_build_report(const struct rbx_build_result *res, const struct rbx_check_result *check,
                          const struct rbx_error *error)
 {
     json_t *j = json_object();
     json_object_set_new(j, "status",
-                        json_string(res->failed ? "failed" : error ? "error" : "succeeded"));
+                        json_string(res->failed ? "failed"
+                                    : error     ? "error"
+                                                : "succeeded"));
     json_object_set_new(j, "network",
                         json_string(res->network == RBX_NETWORK_HOST ? "host" : "none"));
     json_object_set_new(j, "duration_ms", json_integer((json_int_t)(res->duration_ns / 1000000)));
@@ -417,11 +425,10 @@ json_t *rbx_build_report(const struct rbx_build_result *res, const struct rbx_ch
                                 "config_digest", res->config_digest);
         json_t *ls = json_array();
         for (size_t i = 0; i < res->n_layers; i++)
-            json_array_append_new(ls, json_pack("{s:s, s:s, s:I, s:s}", "digest",
-                                                res->layers[i].digest, "diff_id",
-                                                res->layers[i].diff_id, "size",
-                                                (json_int_t)res->layers[i].size, "made_by",
-                                                res->layer_steps[i]));
+            json_array_append_new(
+                ls, json_pack("{s:s, s:s, s:I, s:s}", "digest", res->layers[i].digest, "diff_id",
+                              res->layers[i].diff_id, "size", (json_int_t)res->layers[i].size,
+                              "made_by", res->layer_steps[i]));
         json_object_set_new(img, "layers", ls);
         json_t *w = json_array();
         for (size_t i = 0; res->written && res->written[i]; i++)
@@ -447,9 +454,9 @@ json_t *rbx_build_report(const struct rbx_build_result *res, const struct rbx_ch
         json_object_set_new(j, "failure", fj);
     }
     if (error)
-        json_object_set_new(j, "error", json_pack("{s:s, s:s}", "kind",
-                                                  rbx_error_kind_name(error->kind), "message",
-                                                  error->message));
+        json_object_set_new(j, "error",
+                            json_pack("{s:s, s:s}", "kind", rbx_error_kind_name(error->kind),
+                                      "message", error->message));
     if (check && (check->first_digest[0] || check->variations)) {
         json_t *cj = json_pack("{s:b, s:s, s:s}", "reproducible", check->reproducible, "first",
                                check->first_digest, "second", check->second_digest);
@@ -460,8 +467,8 @@ json_t *rbx_build_report(const struct rbx_build_result *res, const struct rbx_ch
         if (!check->reproducible && check->field)
             json_object_set_new(cj, "difference",
                                 json_pack("{s:I, s:s?, s:s?, s:s?, s:s?}", "layer",
-                                          (json_int_t)(check->layer + 1), "made_by", check->step, "path",
-                                          check->path, "field", check->field, "detail",
+                                          (json_int_t)(check->layer + 1), "made_by", check->step,
+                                          "path", check->path, "field", check->field, "detail",
                                           check->detail));
         json_object_set_new(j, "check", cj);
     }

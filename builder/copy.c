@@ -16,7 +16,8 @@
 #define PASSWD_MAX (4u << 20)
 #define URL_MAX_BYTES ((uint64_t)8 << 30)
 
-/* ---- the plan ----------------------------------------------------------------------------------- */
+/* ---- the plan -----------------------------------------------------------------------------------
+ */
 
 enum cop_kind {
     COP_DIR,
@@ -42,8 +43,8 @@ struct cop {
     int64_t mtime;
     dev_t rdev;
     int64_t size;
-    char *link;  /* symlink target; the first name of a hardlink */
-    int srcfd;   /* a layer root (borrowed) with src below it, or AT_FDCWD with src absolute */
+    char *link; /* symlink target; the first name of a hardlink */
+    int srcfd;  /* a layer root (borrowed) with src below it, or AT_FDCWD with src absolute */
     char *src;
     char *data;
     size_t len;
@@ -134,7 +135,8 @@ static const char *base_name(const char *p)
     return s ? s + 1 : p;
 }
 
-/* ---- --chown and --chmod ---------------------------------------------------------------------- */
+/* ---- --chown and --chmod ----------------------------------------------------------------------
+ */
 
 static bool all_digits(const char *s)
 {
@@ -216,8 +218,7 @@ int rbx_chown_resolve(const struct rbx_view *v, const char *spec, uid_t *uid, gi
     return 0;
 }
 
-int rbx_chmod_parse(const char *spec, mode_t mode, bool is_dir, mode_t *out,
-                    struct rbx_error **err)
+int rbx_chmod_parse(const char *spec, mode_t mode, bool is_dir, mode_t *out, struct rbx_error **err)
 {
     if (all_digits(spec)) {
         char *end;
@@ -278,7 +279,8 @@ bad:
     return rbx_error_set(err, RBX_ERR_USAGE, EINVAL, "invalid chmod parameter: '%s'", spec);
 }
 
-/* ---- planning ---------------------------------------------------------------------------------- */
+/* ---- planning ----------------------------------------------------------------------------------
+ */
 
 static void read_xattrs(int fd, bool is_link, struct cop *o)
 {
@@ -561,8 +563,8 @@ static int plan_source(struct plan *p, const struct source *s, const char *src_w
         struct rbx_vnode n;
         r = rbx_view_lookup(s->view, matches[i], true, &n, err);
         if (r == -ENOENT || r == -ENOTDIR)
-            return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT, "\"/%s\": not found%s",
-                                 matches[i], s->context ? " in the build context" : "");
+            return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT, "\"/%s\": not found%s", matches[i],
+                                 s->context ? " in the build context" : "");
         if (r < 0)
             return r;
         if (S_ISDIR(n.st.st_mode)) {
@@ -624,7 +626,8 @@ static int plan_source(struct plan *p, const struct source *s, const char *src_w
     return 0;
 }
 
-/* ---- hashing: the inputs' digest for the cache key ---------------------------------------------- */
+/* ---- hashing: the inputs' digest for the cache key ----------------------------------------------
+ */
 
 static void hash_str(struct rbx_sha256 *h, const char *s)
 {
@@ -806,7 +809,8 @@ static int exec_op(int stagefd, const struct cop *o, bool chown_tree, uid_t uid,
     case COP_TAR: {
         if (!exists && mkdirat(parent, name, 0700) < 0)
             return rbx_error_set_errno(err, RBX_ERR_IO, errno, "/%s: mkdir", o->dst);
-        _cleanup_close_ int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_close_ int fd =
+            openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
             return rbx_error_set_errno(err, RBX_ERR_IO, errno, "/%s: open", o->dst);
         if (o->kind == COP_TAR) {
@@ -878,8 +882,8 @@ static int exec_op(int stagefd, const struct cop *o, bool chown_tree, uid_t uid,
     }
     case COP_NODE:
         if (mknodat(parent, name, o->type | (o->perm & 0777), o->rdev) < 0)
-            return rbx_error_set_errno(err, errno == EPERM ? RBX_ERR_PERMISSION : RBX_ERR_IO,
-                                       errno, "/%s: mknod", o->dst);
+            return rbx_error_set_errno(err, errno == EPERM ? RBX_ERR_PERMISSION : RBX_ERR_IO, errno,
+                                       "/%s: mknod", o->dst);
         if (fchownat(parent, name, o->uid, o->gid, AT_SYMLINK_NOFOLLOW) < 0)
             return owner_error(err, errno, o);
         if (fchmodat(parent, name, o->perm, 0) < 0 ||
@@ -909,7 +913,8 @@ static int plan_execute(const struct plan *p, int stagefd, struct rbx_error **er
     return 0;
 }
 
-/* ---- ADD of a URL -------------------------------------------------------------------------------- */
+/* ---- ADD of a URL
+ * -------------------------------------------------------------------------------- */
 
 struct dl {
     int fd;
@@ -939,8 +944,7 @@ static size_t dl_write(char *data, size_t size, size_t n, void *ud)
     return len;
 }
 
-static int download(const char *url, const char *path, const char *checksum,
-                    struct rbx_error **err)
+static int download(const char *url, const char *path, const char *checksum, struct rbx_error **err)
 {
     _cleanup_close_ int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -972,8 +976,8 @@ static int download(const char *url, const char *path, const char *checksum,
         char got[RBX_DIGEST_LEN + 1];
         rbx_sha256_final(h, got);
         if (strcmp(got, checksum) != 0)
-            return rbx_error_set(err, RBX_ERR_DIGEST, EBADMSG,
-                                 "ADD %s: digest mismatch %s: %s", url, checksum, got);
+            return rbx_error_set(err, RBX_ERR_DIGEST, EBADMSG, "ADD %s: digest mismatch %s: %s",
+                                 url, checksum, got);
     }
     return 0;
 }
@@ -986,10 +990,12 @@ static bool is_url(const char *s)
 static bool is_git(const char *s)
 {
     return strncmp(s, "git@", 4) == 0 || strncmp(s, "git://", 6) == 0 ||
-           (is_url(s) && (strstr(s, ".git#") || (strlen(s) > 4 && !strcmp(s + strlen(s) - 4, ".git"))));
+           (is_url(s) &&
+            (strstr(s, ".git#") || (strlen(s) > 4 && !strcmp(s + strlen(s) - 4, ".git"))));
 }
 
-/* ---- the steps ---------------------------------------------------------------------------------- */
+/* ---- the steps ----------------------------------------------------------------------------------
+ */
 
 static int stage_view(const struct rbx_bstage *st, struct rbx_view **v, struct rbx_error **err)
 {
@@ -1041,9 +1047,8 @@ static int resolve_dest(const struct rbx_view *target, const char *path, char **
 }
 
 /* Write the staging dir as a layer of the stage (or note that it made none), and cache it. */
-static int commit_staging(struct rbx_build_state *b, struct rbx_bstage *st,
-                          struct rbx_run_dir *rd, const char *key, const char *history,
-                          struct rbx_error **err)
+static int commit_staging(struct rbx_build_state *b, struct rbx_bstage *st, struct rbx_run_dir *rd,
+                          const char *key, const char *history, struct rbx_error **err)
 {
     _cleanup_close_ int fd = open(rbx_run_dir_upper(rd), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
@@ -1131,8 +1136,7 @@ int rbx_step_copy(struct rbx_build_state *b, struct rbx_bstage *st, const struct
                              word);
     size_t n_src = rbx_strv_len(in->copy.srcs) + in->n_heredocs;
     size_t dl = strlen(in->copy.dest);
-    bool dest_slash = dl > 0 && (in->copy.dest[dl - 1] == '/' ||
-                                 strcmp(in->copy.dest, ".") == 0 ||
+    bool dest_slash = dl > 0 && (in->copy.dest[dl - 1] == '/' || strcmp(in->copy.dest, ".") == 0 ||
                                  (dl >= 2 && strcmp(in->copy.dest + dl - 2, "/.") == 0));
     if (n_src > 1 && !dest_slash)
         return rbx_error_set(err, RBX_ERR_USAGE, EINVAL,
@@ -1155,8 +1159,8 @@ int rbx_step_copy(struct rbx_build_state *b, struct rbx_bstage *st, const struct
     _cleanup_(rbx_view_freep) struct rbx_view *owned_from = NULL;
     _cleanup_free_ char *history = rbx_xstrdup(word);
     _cleanup_free_ char *tmpdir = NULL;
-    _cleanup_json_ json_t *keyobj = json_pack("{s:s, s:s, s:b}", "kind", word, "dest", dest,
-                                              "dest_dir", dest_slash);
+    _cleanup_json_ json_t *keyobj =
+        json_pack("{s:s, s:s, s:b}", "kind", word, "dest", dest, "dest_dir", dest_slash);
     if (in->copy.chown) {
         if ((r = rbx_chown_resolve(target, in->copy.chown, &p.uid, &p.gid, err)) < 0)
             goto out;
@@ -1198,9 +1202,8 @@ int rbx_step_copy(struct rbx_build_state *b, struct rbx_bstage *st, const struct
     }
     if (in->copy.from) {
         char *h = rbx_xasprintf("%s --from=%s", history,
-                                rbx_dockerfile_find_stage(b->df, in->copy.from) >= 0
-                                    ? in->copy.from
-                                    : "(image)");
+                                rbx_dockerfile_find_stage(b->df, in->copy.from) >= 0 ? in->copy.from
+                                                                                     : "(image)");
         free(history);
         history = h;
     }
@@ -1210,8 +1213,10 @@ int rbx_step_copy(struct rbx_build_state *b, struct rbx_bstage *st, const struct
         free(history);
         history = h;
         if (add && is_git(s)) {
-            r = rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP, "ADD %s: git sources are not "
-                              "supported", s);
+            r = rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP,
+                              "ADD %s: git sources are not "
+                              "supported",
+                              s);
             goto out;
         }
         if (is_url(s)) {
@@ -1248,7 +1253,8 @@ int rbx_step_copy(struct rbx_build_state *b, struct rbx_bstage *st, const struct
                 const char *fname = slash && slash[1] ? slash + 1 : "__unnamed__";
                 bool into = dest_slash || dest_is_dir(&p, target, dest);
                 _cleanup_free_ char *dst = into ? join(dest, fname) : rbx_xstrdup(dest);
-                _cleanup_free_ char *parent = rbx_xstrndup(dst, strlen(dst) - strlen(base_name(dst)));
+                _cleanup_free_ char *parent =
+                    rbx_xstrndup(dst, strlen(dst) - strlen(base_name(dst)));
                 if (*parent)
                     parent[strlen(parent) - 1] = '\0';
                 r = plan_parents(&p, target, parent, true, err);
@@ -1271,7 +1277,8 @@ int rbx_step_copy(struct rbx_build_state *b, struct rbx_bstage *st, const struct
             continue;
         }
         if (in->copy.checksum) {
-            r = rbx_error_set(err, RBX_ERR_USAGE, EINVAL, "checksum requires HTTP(S) or Git sources");
+            r = rbx_error_set(err, RBX_ERR_USAGE, EINVAL,
+                              "checksum requires HTTP(S) or Git sources");
             goto out;
         }
         if ((r = plan_source(&p, &src, s, dest, dest_slash, target, unpack, err)) < 0)
@@ -1343,9 +1350,8 @@ int rbx_step_workdir(struct rbx_build_state *b, struct rbx_bstage *st, struct rb
             return rbx_error_wrap(err, "WORKDIR %s: USER %s", st->workdir, st->user);
         p.chown = true;
     }
-    _cleanup_json_ json_t *keyobj =
-        json_pack("{s:s, s:s, s:i, s:i}", "kind", "WORKDIR", "dest", dest, "uid", (int)p.uid,
-                  "gid", (int)p.gid);
+    _cleanup_json_ json_t *keyobj = json_pack("{s:s, s:s, s:i, s:i}", "kind", "WORKDIR", "dest",
+                                              dest, "uid", (int)p.uid, "gid", (int)p.gid);
     r = plan_parents(&p, target, dest, true, err);
     if (r == 0)
         r = finish_step(b, st, &p, keyobj, history, err);

@@ -33,8 +33,8 @@ int rbx_failed_record_write(struct rbx_build_state *b, const struct rbx_bstage *
         rbx_strv_push(&shell, "-c");
     }
     const struct rbx_build_failure *f = &b->res->failure;
-    _cleanup_free_ char *where = rbx_xasprintf("%s:%u %s", b->df_name, f->line,
-                                               f->instruction ? f->instruction : "");
+    _cleanup_free_ char *where =
+        rbx_xasprintf("%s:%u %s", b->df_name, f->line, f->instruction ? f->instruction : "");
     _cleanup_json_ json_t *j = json_pack(
         "{s:o, s:s?, s:o, s:s?, s:s, s:o, s:s, s:s, s:s}", "lowers", strv_json(lowers), "changes",
         f->kept_rootfs, "env", strv_json(env), "user", st->user, "cwd", st->workdir, "shell",
@@ -68,8 +68,8 @@ int rbx_build_failed_load(struct rbx_store *store, struct rbx_failed_step *out,
     _cleanup_free_ char *text = NULL;
     size_t len = 0;
     if (rbx_read_file_at(AT_FDCWD, path, 1 << 22, &text, &len, NULL) < 0)
-        return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT,
-                             "no failed build step recorded in %s", rbx_store_dir(store));
+        return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT, "no failed build step recorded in %s",
+                             rbx_store_dir(store));
     _cleanup_json_ json_t *j = rbx_json_loadb(text, len, path, err);
     if (!j)
         return -EINVAL;

@@ -75,7 +75,8 @@ static json_t *object_member(json_t *obj, const char *key)
 static int expose(json_t *ports, const char *word, struct rbx_error **err)
 {
     const char *slash = strchr(word, '/');
-    _cleanup_free_ char *num = slash ? rbx_xstrndup(word, (size_t)(slash - word)) : rbx_xstrdup(word);
+    _cleanup_free_ char *num =
+        slash ? rbx_xstrndup(word, (size_t)(slash - word)) : rbx_xstrdup(word);
     _cleanup_free_ char *proto = rbx_xstrdup(slash ? slash + 1 : "tcp");
     for (char *p = proto; *p; p++)
         if (*p >= 'A' && *p <= 'Z')
@@ -176,8 +177,8 @@ static int do_arg(struct rbx_build_state *b, struct rbx_bstage *st, const struct
     return 0;
 }
 
-int rbx_instr_config(struct rbx_build_state *b, struct rbx_bstage *st, const struct rbx_df_instr *in,
-                     struct rbx_error **err)
+int rbx_instr_config(struct rbx_build_state *b, struct rbx_bstage *st,
+                     const struct rbx_df_instr *in, struct rbx_error **err)
 {
     json_t *c = st->config;
     _cleanup_free_ char *msg = NULL;
@@ -219,9 +220,8 @@ int rbx_instr_config(struct rbx_build_state *b, struct rbx_bstage *st, const str
         msg = rbx_xasprintf("USER %s", in->arg);
         break;
     case RBX_DF_WORKDIR: {
-        _cleanup_free_ char *joined = in->arg[0] == '/'
-                                          ? rbx_xstrdup(in->arg)
-                                          : rbx_xasprintf("%s/%s", st->workdir, in->arg);
+        _cleanup_free_ char *joined =
+            in->arg[0] == '/' ? rbx_xstrdup(in->arg) : rbx_xasprintf("%s/%s", st->workdir, in->arg);
         _cleanup_free_ char *clean = rbx_path_clean_clamped(joined);
         free(st->workdir);
         st->workdir = rbx_xasprintf("/%s", clean);
@@ -340,10 +340,10 @@ char *rbx_stage_config_json(struct rbx_build_state *b, const struct rbx_bstage *
     json_t *ids = json_array();
     for (size_t i = 0; i < st->n_layers; i++)
         json_array_append_new(ids, json_string(st->layers[i].out.diff_id));
-    json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:o}, s:O}", "architecture",
-                          st->platform.architecture, "os", st->platform.os, "created", created,
-                          "config", config, "rootfs", "type", "layers", "diff_ids", ids,
-                          "history", st->history);
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:o, s:{s:s, s:o}, s:O}", "architecture",
+                  st->platform.architecture, "os", st->platform.os, "created", created, "config",
+                  config, "rootfs", "type", "layers", "diff_ids", ids, "history", st->history);
     if (!j)
         abort();
     if (st->platform.variant[0])

@@ -50,7 +50,8 @@ char **rbx_run_env(const struct rbx_build_state *b, const struct rbx_bstage *st)
     return env;
 }
 
-/* ---- output relay ------------------------------------------------------------------------------- */
+/* ---- output relay -------------------------------------------------------------------------------
+ */
 
 struct relay {
     int rfd;
@@ -77,7 +78,8 @@ static void *relay_main(void *arg)
     return NULL;
 }
 
-/* ---- the command ---------------------------------------------------------------------------------- */
+/* ---- the command
+ * ---------------------------------------------------------------------------------- */
 
 /* Is the shell-form text nothing but a heredoc word ("<<EOF", "<<-'EOF'")? */
 static bool only_heredoc(const char *text)
@@ -91,8 +93,8 @@ static bool only_heredoc(const char *text)
 
 struct command {
     char **argv;
-    char *script;      /* a heredoc with #!: its body, run as a file ... */
-    char *script_path; /* ... written here (when a run dir was given) */
+    char *script;        /* a heredoc with #!: its body, run as a file ... */
+    char *script_path;   /* ... written here (when a run dir was given) */
     char *script_target; /* ... and mounted there: /dev/pipes/NAME */
 };
 
@@ -153,7 +155,8 @@ static int make_command(const struct rbx_bstage *st, const struct rbx_df_instr *
     return 0;
 }
 
-/* ---- mounts ---------------------------------------------------------------------------------------- */
+/* ---- mounts
+ * ---------------------------------------------------------------------------------------- */
 
 struct mounts {
     struct rbx_mount_spec *v;
@@ -239,8 +242,8 @@ static int prepare_mounts(struct rbx_build_state *b, struct rbx_bstage *st,
                                  "RUN --mount=type=ssh is not supported: reprobox forwards no "
                                  "SSH agent (give the key as a secret)");
         case RBX_DF_MOUNT_TMPFS:
-            json_array_append_new(keys, json_pack("{s:s, s:s}", "type", "tmpfs", "target",
-                                                  mt->target));
+            json_array_append_new(keys,
+                                  json_pack("{s:s, s:s}", "type", "tmpfs", "target", mt->target));
             if (rundir)
                 mount_add(m, "tmpfs", NULL, mt->target, false);
             break;
@@ -257,9 +260,9 @@ static int prepare_mounts(struct rbx_build_state *b, struct rbx_bstage *st,
             char digest[RBX_DIGEST_LEN + 1];
             if ((r = rbx_copy_materialize(b, v, !mt->from, src, NULL, digest, err)) < 0)
                 return rbx_error_wrap(err, "--mount=type=bind,source=%s", src);
-            json_array_append_new(keys, json_pack("{s:s, s:s, s:s, s:b}", "type", "bind",
-                                                  "target", mt->target, "content", digest, "ro",
-                                                  mt->readonly));
+            json_array_append_new(keys,
+                                  json_pack("{s:s, s:s, s:s, s:b}", "type", "bind", "target",
+                                            mt->target, "content", digest, "ro", mt->readonly));
             if (!rundir)
                 break;
             struct rbx_vnode n;
@@ -268,8 +271,8 @@ static int prepare_mounts(struct rbx_build_state *b, struct rbx_bstage *st,
                                                     "--mount source \"%s\": not found", src)
                                     : r;
             bool is_dir = S_ISDIR(n.st.st_mode);
-            _cleanup_free_ char *name = rbx_xstrdup(strrchr(n.path, '/') ? strrchr(n.path, '/') + 1
-                                                                         : n.path);
+            _cleanup_free_ char *name =
+                rbx_xstrdup(strrchr(n.path, '/') ? strrchr(n.path, '/') + 1 : n.path);
             _cleanup_free_ char *direct = NULL;
             if (!mt->from && !b->ignore && mt->readonly) {
                 /* The context as it is: the bind is read-only and nothing is ignored. */
@@ -291,8 +294,8 @@ static int prepare_mounts(struct rbx_build_state *b, struct rbx_bstage *st,
                 return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", dir);
             if ((r = rbx_copy_materialize(b, v, !mt->from, src, dir, digest, err)) < 0)
                 return r;
-            _cleanup_free_ char *source = is_dir ? rbx_xstrdup(dir)
-                                                 : rbx_xasprintf("%s/%s", dir, name);
+            _cleanup_free_ char *source =
+                is_dir ? rbx_xstrdup(dir) : rbx_xasprintf("%s/%s", dir, name);
             /* a read-write bind's writes land in this copy and are thrown away, as BuildKit */
             mount_add(m, "bind", source, mt->target, mt->readonly);
             break;
@@ -344,8 +347,8 @@ static int prepare_mounts(struct rbx_build_state *b, struct rbx_bstage *st,
             if (!id || !*id)
                 return rbx_error_set(err, RBX_ERR_USAGE, EINVAL, "secret mount without an id");
             /* Only the id enters the key: never the value. */
-            json_array_append_new(keys, json_pack("{s:s, s:s, s:s?, s:s?}", "type", "secret",
-                                                  "id", id, "target", mt->target, "env", mt->env));
+            json_array_append_new(keys, json_pack("{s:s, s:s, s:s?, s:s?}", "type", "secret", "id",
+                                                  id, "target", mt->target, "env", mt->env));
             if (!rundir)
                 break;
             _cleanup_free_ char *value = NULL;
@@ -377,8 +380,8 @@ static int prepare_mounts(struct rbx_build_state *b, struct rbx_bstage *st,
             close(fd);
             if (!ok)
                 return rbx_error_set_errno(err, RBX_ERR_IO, errno, "secret %s", id);
-            _cleanup_free_ char *target = mt->target ? rbx_xstrdup(mt->target)
-                                                     : rbx_xasprintf("/run/secrets/%s", id);
+            _cleanup_free_ char *target =
+                mt->target ? rbx_xstrdup(mt->target) : rbx_xasprintf("/run/secrets/%s", id);
             mount_add(m, "bind", file, target, true);
             break;
         }
@@ -387,7 +390,8 @@ static int prepare_mounts(struct rbx_build_state *b, struct rbx_bstage *st,
     return 0;
 }
 
-/* ---- the sandbox's traces in the upper dir ----------------------------------------------------------- */
+/* ---- the sandbox's traces in the upper dir
+ * ----------------------------------------------------------- */
 
 struct stub {
     char *path;
@@ -480,8 +484,9 @@ static void stubs_remove(int upperfd, struct stub *v, size_t n)
             if (fd < 0 || !dir_empty(fd))
                 continue;
             /* a copied-up parent goes only when nothing about it changed */
-            if (v[i].existed && (!S_ISDIR(v[i].mode) || (st.st_mode & 07777) != (v[i].mode & 07777) ||
-                                 st.st_uid != v[i].uid || st.st_gid != v[i].gid))
+            if (v[i].existed &&
+                (!S_ISDIR(v[i].mode) || (st.st_mode & 07777) != (v[i].mode & 07777) ||
+                 st.st_uid != v[i].uid || st.st_gid != v[i].gid))
                 continue;
             (void)unlinkat(parent, name, AT_REMOVEDIR);
         } else if (S_ISREG(st.st_mode) && st.st_size == 0 && !v[i].existed) {
@@ -493,7 +498,8 @@ static void stubs_remove(int upperfd, struct stub *v, size_t n)
     free(v);
 }
 
-/* ---- RUN ---------------------------------------------------------------------------------------------- */
+/* ---- RUN
+ * ---------------------------------------------------------------------------------------------- */
 
 static char *argv_text(char *const *argv)
 {
@@ -615,11 +621,10 @@ int rbx_step_run(struct rbx_build_state *b, struct rbx_bstage *st, const struct 
         if (b->opts->events.step)
             b->opts->events.step(b->opts->events.userdata, &b->cur);
         json_array_append_new(
-            b->res->steps,
-            json_pack("{s:s, s:i, s:i, s:i, s:s, s:s, s:I}", "stage", b->cur.stage, "index",
-                      b->cur.index, "total", b->cur.total, "line", b->cur.line, "instruction",
-                      b->cur.text, "status", "cached", "duration_ms",
-                      (json_int_t)(b->cur.duration_ns / 1000000)));
+            b->res->steps, json_pack("{s:s, s:i, s:i, s:i, s:s, s:s, s:I}", "stage", b->cur.stage,
+                                     "index", b->cur.index, "total", b->cur.total, "line",
+                                     b->cur.line, "instruction", b->cur.text, "status", "cached",
+                                     "duration_ms", (json_int_t)(b->cur.duration_ns / 1000000)));
         b->res->n_steps++;
         b->res->n_cached++;
         return 0;
@@ -722,8 +727,7 @@ int rbx_step_run(struct rbx_build_state *b, struct rbx_bstage *st, const struct 
     }
 
     {
-        _cleanup_close_ int upfd =
-            open(rbx_run_dir_upper(rd), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        _cleanup_close_ int upfd = open(rbx_run_dir_upper(rd), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (upfd < 0) {
             r = rbx_error_set_errno(err, RBX_ERR_IO, errno, "upper dir");
             goto out;
@@ -733,7 +737,9 @@ int rbx_step_run(struct rbx_build_state *b, struct rbx_bstage *st, const struct 
         n_stubs = 0;
         char *excl[] = {"etc/hosts", "etc/resolv.conf", "etc/hostname", NULL};
         struct rbx_layer_write_opts wo = {.source_date_epoch = b->opts->source_date_epoch,
-                                          .overlay = true, .normalize = true, .exclude = excl};
+                                          .overlay = true,
+                                          .normalize = true,
+                                          .exclude = excl};
         struct rbx_cache_hit made = {0};
         if ((r = rbx_layer_write(b->store, upfd, &wo, &made.blob, err)) < 0)
             goto out;

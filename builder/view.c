@@ -225,8 +225,8 @@ int rbx_view_lookup(const struct rbx_view *v, const char *path, bool follow_last
             rbx_vnode_clear(&cur);
             return -ENOTDIR;
         }
-        _cleanup_free_ char *cpath = *cur.path ? rbx_xasprintf("%s/%s", cur.path, name)
-                                               : rbx_xstrdup(name);
+        _cleanup_free_ char *cpath =
+            *cur.path ? rbx_xasprintf("%s/%s", cur.path, name) : rbx_xstrdup(name);
         struct rbx_vnode next;
         int r = step(v, &cur, name, cpath, &next, err);
         if (r <= 0) {

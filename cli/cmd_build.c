@@ -33,7 +33,8 @@ static void build_usage(FILE *out)
           "      --source-date-epoch N    clamp mtimes and set `created` to N (default:\n"
           "                               $SOURCE_DATE_EPOCH, else 0)\n"
           "      --no-cache               run every step (results are still cached)\n"
-          "      --keep-failed            keep a failed step's changes for `reprobox shell --failed`\n"
+          "      --keep-failed            keep a failed step's changes for `reprobox shell "
+          "--failed`\n"
           "      --check                  build again under varied conditions and compare digests\n"
           "      --report FILE            write a JSON report of the build (docs/build.md)\n"
           "      --progress MODE          auto (default), plain or tty\n"
@@ -45,7 +46,8 @@ static void build_usage(FILE *out)
           out);
 }
 
-/* ---- progress --------------------------------------------------------------------------------- */
+/* ---- progress ---------------------------------------------------------------------------------
+ */
 
 struct progress {
     bool tty;
@@ -197,7 +199,8 @@ static void on_warning(void *ud, const char *msg)
     cli_warn("%s", msg);
 }
 
-/* ---- failure ------------------------------------------------------------------------------------ */
+/* ---- failure ------------------------------------------------------------------------------------
+ */
 
 /* The Dockerfile lines around the failed one, as docker prints them. */
 static void print_excerpt(const char *dockerfile, const char *context, unsigned line)
@@ -258,7 +261,8 @@ static void print_failure(const struct rbx_build_result *res, const char *docker
                         "(--keep-failed keeps its changes too)\n");
 }
 
-/* ---- flags -------------------------------------------------------------------------------------- */
+/* ---- flags --------------------------------------------------------------------------------------
+ */
 
 struct build_flags {
     struct rbx_build_opts o;
@@ -291,8 +295,21 @@ static int parse_epoch(const char *s, int64_t *out, struct rbx_error **err)
 
 static int parse_flags(int argc, char **argv, struct build_flags *f, struct rbx_error **err)
 {
-    enum { OPT_ARG = 256, OPT_CONTEXT, OPT_TARGET, OPT_NETWORK, OPT_ALLOW, OPT_SECRET,
-           OPT_PLATFORM, OPT_EPOCH, OPT_NO_CACHE, OPT_KEEP, OPT_CHECK, OPT_REPORT, OPT_PROGRESS };
+    enum {
+        OPT_ARG = 256,
+        OPT_CONTEXT,
+        OPT_TARGET,
+        OPT_NETWORK,
+        OPT_ALLOW,
+        OPT_SECRET,
+        OPT_PLATFORM,
+        OPT_EPOCH,
+        OPT_NO_CACHE,
+        OPT_KEEP,
+        OPT_CHECK,
+        OPT_REPORT,
+        OPT_PROGRESS
+    };
     static const struct option opts[] = {
         {"file", required_argument, NULL, 'f'},
         {"tag", required_argument, NULL, 't'},
@@ -366,10 +383,11 @@ static int parse_flags(int argc, char **argv, struct build_flags *f, struct rbx_
                 return rbx_error_set(err, RBX_ERR_USAGE, EINVAL,
                                      "build: unknown option \"-%c\" (see reprobox build --help)",
                                      optopt);
-            return rbx_error_set(err, RBX_ERR_USAGE, EINVAL,
-                                 "build: unknown option or missing value \"%s\" (see reprobox build "
-                                 "--help)",
-                                 argv[optind - 1]);
+            return rbx_error_set(
+                err, RBX_ERR_USAGE, EINVAL,
+                "build: unknown option or missing value \"%s\" (see reprobox build "
+                "--help)",
+                argv[optind - 1]);
         default:
             return rbx_error_set(err, RBX_ERR_USAGE, EINVAL, "build: option \"%s\" needs a value",
                                  argv[optind - 1]);
@@ -384,10 +402,10 @@ static int parse_flags(int argc, char **argv, struct build_flags *f, struct rbx_
     f->o.context = argv[optind];
     if (f->network && strcmp(f->network, "host") != 0 && strcmp(f->network, "none") != 0 &&
         strcmp(f->network, "default") != 0)
-        return rbx_error_set(err, RBX_ERR_USAGE, EINVAL,
-                             "--network \"%s\": expected host or none", f->network);
-    f->o.network = f->network && strcmp(f->network, "none") == 0 ? RBX_NETWORK_NONE
-                                                                 : RBX_NETWORK_HOST;
+        return rbx_error_set(err, RBX_ERR_USAGE, EINVAL, "--network \"%s\": expected host or none",
+                             f->network);
+    f->o.network =
+        f->network && strcmp(f->network, "none") == 0 ? RBX_NETWORK_NONE : RBX_NETWORK_HOST;
     if (f->progress && strcmp(f->progress, "auto") != 0 && strcmp(f->progress, "plain") != 0 &&
         strcmp(f->progress, "tty") != 0)
         return rbx_error_set(err, RBX_ERR_USAGE, EINVAL,
@@ -397,8 +415,8 @@ static int parse_flags(int argc, char **argv, struct build_flags *f, struct rbx_
         int r = rbx_ref_parse(f->tags[i], &ref, err);
         if (r < 0)
             return r;
-        bool ok = ref.transport == RBX_TRANSPORT_OCI ||
-                  ref.transport == RBX_TRANSPORT_DOCKER_ARCHIVE;
+        bool ok =
+            ref.transport == RBX_TRANSPORT_OCI || ref.transport == RBX_TRANSPORT_DOCKER_ARCHIVE;
         rbx_ref_clear(&ref);
         if (!ok)
             return rbx_error_set(err, RBX_ERR_USAGE, EINVAL,
@@ -476,8 +494,8 @@ int cmd_build(int argc, char **argv)
             fprintf(stderr, "=> wrote %s\n", res.written[i]);
         if (f.check) {
             if (check.reproducible) {
-                fprintf(stderr, "=> check: reproducible (%s), second build with:",
-                        check.first_digest);
+                fprintf(stderr,
+                        "=> check: reproducible (%s), second build with:", check.first_digest);
                 for (size_t i = 0; check.variations && check.variations[i]; i++)
                     fprintf(stderr, "%s %s", i ? ";" : "", check.variations[i]);
                 fputc('\n', stderr);

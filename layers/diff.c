@@ -109,8 +109,7 @@ static bool has_name(const struct dlist *l, const char *name)
     return false;
 }
 
-static void set(struct rbx_layer_difference *d, const char *path, const char *field,
-                char *detail)
+static void set(struct rbx_layer_difference *d, const char *path, const char *field, char *detail)
 {
     d->path = rbx_xstrdup(path);
     d->field = rbx_xstrdup(field);

@@ -34,7 +34,10 @@ int rbx_tar_sniff(int fd, enum rbx_archive_kind *kind, struct rbx_error **err)
         *kind = RBX_ARCHIVE_BZIP2;
         return 0;
     }
-    if (n >= 6 && memcmp(head, "\xfd" "7zXZ\0", 6) == 0) {
+    if (n >= 6 && memcmp(head,
+                         "\xfd"
+                         "7zXZ\0",
+                         6) == 0) {
         *kind = RBX_ARCHIVE_XZ;
         return 0;
     }

@@ -207,8 +207,9 @@ struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep);
 
 /* ---- writing layers (writer.c) --------------------------------------------------------------- */
 
-#define RBX_LAYER_GZIP_LEVEL 1 /* pinned: the blob digest depends on it; 1: a local build
-                               * is paid in time, not bytes (4x faster than 6, ~11% larger) */
+/* Pinned: the blob digest depends on it. 1: a local build is paid in time, not bytes (four times
+ * faster than 6, about 11% larger). */
+#define RBX_LAYER_GZIP_LEVEL 1
 
 struct rbx_layer_write_opts {
     int64_t source_date_epoch; /* mtimes later than this are written as this */
@@ -216,7 +217,7 @@ struct rbx_layer_write_opts {
                                 * user.overlay.opaque="y" dirs opaque */
     bool normalize;            /* also make the tree what the tar says (times, xattrs, exclusions)
                                 * so that it can be published as the layer's cache entry */
-    char *const *exclude;      /* cleaned relative paths left out with all below (NULL-terminated) */
+    char *const *exclude; /* cleaned relative paths left out with all below (NULL-terminated) */
 };
 
 struct rbx_layer_blob {
@@ -272,7 +273,7 @@ int rbx_image_write(const char *reference, const char *config, size_t config_len
                     const struct rbx_platform *platform, char manifest_digest[RBX_DIGEST_LEN + 1],
                     struct rbx_error **err);
 
-/* ---- local archives (ADD) (extract.c) ----------------------------------------------------------- */
+/* ---- local archives (ADD) (extract.c) -------------------------------------------------------- */
 
 enum rbx_archive_kind {
     RBX_ARCHIVE_NONE = 0, /* not an archive: copied as a file */
@@ -282,7 +283,7 @@ enum rbx_archive_kind {
     RBX_ARCHIVE_BZIP2, /* compressed with what reprobox does not decompress */
     RBX_ARCHIVE_XZ,
 };
-/* What the file at fd holds, by its content (a compressed file is a tar when it starts like one). */
+/* What the file at fd holds, by its content (compressed, a tar when it starts like one). */
 int rbx_tar_sniff(int fd, enum rbx_archive_kind *kind, struct rbx_error **err);
 struct rbx_tar_extract_stats {
     uint64_t entries, skipped;
@@ -292,7 +293,7 @@ struct rbx_tar_extract_stats {
 int rbx_tar_extract(int fd, enum rbx_archive_kind kind, int dirfd, const char *what,
                     struct rbx_tar_extract_stats *stats, struct rbx_error **err);
 
-/* ---- comparing layers (diff.c) -------------------------------------------------------------------- */
+/* ---- comparing layers (diff.c) --------------------------------------------------------------- */
 
 struct rbx_layer_difference {
     char *path;   /* the entry ("" when the tars differ only in encoding) */

@@ -109,8 +109,8 @@ static int put_blob(int blobs_fd, const struct rbx_out_layer *l, struct rbx_erro
     return r;
 }
 
-static int put_blob_data(int blobs_fd, const char *data, size_t len, char digest[RBX_DIGEST_LEN + 1],
-                         struct rbx_error **err)
+static int put_blob_data(int blobs_fd, const char *data, size_t len,
+                         char digest[RBX_DIGEST_LEN + 1], struct rbx_error **err)
 {
     rbx_sha256_buf(data, len, digest);
     if (blob_present(blobs_fd, digest, (int64_t)len))
@@ -203,11 +203,11 @@ static int write_oci(const struct rbx_ref *ref, const char *config, size_t confi
             json_array_remove(ms, i);
     }
     json_t *desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", MT_OCI_MANIFEST, "digest",
-                             manifest_digest, "size", (json_int_t)strlen(manifest),
-                             "annotations", RBX_ANNOTATION_REF_NAME, ref->tag);
+                             manifest_digest, "size", (json_int_t)strlen(manifest), "annotations",
+                             RBX_ANNOTATION_REF_NAME, ref->tag);
     if (platform) {
-        json_t *p = json_pack("{s:s, s:s}", "os", platform->os, "architecture",
-                              platform->architecture);
+        json_t *p =
+            json_pack("{s:s, s:s}", "os", platform->os, "architecture", platform->architecture);
         if (platform->variant[0])
             json_object_set_new(p, "variant", json_string(platform->variant));
         json_object_set_new(desc, "platform", p);
@@ -358,7 +358,8 @@ static int write_docker_archive(const struct rbx_ref *ref, const char *config, s
         return r;
     }
     /* The archive has no manifest: the image is named by the one its OCI form has. */
-    _cleanup_free_ char *manifest = rbx_manifest_build(config_digest, (int64_t)config_len, layers, n);
+    _cleanup_free_ char *manifest =
+        rbx_manifest_build(config_digest, (int64_t)config_len, layers, n);
     rbx_sha256_buf(manifest, strlen(manifest), out_digest);
     return 0;
 }

@@ -37,8 +37,8 @@ enum wkind {
 };
 
 struct wentry {
-    char *name;  /* in the tar, without a trailing '/' */
-    char *fs;    /* where it is in the tree (differs from name for whiteouts and opaque markers) */
+    char *name; /* in the tar, without a trailing '/' */
+    char *fs;   /* where it is in the tree (differs from name for whiteouts and opaque markers) */
     enum wkind kind;
     mode_t perm; /* & 07777 */
     uint32_t uid, gid;
@@ -138,7 +138,8 @@ static int read_xattrs(struct wtree *t, int parentfd, const char *name, const ch
     for (ssize_t off = 0; off < n; off += (ssize_t)strlen(list + off) + 1) {
         const char *key = list + off;
         bool kept = rbx_layer_xattr_kept(key);
-        bool ovl = strncmp(key, "user.overlay.", 13) == 0 || strncmp(key, "trusted.overlay.", 16) == 0;
+        bool ovl =
+            strncmp(key, "user.overlay.", 13) == 0 || strncmp(key, "trusted.overlay.", 16) == 0;
         if (ovl && t->opts->overlay) {
             char v[8];
             ssize_t vl = lgetxattr(proc, key, v, sizeof(v));
@@ -158,8 +159,8 @@ static int read_xattrs(struct wtree *t, int parentfd, const char *name, const ch
             if (t->opts->normalize &&
                 !(ovl && *opaque && strcmp(key, "user.overlay.opaque") == 0) &&
                 lremovexattr(proc, key) < 0 && errno != ENODATA)
-                return rbx_error_set_errno(err, RBX_ERR_IO, errno, "\"%s\": remove xattr %s",
-                                           path, key);
+                return rbx_error_set_errno(err, RBX_ERR_IO, errno, "\"%s\": remove xattr %s", path,
+                                           key);
             continue;
         }
         char *val = rbx_xmalloc(XATTR_VALUE_MAX_BYTES);
@@ -245,8 +246,8 @@ static int walk(struct wtree *t, int dirfd, const char *dir, unsigned depth, str
             continue;
         }
         if (strlen(path) > RBX_PATH_MAX)
-            return rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG, "\"%.200s...\": path over %d bytes",
-                                 path, RBX_PATH_MAX);
+            return rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG,
+                                 "\"%.200s...\": path over %d bytes", path, RBX_PATH_MAX);
         bool whiteout = t->opts->overlay && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
         if (!whiteout && strncmp(name, RBX_WHITEOUT_PREFIX, strlen(RBX_WHITEOUT_PREFIX)) == 0)
             return rbx_error_set(err, RBX_ERR_UNSUPPORTED, EINVAL,
@@ -616,8 +617,8 @@ static int write_entry_header(struct sink *s, const struct wentry *e, const char
             pax_add(&body, &blen, recs[i].key, recs[i].val, recs[i].len);
         _cleanup_free_ char *pname = pax_header_name(tarname);
         fill_header(h, pname, 'x', 0644, 0, 0, blen, e->mtime, NULL, 0, 0);
-        if ((r = sink_write(s, h, TAR_BLOCK, err)) < 0 || (r = sink_write(s, body, blen, err)) < 0 ||
-            (r = write_pad(s, blen, err)) < 0)
+        if ((r = sink_write(s, h, TAR_BLOCK, err)) < 0 ||
+            (r = sink_write(s, body, blen, err)) < 0 || (r = write_pad(s, blen, err)) < 0)
             return r;
     }
     fill_header(h, tarname, type, e->perm, e->uid, e->gid, size, e->mtime, link, major(e->rdev),
@@ -642,8 +643,7 @@ static int write_file_data(struct sink *s, int rootfd, const struct wentry *e, u
             return rbx_error_set_errno(err, RBX_ERR_IO, errno, "\"%s\": read", e->fs);
         }
         if (n == 0)
-            return rbx_error_set(err, RBX_ERR_IO, EIO, "\"%s\": shrank while being written",
-                                 e->fs);
+            return rbx_error_set(err, RBX_ERR_IO, EIO, "\"%s\": shrank while being written", e->fs);
         int r = sink_write(s, buf, (size_t)n, err);
         if (r < 0)
             return r;
@@ -731,7 +731,8 @@ int rbx_layer_write(struct rbx_store *store, int rootfd, const struct rbx_layer_
 {
     /* An unnamed file in the blob dir, named only once whole and synced: the store never holds
      * a partial blob under a digest, and a crash leaves nothing behind. */
-    _cleanup_close_ int fd = openat(store->blobs_fd, "sha256", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+    _cleanup_close_ int fd =
+        openat(store->blobs_fd, "sha256", O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
     _cleanup_free_ char *tmpname = NULL;
     if (fd < 0) {
         if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)

@@ -75,11 +75,11 @@ START_TEST(test_copy_chown)
         uid_t uid;
         gid_t gid;
     } cases[] = {
-        {"app", 1000, 1001},       /* a name: its passwd uid and primary group */
-        {"1000", 1000, 1000},      /* a number: the same number as group */
-        {"app:users", 1000, 100},  /* names of passwd and group */
-        {"app:50", 1000, 50},      /* a number for the group */
-        {"42:staff", 42, 50},      /* an id not in passwd is used as it is */
+        {"app", 1000, 1001},      /* a name: its passwd uid and primary group */
+        {"1000", 1000, 1000},     /* a number: the same number as group */
+        {"app:users", 1000, 100}, /* names of passwd and group */
+        {"app:50", 1000, 50},     /* a number for the group */
+        {"42:staff", 42, 50},     /* an id not in passwd is used as it is */
         {"7:8", 7, 8},
     };
     for (size_t i = 0; i < RBX_ARRAY_SIZE(cases); i++) {

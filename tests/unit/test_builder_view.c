@@ -221,13 +221,14 @@ END_TEST
 START_TEST(test_view_path_clean_clamped)
 {
     static const char *cases[][2] = {
-        {"", ""}, {"/", ""}, {"a/b", "a/b"}, {"/a//b/", "a/b"}, {"./a/./b", "a/b"},
-        {"a/../b", "b"}, {"../../x", "x"}, {"/a/b/../../..", ""}, {"a/..", ""},
+        {"", ""},           {"/", ""},       {"a/b", "a/b"},   {"/a//b/", "a/b"},
+        {"./a/./b", "a/b"}, {"a/../b", "b"}, {"../../x", "x"}, {"/a/b/../../..", ""},
+        {"a/..", ""},
     };
     for (size_t i = 0; i < RBX_ARRAY_SIZE(cases); i++) {
         _cleanup_free_ char *c = rbx_path_clean_clamped(cases[i][0]);
-        ck_assert_msg(strcmp(c, cases[i][1]) == 0, "\"%s\" -> \"%s\", want \"%s\"", cases[i][0],
-                      c, cases[i][1]);
+        ck_assert_msg(strcmp(c, cases[i][1]) == 0, "\"%s\" -> \"%s\", want \"%s\"", cases[i][0], c,
+                      cases[i][1]);
     }
 }
 END_TEST

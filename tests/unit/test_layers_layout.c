@@ -91,7 +91,8 @@ START_TEST(test_layout_write_and_read_back)
     ck_assert_ptr_nonnull(img->config.cmd);
     ck_assert_str_eq(img->config.cmd[0], "sh");
     struct rbx_unpack_stats st;
-    ck_assert_msg(rbx_image_unpack(store, img, NULL, &st, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_msg(rbx_image_unpack(store, img, NULL, &st, &err) == 0, "%s",
+                  err ? err->message : "");
 }
 END_TEST
 
@@ -158,7 +159,8 @@ START_TEST(test_layout_docker_archive_read_back)
     ck_assert_str_eq(img->layers[0].digest, l[0].diff_id);
     ck_assert_str_eq(img->layers[0].diff_id, l[0].diff_id);
     struct rbx_unpack_stats st;
-    ck_assert_msg(rbx_image_unpack(store, img, NULL, &st, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_msg(rbx_image_unpack(store, img, NULL, &st, &err) == 0, "%s",
+                  err ? err->message : "");
     /* the same manifest digest as the OCI form of the image */
     _cleanup_free_ char *oci = rbx_xasprintf("oci:%s/o", top);
     char md2[RBX_DIGEST_LEN + 1];
@@ -172,9 +174,11 @@ START_TEST(test_layout_manifest_canonical)
     struct rbx_out_layer l = {.size = 3};
     snprintf(l.digest, sizeof(l.digest), "sha256:%064d", 1);
     snprintf(l.media_type, sizeof(l.media_type), "application/vnd.docker.image.rootfs.diff.tar");
-    _cleanup_free_ char *m = rbx_manifest_build("sha256:0000000000000000000000000000000000000000000000000000000000000002", 7, &l, 1);
+    _cleanup_free_ char *m = rbx_manifest_build(
+        "sha256:0000000000000000000000000000000000000000000000000000000000000002", 7, &l, 1);
     ck_assert_str_eq(
-        m, "{\"config\":{\"digest\":\"sha256:0000000000000000000000000000000000000000000000000000000000000002\","
+        m, "{\"config\":{\"digest\":\"sha256:"
+           "0000000000000000000000000000000000000000000000000000000000000002\","
            "\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"size\":7},\"layers\":[{"
            "\"digest\":\"sha256:0000000000000000000000000000000000000000000000000000000000000001\","
            "\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"size\":3}],"

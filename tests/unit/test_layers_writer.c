@@ -306,7 +306,8 @@ START_TEST(test_writer_pax_only_when_needed_sorted)
         /* records in key order in the raw header */
         char *raw;
         size_t len;
-        ck_assert_int_eq(rbx_read_file_at(AT_FDCWD, P("%s/out.tar", top), 1 << 20, &raw, &len, NULL), 0);
+        ck_assert_int_eq(
+            rbx_read_file_at(AT_FDCWD, P("%s/out.tar", top), 1 << 20, &raw, &len, NULL), 0);
         char *aa = memmem(raw, len, "SCHILY.xattr.user.aa=1", 22);
         char *zz = memmem(raw, len, "SCHILY.xattr.user.zz=2", 22);
         ck_assert(aa && zz && aa < zz);
@@ -348,7 +349,7 @@ START_TEST(test_writer_hardlinks_kept)
     mk_dir(top, "tree", 0755);
     mk_file(d, "b", "shared", 0644);
     _cleanup_free_ char *b = rbx_xasprintf("%s/b", d), *a = rbx_xasprintf("%s/a", d),
-                       *c = rbx_xasprintf("%s/c", d);
+                        *c = rbx_xasprintf("%s/c", d);
     ck_assert_int_eq(link(b, a), 0);
     ck_assert_int_eq(link(b, c), 0);
     struct tlist l;
