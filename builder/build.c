@@ -538,7 +538,14 @@ static int build_stage(struct rbx_build_state *b, struct rbx_bstage *st, struct 
         const struct rbx_df_instr *in = &s->instrs[k];
         b->cur.index = (unsigned)k + 2;
         b->cur.line = in->line;
-        b->cur.text = in->original;
+        /* As docker shows a step: variables it knows substituted, quotes and unknown ones
+         * left as written. */
+        _cleanup_free_ char *shown = NULL;
+        struct rbx_df_lex_opts lo = {.raw_quotes = true, .raw_escapes = true, .skip_unset = true};
+        if (rbx_df_lex(in->original, b->df->escape, &lo, (rbx_df_lookup_fn)rbx_df_lookup_env,
+                       st->state_env, &shown, NULL, NULL) < 0)
+            shown = NULL;
+        b->cur.text = shown ? shown : in->original;
         b->cur_instr = in;
         b->cur_start = rbx_now_ns();
         b->cur.state = RBX_STEP_START;

@@ -265,7 +265,7 @@ struct rbx_build_step {
     const char *stage;     /* the stage's name, or "stage-N" */
     unsigned index, total; /* 1-based within the stage; FROM is 1 */
     unsigned line;         /* in the Dockerfile */
-    const char *text;      /* the instruction, substituted where docker substitutes it */
+    const char *text; /* the instruction, variables it knows substituted (as docker shows it) */
     enum rbx_step_state state;
     uint64_t duration_ns; /* DONE, CACHED, FAILED */
 };
