@@ -17,12 +17,39 @@ static json_t *strv_json(char *const *v)
     return a;
 }
 
+/* The changes the previous record kept go when it is replaced: only the last failed step is
+ * opened by `shell --failed`, and a kept run dir is not swept. */
+static void drop_previous(struct rbx_build_state *b, const char *dir, const char *keep)
+{
+    _cleanup_free_ char *path = rbx_xasprintf("%s/" RECORD, dir);
+    _cleanup_free_ char *text = NULL;
+    size_t len = 0;
+    if (rbx_read_file_at(AT_FDCWD, path, 1 << 22, &text, &len, NULL) < 0)
+        return;
+    _cleanup_json_ json_t *j = rbx_json_loadb(text, len, path, NULL);
+    const char *changes = json_string_value(json_object_get(j, "changes"));
+    if (!changes || (keep && strcmp(changes, keep) == 0))
+        return;
+    /* <store>/runs/<id>/upper: the run dir and its marker, nothing outside runs/ */
+    _cleanup_free_ char *runs = rbx_xasprintf("%s/runs/", rbx_store_dir(b->store));
+    size_t rl = strlen(runs);
+    const char *id = changes + rl;
+    size_t idl = strcspn(id, "/");
+    if (strncmp(changes, runs, rl) != 0 || idl == 0 || strcmp(id + idl, "/upper") != 0)
+        return;
+    _cleanup_free_ char *run = rbx_xstrndup(changes, rl + idl);
+    _cleanup_free_ char *marker = rbx_xasprintf("%s.kept", run);
+    (void)rbx_rm_rf_at(AT_FDCWD, run, NULL);
+    (void)unlink(marker);
+}
+
 int rbx_failed_record_write(struct rbx_build_state *b, const struct rbx_bstage *st,
                             struct rbx_error **err)
 {
     _cleanup_free_ char *dir = rbx_builder_dir(b, ".", err);
     if (!dir)
         return -EIO;
+    drop_previous(b, dir, b->res->failure.kept_rootfs);
     _cleanup_strv_ char **lowers = rbx_stage_layer_dirs(st);
     _cleanup_strv_ char **env = rbx_run_env(b, st);
     _cleanup_strv_ char **shell = NULL;
