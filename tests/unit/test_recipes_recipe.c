@@ -70,6 +70,16 @@ START_TEST(test_name_defaults_to_file_and_vars_expand)
     r = parse_ok("{\"image\": \"oci:${NOPE:-../fx}/app\", \"steps\": [{\"name\": \"a\"}]}", env_none);
     ck_assert_str_eq(r->image, "oci:/srv/recipes/../fx/app");
     rbx_recipe_free(r);
+    /* Every local transport's path is taken from the recipe's directory; absolute ones stay. */
+    r = parse_ok("{\"image\": \"oci-archive:img.tar\", \"services\": [{\"name\": \"db\","
+                 " \"image\": \"docker-archive:./pg.tar:postgres:15\"}], \"steps\": [{\"name\": \"a\"}]}",
+                 env_none);
+    ck_assert_str_eq(r->image, "oci-archive:/srv/recipes/img.tar");
+    ck_assert_str_eq(r->services[0].image, "docker-archive:/srv/recipes/./pg.tar:postgres:15");
+    rbx_recipe_free(r);
+    r = parse_ok("{\"image\": \"oci:/abs/layout:v1\", \"steps\": [{\"name\": \"a\"}]}", env_none);
+    ck_assert_str_eq(r->image, "oci:/abs/layout:v1");
+    rbx_recipe_free(r);
 }
 END_TEST
 
@@ -178,6 +188,8 @@ static const struct bad_case bad[] = {
     {"{\"image\": \"oci:/x\", \"services\": [{\"name\": \"db\", \"image\": \"oci:/y\", \"detach\": true}], \"steps\": [{\"name\": \"a\"}]}",
      "services[0].detach: unknown field", true},
     {"[1]", "recipe.json: expected a JSON object at the top", true},
+    {"{\"image\": \"oci:/x\", \"build\": null, \"steps\": [{\"name\": \"a\"}]}",
+     "recipe.json: build: expected an object", true},
     {"{\"image\": \"oci:/x\", \"steps\": [{\"name\": \"a\", \"expect\": {\"stdout_matches\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}}]}",
      "steps[0].expect.stdout_matches: the pattern is too costly: longer than 512 characters", true},
     /* found by fuzzing: glibc's regcomp exhausts memory on these */
