@@ -510,8 +510,8 @@ static bool rule_provider_mismatch(struct diag *d)
         if (!fam || strcmp(fam, have) == 0)
             break;
         _cleanup_free_ char *scheme = rbx_xstrndup(url, strcspn(url, ":"));
-        return say(d, hint, "%s says provider = \"%s\", but %s is a %s:// URL (a %s database)",
-                   path, provider, var, scheme, fam);
+        return say(d, hint, "%s says provider = \"%s\", but %s is a %s:// URL", path, provider, var,
+                   scheme);
     }
     if (!want)
         return false;
