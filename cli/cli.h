@@ -81,4 +81,9 @@ struct rbx_replay_opts;
 int cli_replay_opts(struct rbx_replay_opts *o, struct rbx_store **store, int log_fd,
                     struct rbx_error **err);
 int cmd_test(int argc, char **argv);
+int cmd_unpack(int argc, char **argv);
+int cmd_images(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
+/* "3 minutes ago" for a unix time. */
+const char *cli_format_age(int64_t when, char *buf, size_t len);
 int cmd_version(int argc, char **argv);

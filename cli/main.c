@@ -13,6 +13,9 @@ static const struct rbx_command commands[] = {
     {"run", "run a command in a new sandbox from an image", cmd_run, true},
     {"replay", "replay a recipe's services and steps, explain what failed", cmd_replay, true},
     {"test", "replay recipes and check their expectations", cmd_test, true},
+    {"unpack", "write an image's root filesystem into a directory", cmd_unpack, true},
+    {"images", "list the images and layers the cache holds", cmd_images, true},
+    {"cache", "show what the cache takes on disk (du), free it (prune)", cmd_cache, true},
     {"version", "print the version", cmd_version, false},
 };
 

@@ -64,7 +64,7 @@ static void stack_push(struct walk_stack *s, int fd)
  * symlinks itself (an absolute target restarts at the root, ".." never climbs above it) and
  * keeps the fds of the directories it went through so ".." is a pop, not a lookup. */
 static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool nofollow,
-                     struct rbx_error **err)
+                     bool no_symlinks, struct rbx_error **err)
 {
     struct walk_stack st = {0};
     _cleanup_free_ char *rest = rbx_xstrdup(path);
@@ -138,7 +138,7 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool 
             goto out;
         }
         if (S_ISLNK(sb.st_mode) && !(last && (nofollow || (flags & O_CREAT)))) {
-            if (++hops > RBX_SYMLINK_HOPS) {
+            if (no_symlinks || ++hops > RBX_SYMLINK_HOPS) {
                 close(fd);
                 ret = -ELOOP;
                 goto out;
@@ -203,7 +203,8 @@ int rbx_open_in_root(int rootfd, const char *path, int flags, mode_t mode, unsig
         struct open_how how = {
             .flags = (uint64_t)(flags | O_CLOEXEC | (nofollow ? O_NOFOLLOW : 0)),
             .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
-            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+            .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS |
+                       ((rflags & RBX_RESOLVE_NO_SYMLINKS) ? RESOLVE_NO_SYMLINKS : 0),
         };
         const char *p = *path ? path : ".";
         for (int tries = 0; tries < 32; tries++) {
@@ -213,7 +214,7 @@ int rbx_open_in_root(int rootfd, const char *path, int flags, mode_t mode, unsig
         }
         ret = ret < 0 ? -errno : ret;
     } else {
-        ret = walk_open(rootfd, path, flags, mode, nofollow, err);
+        ret = walk_open(rootfd, path, flags, mode, nofollow, rflags & RBX_RESOLVE_NO_SYMLINKS, err);
     }
     if (ret < 0 && !is_probe_errno(-ret) && err && !*err)
         rbx_error_set_errno(err, -ret == ELOOP ? RBX_ERR_LIMIT : RBX_ERR_IO, -ret, "\"%s\"", path);
@@ -440,8 +441,23 @@ int rbx_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t
     return rbx_read_fd(fd, max, path, out, len, err);
 }
 
+static int write_replace(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                         bool sync, struct rbx_error **err);
+
 int rbx_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
                              struct rbx_error **err)
+{
+    return write_replace(dirfd, path, data, len, mode, true, err);
+}
+
+int rbx_write_file_replace_at(int dirfd, const char *path, const void *data, size_t len,
+                              mode_t mode, struct rbx_error **err)
+{
+    return write_replace(dirfd, path, data, len, mode, false, err);
+}
+
+static int write_replace(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                         bool sync, struct rbx_error **err)
 {
     char rnd[13];
     rbx_random_hex(rnd, 12);
@@ -462,7 +478,7 @@ int rbx_write_file_atomic_at(int dirfd, const char *path, const void *data, size
         p += w;
         len -= (size_t)w;
     }
-    if (fdatasync(fd) < 0 || renameat(dirfd, tmp, dirfd, path) < 0) {
+    if ((sync && fdatasync(fd) < 0) || renameat(dirfd, tmp, dirfd, path) < 0) {
         int e = errno;
         unlinkat(dirfd, tmp, 0);
         return rbx_error_set_errno(err, RBX_ERR_IO, e, "publish %s", path);

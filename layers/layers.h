@@ -92,6 +92,7 @@ struct rbx_image {
     /* private to layers/: where the blobs are read from */
     int blob_dirfd;        /* dir holding sha256/<hex> blobs, or -1 */
     char **blob_paths;     /* docker-archive: per-layer file inside the import, or NULL */
+    char *archive_key;     /* archives: the import's record in the store */
 };
 
 /* ---- registries (docker://): docs/registry.md ------------------------------------------------ */
@@ -172,7 +173,8 @@ struct rbx_unpack_opts {
     rbx_progress_fn progress; /* may be NULL; called from the worker threads, one call at a time */
     void *progress_data;
     unsigned jobs;            /* layers extracted at once; 0: one per CPU */
-    uint64_t max_layer_bytes; /* cap on one layer's expanded size; 0: 32 GiB */
+    uint64_t max_layer_bytes; /* cap on one layer's expanded size; 0: $REPROBOX_MAX_LAYER_SIZE
+                               * ("512m", "8g") when set, else 32 GiB */
 };
 
 struct rbx_unpack_stats {
@@ -182,25 +184,116 @@ struct rbx_unpack_stats {
 };
 
 /* Make sure every layer of the image is unpacked in the cache (whiteouts in overlayfs form),
- * each verified against its digest and diff_id and published by an atomic rename. */
+ * each verified against its digest and diff_id and published by an atomic rename. The store
+ * handle then holds a shared lock on each of them until it is freed: a prune leaves them. */
 int rbx_image_unpack(struct rbx_store *store, const struct rbx_image *img,
                      const struct rbx_unpack_opts *opts, struct rbx_unpack_stats *stats,
                      struct rbx_error **err);
-/* The unpacked layer dirs (absolute paths), lowest first; after rbx_image_unpack. */
+/* The unpacked layer dirs (absolute paths), lowest first; after rbx_image_unpack. There may be
+ * more dirs than layers: a layer that hardlinks files of lower layers is followed by a small
+ * links dir holding those links (see links.c). Stack them all, in this order. */
 int rbx_image_layer_dirs(struct rbx_store *store, const struct rbx_image *img, char ***dirs,
                          struct rbx_error **err);
+
+/* ---- what the cache holds: `reprobox images`, `reprobox cache du|prune` ------------------- */
+
+struct rbx_cached_image {
+    char *reference; /* "oci:/real/path:tag", "docker-archive:/real/file" ... */
+    char *platform;  /* "linux/amd64" */
+    char *config_digest;
+    size_t n_layers, n_layers_cached;
+    uint64_t bytes;    /* the unpacked size of its cached layers (tar bytes) */
+    int64_t last_used; /* unix seconds */
+};
+struct rbx_cached_layer {
+    char *name;    /* below layers/: the diff_id's hex, or "links-<chain id hex>" */
+    char *diff_id; /* NULL for a links dir */
+    char *digest;  /* the blob it came from */
+    uint64_t entries, bytes;
+    unsigned used_by; /* image records that list it */
+};
+struct rbx_cache_list {
+    struct rbx_cached_image *images;
+    size_t n_images;
+    struct rbx_cached_layer *layers;
+    size_t n_layers;
+    size_t n_blobs; /* imported from archives */
+    uint64_t blob_bytes;
+};
+int rbx_store_list(struct rbx_store *s, struct rbx_cache_list *out, struct rbx_error **err);
+void rbx_cache_list_clear(struct rbx_cache_list *l);
+
+struct rbx_cache_usage {
+    struct {
+        uint64_t count, bytes; /* bytes on disk, each inode once */
+    } blobs, layers, runs, kept_runs, tmp, records;
+};
+int rbx_store_du(struct rbx_store *s, struct rbx_cache_usage *out, struct rbx_error **err);
+
+/* The prune policy. An image record is forgotten when it was last used more than `older_than`
+ * seconds ago (default: 7 days) or its source is gone (the layout dir, or the archive changed
+ * or removed). Then everything no remaining record and no kept run needs goes: layers, links
+ * dirs, archive records and the blobs they list. `all`: every record and kept run too. Layers
+ * a running reprobox holds are always left (counted in layers_in_use). */
+struct rbx_prune_opts {
+    bool all;
+    int64_t older_than; /* seconds; < 0: the default */
+};
+struct rbx_prune_stats {
+    uint64_t images, layers, blobs, runs, bytes;
+    uint64_t layers_in_use;
+};
+int rbx_store_prune(struct rbx_store *s, const struct rbx_prune_opts *opts,
+                    struct rbx_prune_stats *stats, struct rbx_error **err);
+
+/* ---- a flat rootfs: layers applied one over the other, whiteouts carried out ------------- */
+
+struct rbx_flat_stats {
+    unsigned layers;
+    uint64_t bytes_read; /* compressed */
+    uint64_t entries;
+    uint64_t skipped_devices; /* device nodes and fifos not permitted (rootless) */
+    uint64_t skipped_owners;  /* owners not mapped here (rootless): left as the caller's */
+    uint64_t skipped_xattrs;
+    char **skipped_names; /* the first skipped devices, by path */
+};
+void rbx_flat_stats_clear(struct rbx_flat_stats *st);
+
+/* Apply every layer of the image, lowest first, to the empty directory dirfd, reading the
+ * blobs directly (each verified against its digest and diff_id as it streams): whiteouts and
+ * opaque directories carried out, no overlay marker left, hardlinks to lower layers real. The
+ * store is not used. opts->jobs is ignored. */
+int rbx_image_flatten(const struct rbx_image *img, int dirfd, const struct rbx_unpack_opts *opts,
+                      struct rbx_flat_stats *stats, struct rbx_error **err);
+/* The same into the directory `dest`, which must be absent or empty: the tree is built beside it
+ * (".<name>.reprobox-<random>") and renamed into place, so `dest` never holds half an image. */
+int rbx_image_unpack_to(const struct rbx_image *img, const char *dest,
+                        const struct rbx_unpack_opts *opts, struct rbx_flat_stats *stats,
+                        struct rbx_error **err);
 
 /* ---- a run's scratch space: <store>/runs/<id>/{upper,work} ---------------------------------- */
 
 struct rbx_run_dir;
 
 /* Create a fresh run dir, locked (flock) for as long as it is open so a sweep at the next start
- * removes it only when its owner is gone. */
+ * removes it only when its owner is gone. It records the layers the store handle holds (call
+ * after rbx_image_unpack), so that a kept run keeps them from a prune. */
 int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct rbx_error **err);
 const char *rbx_run_dir_path(const struct rbx_run_dir *rd);
 const char *rbx_run_dir_upper(const struct rbx_run_dir *rd);
 const char *rbx_run_dir_work(const struct rbx_run_dir *rd);
 /* An empty dir to mount the overlay on, when the caller wants one inside the store. */
 const char *rbx_run_dir_merged(const struct rbx_run_dir *rd);
+/* Where overlayfs can not be mounted: a flat copy of the image in <run dir>/rootfs, made from
+ * the blobs as rbx_image_flatten does. The run then uses that directory as its rootfs as it
+ * is (no lower/upper dirs). */
+int rbx_run_dir_flatten(struct rbx_run_dir *rd, const struct rbx_image *img,
+                        const struct rbx_unpack_opts *opts, struct rbx_error **err);
+/* <run dir>/rootfs, after rbx_run_dir_flatten. */
+const char *rbx_run_dir_rootfs(const struct rbx_run_dir *rd);
+/* Remembered per store: overlayfs was found unusable here (the first overlay mount of a run
+ * failed with EINVAL, EPERM or ENODEV), so later runs go flat without trying. */
+bool rbx_store_overlay_unusable(struct rbx_store *s);
+int rbx_store_set_overlay_unusable(struct rbx_store *s, const char *why, struct rbx_error **err);
 /* Close: the dir is removed unless `keep` (then it stays, unlocked, for the user to inspect). */
 struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep);

@@ -102,6 +102,39 @@ START_TEST(test_open_in_root_contains_escapes_walker)
 }
 END_TEST
 
+/* RBX_RESOLVE_NO_SYMLINKS: a path through any symlink is refused (ELOOP); a symlink as the last
+ * component is returned itself with NOFOLLOW; plain paths open. */
+static void check_no_symlinks(void)
+{
+    int fd = rbx_open_in_root(rootfd, "etc-link/passwd", O_RDONLY, 0, RBX_RESOLVE_NO_SYMLINKS, NULL);
+    ck_assert_int_eq(fd, -ELOOP);
+    fd = rbx_open_in_root(rootfd, "etc/passwd", O_RDONLY, 0, RBX_RESOLVE_NO_SYMLINKS, NULL);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    fd = rbx_open_in_root(rootfd, "etc-link", O_PATH, 0,
+                          RBX_RESOLVE_NO_SYMLINKS | RBX_RESOLVE_NOFOLLOW, NULL);
+    ck_assert_int_ge(fd, 0);
+    struct stat sb;
+    ck_assert_int_eq(fstat(fd, &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
+    close(fd);
+}
+
+START_TEST(test_open_in_root_no_symlinks_openat2)
+{
+    if (!rbx_openat2_available())
+        return;
+    check_no_symlinks();
+}
+END_TEST
+
+START_TEST(test_open_in_root_no_symlinks_walker)
+{
+    rbx_fs_force_walker(true);
+    check_no_symlinks();
+}
+END_TEST
+
 static void check_create_through_symlink(void)
 {
     struct rbx_error *err = NULL;
@@ -264,6 +297,8 @@ START_TEST(test_write_file_atomic)
     struct rbx_error *err = NULL;
     int dfd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY);
     ck_assert_int_eq(rbx_write_file_atomic_at(dfd, "out.json", "{}\n", 3, 0600, &err), 0);
+    ck_assert_int_eq(rbx_write_file_replace_at(dfd, "fast.json", "[]", 2, 0600, &err), 0);
+    ck_assert_int_eq(faccessat(dfd, "fast.json", F_OK, 0), 0);
     char *buf = NULL;
     ck_assert_int_eq(rbx_read_file_at(dfd, "out.json", 100, &buf, NULL, &err), 0);
     ck_assert_str_eq(buf, "{}\n");
@@ -282,6 +317,8 @@ static Suite *suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_open_in_root_contains_escapes_openat2);
     tcase_add_test(tc, test_open_in_root_contains_escapes_walker);
+    tcase_add_test(tc, test_open_in_root_no_symlinks_openat2);
+    tcase_add_test(tc, test_open_in_root_no_symlinks_walker);
     tcase_add_test(tc, test_mkdir_p_through_symlink_stays_inside_openat2);
     tcase_add_test(tc, test_mkdir_p_through_symlink_stays_inside_walker);
     tcase_add_test(tc, test_mkdir_p_reports_created);
