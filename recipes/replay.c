@@ -91,13 +91,19 @@ static int box_open(struct replay *R, struct box *b, const char *ref, struct rbx
     struct rbx_spec spec;
     memset(&spec, 0, sizeof(spec));
     spec.stdin_fd = spec.stdout_fd = spec.stderr_fd = -1;
-    r = rbx_image_layer_dirs(store, b->img, &spec.lower_dirs, err);
-    if (r == 0)
-        r = rbx_run_dir_create(store, &b->rd, err);
-    if (r == 0) {
+    r = rbx_run_dir_create(store, &b->rd, err);
+    if (r == 0 && rbx_store_overlay_unusable(store)) {
+        /* Where overlayfs can not be mounted, the container's rootfs is a flat copy. */
+        r = rbx_run_dir_flatten(b->rd, b->img, &uo, err);
+        if (r == 0)
+            spec.rootfs_dir = rbx_xstrdup(rbx_run_dir_rootfs(b->rd));
+    } else if (r == 0) {
+        r = rbx_image_layer_dirs(store, b->img, &spec.lower_dirs, err);
         spec.upper_dir = rbx_xstrdup(rbx_run_dir_upper(b->rd));
         spec.work_dir = rbx_xstrdup(rbx_run_dir_work(b->rd));
         spec.rootfs_dir = rbx_xstrdup(rbx_run_dir_merged(b->rd));
+    }
+    if (r == 0) {
         spec.network = R->rc->network;
         r = rbx_container_create(&spec, R->pod, &b->ctr, err);
     }
@@ -105,8 +111,7 @@ static int box_open(struct replay *R, struct box *b, const char *ref, struct rbx
     return r < 0 ? rbx_error_wrap(err, "image %s", ref) : 0;
 }
 
-/* ---- the log ------------------------------------------------------------------------------------
- */
+/* ---- the log ------------------------------------------------------------------------------- */
 
 static void write_all(int fd, const char *buf, size_t n)
 {
