@@ -555,28 +555,44 @@ int rbx_image_unpack(struct rbx_store *store, const struct rbx_image *img,
     return 0;
 }
 
+int rbx_image_layer_dir(struct rbx_store *store, const struct rbx_image *img, size_t i, char **dir,
+                        char **links_dir, struct rbx_error **err)
+{
+    const char *id = img->layers[i].diff_id;
+    *dir = NULL;
+    if (links_dir)
+        *links_dir = NULL;
+    if (!id || !rbx_digest_valid(id))
+        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "layer %s: no valid diff_id",
+                             img->layers[i].digest);
+    char rel[RBX_DIGEST_HEX_LEN + 32];
+    snprintf(rel, sizeof(rel), "%s/rootfs", rbx_digest_hex(id));
+    struct stat st;
+    if (fstatat(store->layers_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+        return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT, "layer %s is not unpacked",
+                             img->layers[i].digest);
+    _cleanup_free_ char *links = NULL;
+    int r = rbx_links_dir(store, img, i, &links, err);
+    if (r < 0)
+        return r;
+    *dir = rbx_xasprintf("%s/layers/%s", store->dir, rel);
+    if (links && links_dir)
+        *links_dir = rbx_xasprintf("%s/layers/%s/rootfs", store->dir, links);
+    return 0;
+}
+
 int rbx_image_layer_dirs(struct rbx_store *store, const struct rbx_image *img, char ***dirs,
                          struct rbx_error **err)
 {
     _cleanup_strv_ char **v = rbx_xcalloc(1, sizeof(char *));
     for (size_t i = 0; i < img->n_layers; i++) {
-        const char *id = img->layers[i].diff_id;
-        if (!id || !rbx_digest_valid(id))
-            return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "layer %s: no valid diff_id",
-                                 img->layers[i].digest);
-        char rel[RBX_DIGEST_HEX_LEN + 32];
-        snprintf(rel, sizeof(rel), "%s/rootfs", rbx_digest_hex(id));
-        struct stat st;
-        if (fstatat(store->layers_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
-            return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT, "layer %s is not unpacked",
-                                 img->layers[i].digest);
-        rbx_strv_push_take(&v, rbx_xasprintf("%s/layers/%s", store->dir, rel));
-        _cleanup_free_ char *links = NULL;
-        int r = rbx_links_dir(store, img, i, &links, err);
+        char *dir = NULL, *links = NULL;
+        int r = rbx_image_layer_dir(store, img, i, &dir, &links, err);
         if (r < 0)
             return r;
+        rbx_strv_push_take(&v, dir);
         if (links)
-            rbx_strv_push_take(&v, rbx_xasprintf("%s/layers/%s/rootfs", store->dir, links));
+            rbx_strv_push_take(&v, links);
     }
     *dirs = TAKE_PTR(v);
     return 0;

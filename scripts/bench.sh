@@ -321,11 +321,70 @@ $(uname -r). Medians of $RUNS runs, \`scripts/bench.sh pull\`.
 EOF
 }
 
+# ---- build -----------------------------------------------------------------------------------
+
+# The Node workspace of tests/fixtures/build/node (multi-stage, a build step, a pruned production
+# stage), offline, on the node fixture, with `reprobox build` and `buildah bud --isolation chroot
+# --timestamp 0`, both with a step cache and both writing the image (an OCI layout; buildah's
+# containers-storage). Cold: the base image ready, no step cached. Warm: every step cached.
+cmd_build() {
+    need hyperfine buildah jq
+    [ -x "$REPROBOX" ] || die "no reprobox binary at $REPROBOX (set REPROBOX)"
+    mkdir -p "$BENCH"
+    local s=$BENCH/build fix=$BENCH/fixtures ctx=$SRC/tests/fixtures/build/node
+    rm -rf "$s"
+    mkdir -p "$s"
+    "$SRC/scripts/make-fixtures.sh" "$fix" >/dev/null 2>&1 || die "make-fixtures.sh failed"
+    local B="buildah --root $s/buildah --runroot $s/buildah-run --storage-driver overlay"
+    local base="$B pull -q oci:$fix/node:latest >/dev/null && $B tag \$($B images -q | head -1) localhost/node-fixture:latest"
+    sh -c "$base" || die "buildah cannot read the node fixture"
+    # The base image unpacked once in a store kept aside; each cold run starts from a copy.
+    "$REPROBOX" --root "$s/base" --quiet run "oci:$fix/node" true || die "reprobox cannot run the fixture"
+    local rbx="$REPROBOX --root $s/store --quiet build --build-context node=oci:$fix/node -t oci:$s/out:bench $ctx"
+    local bah="$B bud --quiet --isolation chroot --timestamp 0 --layers --build-arg NODE_IMAGE=localhost/node-fixture:latest -t localhost/bench:latest $ctx"
+    note "cold: no step cached"
+    hyperfine --style basic --runs "$RUNS" --export-json "$s/cold.json" \
+        -n "reprobox build (cold)" --prepare "rm -rf $s/store $s/out && cp -a $s/base $s/store && sync" "$rbx" \
+        -n "buildah bud (cold)" --prepare "$B rmi --all --force >/dev/null 2>&1; $base && sync" "$bah" >&2
+    note "warm: every step cached"
+    hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$s/warm.json" \
+        -n "reprobox build (warm)" "$rbx" -n "buildah bud (warm)" "$bah" >&2
+
+    median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+    ms() { awk -v a="$1" 'BEGIN { printf "%.0f ms", a * 1000 }'; }
+    local rc bc rw bw
+    rc=$(median "$s/cold.json" "reprobox build (cold)")
+    bc=$(median "$s/cold.json" "buildah bud (cold)")
+    rw=$(median "$s/warm.json" "reprobox build (warm)")
+    bw=$(median "$s/warm.json" "buildah bud (warm)")
+    cat <<EOF
+## build
+
+The Node workspace of \`tests/fixtures/build/node\` (three stages: dependencies, a build step
+that resolves pnpm's symlinks and deploys the production dependencies, a pruned production
+stage), offline, on the node fixture, built by \`reprobox build -t oci:…\` and by buildah
+$(buildah --version | awk '{ print $3 }') \`bud --isolation chroot --timestamp 0 --layers\` (overlay
+storage, as root). Cold: the base image ready (reprobox: unpacked in its store; buildah: in its
+storage), no step cached. Warm: every step cached, the image written again.
+$(nproc) CPUs ($(awk -F: '/model name/ { sub(/^ /, "", $2); print $2; exit }' /proc/cpuinfo)),
+$(uname -r). Medians of $RUNS runs, \`scripts/bench.sh build\`.
+
+| what | median | vs buildah | target |
+|---|---|---|---|
+| \`reprobox build\`, cold | $(ms "$rc") | $(ratio "$rc" "$bc")× | ≤ 0.5× |
+| \`buildah bud\`, cold | $(ms "$bc") | 1.00× | |
+| \`reprobox build\`, warm | $(ms "$rw") | $(ratio "$rw" "$bw")× | ≤ 0.2× |
+| \`buildah bud\`, warm | $(ms "$bw") | 1.00× | |
+EOF
+}
+
 case ${1:-} in
 unpack) cmd_unpack ;;
 unpack-image) mkdir -p "$BENCH" && build_unpack_image ;; # build the image only
 pull) cmd_pull ;;
-start | build | doctor) die "$1: not written yet" ;;
-all) cmd_unpack && cmd_pull ;;
+build) cmd_build ;;
+start | doctor) die "$1: not written yet" ;;
+all) cmd_unpack && cmd_pull && cmd_build ;;
 *) echo "Usage: scripts/bench.sh unpack|pull|start|build|doctor|all" >&2; exit 2 ;;
 esac

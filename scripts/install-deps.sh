@@ -10,7 +10,7 @@ build=(build-essential cmake pkg-config clang clang-format
 # differential and conformance tests compare with these tools.
 test=(busybox-static nodejs skopeo umoci runc crun bubblewrap uidmap jq gzip zstd tar
       iproute2 procps util-linux passwd curl ca-certificates file
-      docker-registry openssl apache2-utils hyperfine debootstrap pigz attr
+      docker-registry openssl apache2-utils hyperfine debootstrap pigz attr buildah
       postgresql)
 
 missing=()

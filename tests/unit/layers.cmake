@@ -23,3 +23,9 @@ foreach(t registry pull)
   rbx_unit_test(layers_${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_layers_${t}.c
                 ${CMAKE_CURRENT_LIST_DIR}/testsrv.c LIBS rbx_layers_testlib rbx_layers Threads::Threads)
 endforeach()
+
+# The layer and image writers (builder output).
+foreach(t writer layout diff)
+  rbx_unit_test(layers_${t} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_layers_${t}.c
+                LIBS rbx_layers_testlib rbx_layers PkgConfig::ARCHIVE Threads::Threads)
+endforeach()
