@@ -77,6 +77,14 @@ START_TEST(test_name_defaults_to_file_and_vars_expand)
     ck_assert_str_eq(r->image, "oci-archive:/srv/recipes/img.tar");
     ck_assert_str_eq(r->services[0].image, "docker-archive:/srv/recipes/./pg.tar:postgres:15");
     rbx_recipe_free(r);
+    r = parse_ok("{\"build\": {\"context\": \"app\", \"target\": \"runner\", \"args\": {\"BASE\": "
+                 "\"oci:${RBX_FIXTURES}/busybox\", \"N\": \"1\"}}, \"steps\": [{\"name\": \"a\"}]}",
+                 env_fix);
+    ck_assert_str_eq(r->build->context, "/srv/recipes/app");
+    ck_assert_str_eq(r->build->dockerfile, "Dockerfile");
+    ck_assert_str_eq(r->build->args[0], "BASE=oci:/fx/busybox");
+    ck_assert_str_eq(r->build->args[1], "N=1");
+    rbx_recipe_free(r);
     r = parse_ok("{\"image\": \"oci:/abs/layout:v1\", \"steps\": [{\"name\": \"a\"}]}", env_none);
     ck_assert_str_eq(r->image, "oci:/abs/layout:v1");
     rbx_recipe_free(r);
@@ -182,6 +190,8 @@ static const struct bad_case bad[] = {
     {"{\"image\": \"oci:/x\", \"workdir\": \"app\", \"steps\": [{\"name\": \"a\"}]}", "workdir: must be an absolute path", true},
     {"{\"image\": \"oci:${UNSET_HERE}/x\", \"steps\": [{\"name\": \"a\"}]}", "image: ${UNSET_HERE} is not set in the environment", false},
     {"{\"image\": \"nope:/x\", \"steps\": [{\"name\": \"a\"}]}", "recipe.json: image:", false},
+    {"{\"build\": {\"context\": \".\", \"args\": {\"B\": \"${UNSET_HERE}\"}}, \"steps\": [{\"name\": \"a\"}]}",
+     "recipe.json: build.args.B: ${UNSET_HERE} is not set in the environment", false},
     {"{\"image\": \"\", \"steps\": [{\"name\": \"a\"}]}", "recipe.json: image: must not be empty", true},
     {"{\"image\": \"oci:/x\", \"services\": [{\"name\": \"db\"}], \"steps\": [{\"name\": \"a\"}]}",
      "services[0].image: missing (required)", true},
