@@ -285,10 +285,10 @@ static bool rule_command_not_found(struct diag *d)
         return say(d, "call it by its path, or add its directory to PATH",
                    "\"%s\" is not on PATH (PATH=%s), but the image has %s", name, path_env(o),
                    where);
-    if (o->image_from_build)
+    _cleanup_free_ char *stage = rbx_recipe_build_stage_of(o->build, name);
+    if (stage)
         return say(d, "copy it into the final stage, or call what the final stage has (node, sh)",
-                   "\"%s\" is not in the image (PATH=%s); it was only in the build stage", name,
-                   path_env(o));
+                   "\"%s\" is not in the image (PATH=%s); %s", name, path_env(o), stage);
     return say(d,
                "build tools often stay in the build stage of a multi-stage Dockerfile: copy "
                "the tool into the final stage, or call what the image has (node, sh)",
@@ -510,8 +510,8 @@ static bool rule_provider_mismatch(struct diag *d)
         if (!fam || strcmp(fam, have) == 0)
             break;
         _cleanup_free_ char *scheme = rbx_xstrndup(url, strcspn(url, ":"));
-        return say(d, hint, "%s says provider = \"%s\", but %s is a %s:// URL (a %s database)",
-                   path, provider, var, scheme, fam);
+        return say(d, hint, "%s says provider = \"%s\", but %s is a %s:// URL", path, provider, var,
+                   scheme);
     }
     if (!want)
         return false;

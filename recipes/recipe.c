@@ -769,11 +769,35 @@ static int f_context(const json_t *v, void *obj, const struct field *f, struct c
     return 0;
 }
 
+/* Build args: values may name the caller's environment (${NAME}, ${NAME:-default}), as the
+ * image does, so a recipe can point FROM at a layout that lives elsewhere on each machine. */
+static int f_build_args(const json_t *v, void *obj, const struct field *f, struct ctx *c)
+{
+    int r = f_env(v, obj, f, c);
+    if (r < 0)
+        return r;
+    char **args = *AT(obj, f, char **);
+    for (size_t i = 0; args[i]; i++) {
+        char *eq = strchr(args[i], '=');
+        _cleanup_free_ char *name = rbx_xstrndup(args[i], (size_t)(eq - args[i]));
+        size_t old = path_push_key(c, name);
+        _cleanup_free_ char *value = NULL;
+        r = expand_vars(eq + 1, c, &value);
+        if (r < 0)
+            return r;
+        path_pop(c, old);
+        char *kv = rbx_xasprintf("%.*s=%s", (int)(eq - args[i]), args[i], value);
+        free(args[i]);
+        args[i] = kv;
+    }
+    return 0;
+}
+
 static const struct field build_fields[] = {
     {"context", f_context, offsetof(struct rbx_recipe_build, context), F_REQUIRED, 0, 0},
     {"dockerfile", f_nonempty_string, offsetof(struct rbx_recipe_build, dockerfile), 0, 0, 0},
     {"target", f_nonempty_string, offsetof(struct rbx_recipe_build, target), 0, 0, 0},
-    {"args", f_env, offsetof(struct rbx_recipe_build, args), 0, 0, 0},
+    {"args", f_build_args, offsetof(struct rbx_recipe_build, args), 0, 0, 0},
 };
 
 static int f_build(const json_t *v, void *obj, const struct field *f, struct ctx *c)

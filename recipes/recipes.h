@@ -161,6 +161,17 @@ int rbx_recipe_parse(const char *buf, size_t len, const char *path, char *const 
 struct rbx_recipe *rbx_recipe_free(struct rbx_recipe *r);
 RBX_DEFINE_CLEANUP(struct rbx_recipe, rbx_recipe_free)
 
+/* ---- building (build.c) --------------------------------------------------------------------- */
+
+/* Build the recipe's image with the builder into a new scratch OCI layout; *scratch_dir (set
+ * also on failure, for the caller to remove) holds it and *image_ref names it. The build's
+ * steps and RUN output go to log_fd (-1: nowhere). */
+int rbx_recipe_build(struct rbx_store *store, const struct rbx_recipe *recipe, int log_fd,
+                     char **scratch_dir, char **image_ref, struct rbx_error **err);
+/* Where a command that the built image lacks appears in another stage of the Dockerfile:
+ * "it was only in the build stage \"builder\" (Dockerfile:5: RUN npm install -g pnpm)", or NULL. */
+char *rbx_recipe_build_stage_of(const struct rbx_recipe_build *b, const char *command);
+
 /* ---- probes (probe.c): run inside a pod's network namespace -------------------------------- */
 
 struct rbx_http_response {
@@ -232,7 +243,7 @@ struct rbx_outcome {
     char **argv, **env;
     char *cwd, *user;
     bool cwd_missing;             /* the working directory was not in the image */
-    bool image_from_build;
+    const struct rbx_recipe_build *build; /* the image was built from this (a step's) */
     enum rbx_network_mode network;
     /* how it ended */
     struct rbx_error *error;      /* it could not be started (command not found...) */
@@ -280,7 +291,8 @@ void rbx_outcome_clear(struct rbx_outcome *o);
 
 /* ---- replay (replay.c) ---------------------------------------------------------------------- */
 
-/* Builds the recipe's image when it says "build"; sets *image_ref to an image reference. */
+/* Builds the recipe's image when it says "build"; sets *image_ref to an image reference. Without
+ * one, the replay builds with rbx_recipe_build. */
 typedef int (*rbx_recipe_build_fn)(void *userdata, const struct rbx_recipe *recipe,
                                    char **image_ref, struct rbx_error **err);
 
@@ -289,7 +301,7 @@ struct rbx_replay_opts {
     char *const *caller_env;
     bool keep;                 /* keep the run dirs (their paths go in the report) */
     int log_fd;                /* where the processes' output goes as it comes (-1: nowhere) */
-    rbx_recipe_build_fn build; /* NULL: recipes with "build" fail as unsupported */
+    rbx_recipe_build_fn build; /* NULL: rbx_recipe_build */
     void *build_data;
     rbx_progress_fn progress;  /* unpacking the images (may be NULL) */
     void *progress_data;

@@ -61,6 +61,7 @@ struct replay {
     struct box *boxes; /* services first, then the recipe's image */
     size_t n_boxes;
     struct live *live; /* one per outcome */
+    char *scratch;     /* where a built image was written */
     int null_fd;
 };
 
@@ -91,13 +92,19 @@ static int box_open(struct replay *R, struct box *b, const char *ref, struct rbx
     struct rbx_spec spec;
     memset(&spec, 0, sizeof(spec));
     spec.stdin_fd = spec.stdout_fd = spec.stderr_fd = -1;
-    r = rbx_image_layer_dirs(store, b->img, &spec.lower_dirs, err);
-    if (r == 0)
-        r = rbx_run_dir_create(store, &b->rd, err);
-    if (r == 0) {
+    r = rbx_run_dir_create(store, &b->rd, err);
+    if (r == 0 && rbx_store_overlay_unusable(store)) {
+        /* Where overlayfs can not be mounted, the container's rootfs is a flat copy. */
+        r = rbx_run_dir_flatten(b->rd, b->img, &uo, err);
+        if (r == 0)
+            spec.rootfs_dir = rbx_xstrdup(rbx_run_dir_rootfs(b->rd));
+    } else if (r == 0) {
+        r = rbx_image_layer_dirs(store, b->img, &spec.lower_dirs, err);
         spec.upper_dir = rbx_xstrdup(rbx_run_dir_upper(b->rd));
         spec.work_dir = rbx_xstrdup(rbx_run_dir_work(b->rd));
         spec.rootfs_dir = rbx_xstrdup(rbx_run_dir_merged(b->rd));
+    }
+    if (r == 0) {
         spec.network = R->rc->network;
         r = rbx_container_create(&spec, R->pod, &b->ctr, err);
     }
@@ -105,8 +112,7 @@ static int box_open(struct replay *R, struct box *b, const char *ref, struct rbx
     return r < 0 ? rbx_error_wrap(err, "image %s", ref) : 0;
 }
 
-/* ---- the log ------------------------------------------------------------------------------------
- */
+/* ---- the log ------------------------------------------------------------------------------- */
 
 static void write_all(int fd, const char *buf, size_t n)
 {
@@ -268,7 +274,7 @@ static int compose(struct replay *R, struct live *l, const struct rbx_recipe_pro
     o->cwd = rbx_xstrdup(spec->cwd);
     o->user = spec->user ? rbx_xstrdup(spec->user) : NULL;
     o->network = rc->network;
-    o->image_from_build = !service && rc->build;
+    o->build = service ? NULL : rc->build;
     /* Docker creates a missing working directory; say so, it is often the bug. */
     int rootfd = rbx_container_rootfd(b->ctr);
     _cleanup_close_ int cwdfd =
@@ -492,12 +498,9 @@ static int resolve_image(struct replay *R, struct rbx_error **err)
         R->out->image_ref = rbx_xstrdup(rc->image);
         return 0;
     }
-    if (!R->opts->build)
-        return rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP,
-                             "%s: build: this reprobox can not build images yet; build the image "
-                             "and name it with \"image\"",
-                             rc->path);
-    int r = R->opts->build(R->opts->build_data, rc, &R->out->image_ref, err);
+    int r = R->opts->build ? R->opts->build(R->opts->build_data, rc, &R->out->image_ref, err)
+                           : rbx_recipe_build(R->opts->store, rc, R->opts->log_fd, &R->scratch,
+                                              &R->out->image_ref, err);
     return r < 0 ? rbx_error_wrap(err, "%s: build", rc->path) : 0;
 }
 
@@ -618,6 +621,17 @@ int rbx_replay_run(const struct rbx_recipe *recipe, const struct rbx_replay_opts
     free(R.live);
     if (R.null_fd >= 0)
         close(R.null_fd);
+    if (R.scratch && opts->keep) {
+        rbx_strv_push(&out->kept_dirs, R.scratch);
+    } else if (R.scratch) {
+        /* The built image is in the cache now; its layout was only the way there. */
+        char *slash = strrchr(R.scratch, '/');
+        *slash = '\0';
+        _cleanup_close_ int parent = open(R.scratch, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (parent >= 0)
+            (void)rbx_rm_rf_at(parent, slash + 1, NULL);
+    }
+    free(R.scratch);
     if (r < 0) {
         rbx_error_set(err, out->error->kind, out->error->errnum ? out->error->errnum : EIO, "%s",
                       out->error->message);

@@ -21,9 +21,6 @@ assert_contains "unknown field" "$ERR" "unknown.json: steps[0].comand: unknown f
 expect_status "test counts a bad recipe as failed" 1 rbx test "$r"
 assert_contains "FAIL with the message" "$OUT" "FAIL unknown.json: "
 assert_contains "tally" "$OUT" "0 passed, 1 failed"
-r=$(recipe build '{"build": {"context": "."}, "steps": [{"name": "a"}]}')
-expect_status "a recipe that builds" 125 rbx replay "$r"
-assert_contains "says building is not there yet" "$ERR" "build: this reprobox can not build images yet"
 expect_status "no recipe" 125 rbx test
 expect_status "missing file" 125 rbx replay "$RBX_TMP/nope.json"
 
@@ -75,6 +72,31 @@ r=$(recipe execprobe '{"image": "'"$BB"'", "steps": [
   {"name": "bg", "detach": true, "command": ["sh", "-c", "sleep 0.5; touch /tmp/up; sleep 60"], "stop_timeout": 1,
    "ready": {"exec": ["test", "-e", "/tmp/up"], "timeout": 10}}]}')
 expect_status "an exec probe" 0 rbx test "$r"
+
+# ---- a recipe that builds its image -------------------------------------------------------------
+# The builder runs the Dockerfile; a command that only the build stage had is named with its line.
+mkdir -p "$RBX_TMP/ctx"
+cat >"$RBX_TMP/ctx/Dockerfile" <<'DOCKERFILE'
+ARG BASE
+FROM ${BASE} AS builder
+RUN printf '#!/bin/sh\necho pnpm 9\n' >/usr/local/bin/pnpm && chmod 755 /usr/local/bin/pnpm && pnpm --version
+
+FROM ${BASE} AS runner
+WORKDIR /app
+RUN echo built >/app/marker
+CMD ["cat", "/app/marker"]
+DOCKERFILE
+r=$(recipe built '{"build": {"context": "ctx", "target": "runner", "args": {"BASE": "'"$BB"'"}}, "steps": [
+  {"name": "show", "expect": {"stdout_contains": "built"}},
+  {"name": "migrate", "command": ["pnpm", "db:migrate"],
+   "expect": {"exit": 127, "diagnosis": "command-not-found",
+              "diagnosis_contains": "it was only in the build stage \"builder\" (Dockerfile:3: RUN printf"}}]}')
+expect_status "a recipe that builds its image" 0 rbx test "$r"
+assert_contains "PASS" "$OUT" "PASS built"
+expect_status "replay says where the command was" 1 rbx replay "$r"
+assert_contains "the diagnosis line" "$OUT" 'migrate: exit 127 — command-not-found: "pnpm" is not in the image (PATH='
+assert_contains "the build's steps in the log" "$ERR" "build      | [runner 3/3] RUN echo built >/app/marker"
+check "no scratch layout left" test -z "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'reprobox-recipe-*' -newer "$r" 2>/dev/null)"
 
 assert_store_clean "after replays"
 

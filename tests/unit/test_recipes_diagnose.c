@@ -139,8 +139,19 @@ START_TEST(test_command_not_found_from_the_sandbox_and_the_build)
     free(o.argv[0]);
     o.argv[0] = strdup("pnpm");
     rbx_error_set(&o.error, RBX_ERR_EXEC_NOT_FOUND, ENOENT, "pnpm: not found in PATH");
-    o.image_from_build = true;
-    diagnose(&o, "command-not-found", "\"pnpm\" is not in the image (PATH=/usr/local/bin:/usr/bin:/bin); it was only in the build stage");
+    /* Built by a Dockerfile whose other stage installed it: say where. */
+    put("/ctx/Dockerfile", "FROM node:20 AS builder\nRUN corepack enable pnpm && pnpm install\n"
+                           "RUN pnpm build\n\nFROM node:20-slim AS runner\nCOPY --from=builder /app /app\n"
+                           "CMD [\"node\", \"dist/index.js\"]\n");
+    char ctx[128];
+    snprintf(ctx, sizeof(ctx), "%s/ctx", root);
+    struct rbx_recipe_build b = {.context = ctx, .dockerfile = "Dockerfile", .target = "runner"};
+    o.build = &b;
+    diagnose(&o, "command-not-found", "\"pnpm\" is not in the image (PATH=/usr/local/bin:/usr/bin:/bin); it was only in the build stage \"builder\" (Dockerfile:2: RUN corepack enable pnpm && pnpm install)");
+    /* A command no stage mentions is just not in the image. */
+    step(&o, 127, "sh: yarn: not found\n");
+    o.build = &b;
+    diagnose(&o, "command-not-found", "\"yarn\" is not in the image");
 }
 END_TEST
 

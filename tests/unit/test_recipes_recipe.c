@@ -83,6 +83,24 @@ START_TEST(test_name_defaults_to_file_and_vars_expand)
     r = parse_ok("{\"image\": \"oci:${NOPE:-../fx}/app\", \"steps\": [{\"name\": \"a\"}]}", env_none);
     ck_assert_str_eq(r->image, "oci:/srv/recipes/../fx/app");
     rbx_recipe_free(r);
+    /* Every local transport's path is taken from the recipe's directory; absolute ones stay. */
+    r = parse_ok("{\"image\": \"oci-archive:img.tar\", \"services\": [{\"name\": \"db\","
+                 " \"image\": \"docker-archive:./pg.tar:postgres:15\"}], \"steps\": [{\"name\": \"a\"}]}",
+                 env_none);
+    ck_assert_str_eq(r->image, "oci-archive:/srv/recipes/img.tar");
+    ck_assert_str_eq(r->services[0].image, "docker-archive:/srv/recipes/./pg.tar:postgres:15");
+    rbx_recipe_free(r);
+    r = parse_ok("{\"build\": {\"context\": \"app\", \"target\": \"runner\", \"args\": {\"BASE\": "
+                 "\"oci:${RBX_FIXTURES}/busybox\", \"N\": \"1\"}}, \"steps\": [{\"name\": \"a\"}]}",
+                 env_fix);
+    ck_assert_str_eq(r->build->context, "/srv/recipes/app");
+    ck_assert_str_eq(r->build->dockerfile, "Dockerfile");
+    ck_assert_str_eq(r->build->args[0], "BASE=oci:/fx/busybox");
+    ck_assert_str_eq(r->build->args[1], "N=1");
+    rbx_recipe_free(r);
+    r = parse_ok("{\"image\": \"oci:/abs/layout:v1\", \"steps\": [{\"name\": \"a\"}]}", env_none);
+    ck_assert_str_eq(r->image, "oci:/abs/layout:v1");
+    rbx_recipe_free(r);
 }
 END_TEST
 
@@ -185,12 +203,16 @@ static const struct bad_case bad[] = {
     {"{\"image\": \"oci:/x\", \"workdir\": \"app\", \"steps\": [{\"name\": \"a\"}]}", "workdir: must be an absolute path", true},
     {"{\"image\": \"oci:${UNSET_HERE}/x\", \"steps\": [{\"name\": \"a\"}]}", "image: ${UNSET_HERE} is not set in the environment", false},
     {"{\"image\": \"nope:/x\", \"steps\": [{\"name\": \"a\"}]}", "recipe.json: image:", false},
+    {"{\"build\": {\"context\": \".\", \"args\": {\"B\": \"${UNSET_HERE}\"}}, \"steps\": [{\"name\": \"a\"}]}",
+     "recipe.json: build.args.B: ${UNSET_HERE} is not set in the environment", false},
     {"{\"image\": \"\", \"steps\": [{\"name\": \"a\"}]}", "recipe.json: image: must not be empty", true},
     {"{\"image\": \"oci:/x\", \"services\": [{\"name\": \"db\"}], \"steps\": [{\"name\": \"a\"}]}",
      "services[0].image: missing (required)", true},
     {"{\"image\": \"oci:/x\", \"services\": [{\"name\": \"db\", \"image\": \"oci:/y\", \"detach\": true}], \"steps\": [{\"name\": \"a\"}]}",
      "services[0].detach: unknown field", true},
     {"[1]", "recipe.json: expected a JSON object at the top", true},
+    {"{\"image\": \"oci:/x\", \"build\": null, \"steps\": [{\"name\": \"a\"}]}",
+     "recipe.json: build: expected an object", true},
     {"{\"image\": \"oci:/x\", \"steps\": [{\"name\": \"a\", \"expect\": {\"stdout_matches\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}}]}",
      "steps[0].expect.stdout_matches: the pattern is too costly: longer than 512 characters", true},
     /* found by fuzzing: glibc's regcomp exhausts memory on these */
