@@ -364,8 +364,8 @@ int rbx_doctor_image(const struct rbx_doctor_opts *o, struct rbx_doctor_report *
     const char *ref = o->image ? o->image : o->recipe ? o->recipe->image : NULL;
     if (!ref)
         return rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP,
-                             "%s: the recipe builds its image; doctor checks built images: build "
-                             "it and name it on the command line",
+                             "%s: the recipe builds its image, and doctor runs nothing: build it "
+                             "(reprobox build -t oci:DIR:TAG) and name it after the recipe",
                              o->recipe ? o->recipe->path : "doctor");
     out->image = rbx_xstrdup(ref);
     _cleanup_(rbx_image_freep) struct rbx_image *img = NULL;
