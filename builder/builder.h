@@ -247,3 +247,137 @@ enum rbx_ignore_verdict {
  * below it. A NULL `ign` keeps everything; the context root itself is always kept. */
 enum rbx_ignore_verdict rbx_ignore_match(const struct rbx_ignore *ign, const char *path,
                                          bool is_dir);
+
+/* ---- building: a Dockerfile replayed in the sandbox into an image (build.c) ------------------ */
+
+#include "layers/layers.h"
+#include "sandbox/sandbox.h"
+
+enum rbx_step_state {
+    RBX_STEP_START,
+    RBX_STEP_DONE,
+    RBX_STEP_CACHED,
+    RBX_STEP_FAILED,
+};
+
+/* One step as docker shows it: "[builder 3/6] RUN pnpm install". */
+struct rbx_build_step {
+    const char *stage;     /* the stage's name, or "stage-N" */
+    unsigned index, total; /* 1-based within the stage; FROM is 1 */
+    unsigned line;         /* in the Dockerfile */
+    const char *text; /* the instruction, variables it knows substituted (as docker shows it) */
+    enum rbx_step_state state;
+    uint64_t duration_ns; /* DONE, CACHED, FAILED */
+};
+
+/* What a build reports while it works; the library never prints. Any callback may be NULL. */
+struct rbx_build_events {
+    void *userdata;
+    void (*step)(void *userdata, const struct rbx_build_step *st);
+    /* RUN's output (stdout and stderr interleaved) as it comes */
+    void (*output)(void *userdata, const struct rbx_build_step *st, const char *data, size_t len);
+    void (*warning)(void *userdata, const char *message);
+};
+
+struct rbx_build_opts {
+    const char *context;     /* the build context directory */
+    const char *dockerfile;  /* NULL: CONTEXT/Dockerfile */
+    const char *target;      /* the stage to build; NULL: the last */
+    char *const *build_args; /* "K=V", or "K" taking the value from caller_env */
+    char *const *caller_env;
+    char *const *build_contexts; /* "NAME=REF": FROM NAME and --from=NAME read the image REF */
+    char *const *secrets;        /* "id=ID,src=FILE" or "id=ID,env=VAR" */
+    char *const *allow;          /* entitlements: "network.host" (RUN --network=host) */
+    char *const *tags;           /* where the image is written: oci:DIR[:TAG], docker-archive:... */
+    enum rbx_network_mode network;       /* for RUN: RBX_NETWORK_HOST (docker's default) or NONE */
+    int64_t source_date_epoch;           /* mtimes clamped to it, `created` set to it */
+    const struct rbx_platform *platform; /* NULL: the host's */
+    enum rbx_pull_policy pull;           /* docker:// base images (a bare FROM name is one) */
+    const struct rbx_registry_opts *registry; /* NULL: defaults */
+    bool no_cache;                            /* run every step (the results are still cached) */
+    bool keep_failed; /* keep the failed step's rootfs changes for `reprobox shell --failed` */
+    struct rbx_build_events events;
+    /* for --check's second build */
+    int64_t clock_offset_s; /* added to every time the builder itself stamps */
+    bool cache_off;         /* neither read nor write the step cache */
+    bool no_failure_record;
+};
+
+struct rbx_build_failure {
+    char *stage;
+    unsigned line, index, total;
+    char *instruction; /* the step as shown */
+    char **command;    /* the argv as run (RUN), else NULL */
+    int exit_code;     /* RUN's status (docker's: 128+N for signal N); -1 for other steps */
+    char *output_tail; /* the last lines of its output */
+    uint64_t duration_ns;
+    char *message;     /* the error as printed */
+    char *kept_rootfs; /* with keep_failed: the failed step's changes */
+};
+
+struct rbx_build_result {
+    char manifest_digest[RBX_DIGEST_LEN + 1];
+    char config_digest[RBX_DIGEST_LEN + 1];
+    char *config;                 /* canonical JSON */
+    struct rbx_out_layer *layers; /* blob_dirfd owned by the result */
+    char **layer_steps;           /* what made each layer: "base image", "Dockerfile:7 RUN ..." */
+    size_t n_layers;
+    json_t *steps; /* [{stage, index, total, line, instruction, status, duration_ms}] */
+    unsigned n_steps, n_cached;
+    uint64_t duration_ns;
+    enum rbx_network_mode network;
+    char **written; /* the references written */
+    bool failed;    /* a step failed: see failure */
+    struct rbx_build_failure failure;
+};
+
+/* Build opts->target (and only the stages it needs) and write it to opts->tags. A failing step
+ * returns RBX_ERR_BUILD with res->failed and res->failure filled, and leaves a record that
+ * rbx_build_failed_load reads (unless no_failure_record). */
+int rbx_build(struct rbx_store *store, const struct rbx_build_opts *opts,
+              struct rbx_build_result *res, struct rbx_error **err);
+void rbx_build_result_clear(struct rbx_build_result *res);
+
+/* ---- --check: build again under other conditions and compare (check.c) ----------------------- */
+
+struct rbx_check_result {
+    bool reproducible;
+    char first_digest[RBX_DIGEST_LEN + 1], second_digest[RBX_DIGEST_LEN + 1];
+    char **variations; /* what the second build changed, for people */
+    /* when not reproducible: the first difference */
+    long layer;   /* index of the first differing layer, -1 when the layers agree */
+    char *step;   /* what made it */
+    char *path;   /* the entry, or the config field */
+    char *field;  /* "content", "mtime", "mode", "owner", "order", "type", "link", "xattrs",
+                   * "size", "missing", "config" */
+    char *detail; /* "mtime 0 vs 1700000000" */
+};
+
+/* Build opts as rbx_build does (first result in `first`), then again in a child process with
+ * another TZ, umask, locale, hostname, environment order, HOME, context path, CPU affinity and
+ * clock, without the step cache; compare the manifest digests and, when they differ, name the
+ * first difference. */
+int rbx_build_check(struct rbx_store *store, const struct rbx_build_opts *opts,
+                    struct rbx_build_result *first, struct rbx_check_result *check,
+                    struct rbx_error **err);
+void rbx_check_result_clear(struct rbx_check_result *c);
+
+/* The JSON report of a build (docs/build.md); check may be NULL. */
+json_t *rbx_build_report(const struct rbx_build_result *res, const struct rbx_check_result *check,
+                         const struct rbx_error *error);
+
+/* ---- the failed step, for `reprobox shell --failed` (failed.c) ------------------------------- */
+
+struct rbx_failed_step {
+    char **lowers;    /* layer dirs, lowest first; the kept changes on top when there are some */
+    bool has_changes; /* the step's own changes are there (it was kept) */
+    char **env;
+    char *user, *cwd;
+    char **shell; /* the stage's SHELL, else /bin/sh -c */
+    enum rbx_network_mode network;
+    char *where; /* "Dockerfile:7 RUN pnpm build" */
+};
+/* Read the record the last failed build left in the store. RBX_ERR_NOT_FOUND when none. */
+int rbx_build_failed_load(struct rbx_store *store, struct rbx_failed_step *out,
+                          struct rbx_error **err);
+void rbx_failed_step_clear(struct rbx_failed_step *f);

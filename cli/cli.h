@@ -99,4 +99,11 @@ char *cli_pull_summary(const char *reference, const struct rbx_pull_stats *st);
 int cmd_pull(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_spec(int argc, char **argv);
+int cmd_unpack(int argc, char **argv);
+int cmd_images(int argc, char **argv);
+int cmd_cache(int argc, char **argv);
+/* "3 minutes ago" for a unix time. */
+const char *cli_format_age(int64_t when, char *buf, size_t len);
+int cmd_build(int argc, char **argv);
+int cmd_shell(int argc, char **argv);
 int cmd_version(int argc, char **argv);

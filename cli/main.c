@@ -12,6 +12,11 @@ static const struct rbx_command commands[] = {
     {"pull", "download an image from a registry into the store", cmd_pull, true},
     {"run", "run a command in a new sandbox from an image", cmd_run, true},
     {"spec", "write an OCI runtime bundle (config.json + rootfs) for a run", cmd_spec, true},
+    {"unpack", "write an image's root filesystem into a directory", cmd_unpack, true},
+    {"images", "list the images and layers the cache holds", cmd_images, true},
+    {"cache", "show what the cache takes on disk (du), free it (prune)", cmd_cache, true},
+    {"build", "build an image from a Dockerfile, reproducibly", cmd_build, true},
+    {"shell", "open a shell where the last failed build step ran", cmd_shell, true},
     {"version", "print the version", cmd_version, false},
 };
 

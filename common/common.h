@@ -146,7 +146,7 @@ RBX_DEFINE_CLEANUP(char *, rbx_strv_free)
 
 enum {
     RBX_RESOLVE_NOFOLLOW = 1 << 0,    /* do not follow a symlink in the last component */
-    RBX_RESOLVE_NO_SYMLINKS = 1 << 1, /* refuse (-ELOOP) a symlink anywhere on the way */
+    RBX_RESOLVE_NO_SYMLINKS = 1 << 1, /* follow no symlink anywhere: ELOOP when one is met */
 };
 
 /* Open `path` relative to `rootfd` with chroot semantics: ".." stops at the root and absolute or
@@ -171,6 +171,10 @@ int rbx_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t
 /* Write data to dirfd/path through a temporary file and an atomic rename. */
 int rbx_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
                              struct rbx_error **err);
+/* The same without the fdatasync: for files whose durability comes later (one syncfs before a
+ * publish) or does not matter (records rebuilt on a miss). Readers still never see half a file. */
+int rbx_write_file_replace_at(int dirfd, const char *path, const void *data, size_t len,
+                              mode_t mode, struct rbx_error **err);
 /* Normalise a path from an image: collapse "//" and "./", strip leading "/" and "./", refuse ".."
  * that would climb above the top and components over RBX_NAME_MAX. Result is relative ("" = root). */
 int rbx_path_clean(const char *in, char **out, struct rbx_error **err);

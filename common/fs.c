@@ -137,14 +137,8 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool 
             close(fd);
             goto out;
         }
-        /* As openat2's RESOLVE_NO_SYMLINKS: only an O_PATH|O_NOFOLLOW open of a final link. */
-        if (S_ISLNK(sb.st_mode) && no_symlinks && !(last && nofollow && (flags & O_PATH))) {
-            close(fd);
-            ret = -ELOOP;
-            goto out;
-        }
         if (S_ISLNK(sb.st_mode) && !(last && (nofollow || (flags & O_CREAT)))) {
-            if (++hops > RBX_SYMLINK_HOPS) {
+            if (no_symlinks || ++hops > RBX_SYMLINK_HOPS) {
                 close(fd);
                 ret = -ELOOP;
                 goto out;
@@ -220,8 +214,7 @@ int rbx_open_in_root(int rootfd, const char *path, int flags, mode_t mode, unsig
         }
         ret = ret < 0 ? -errno : ret;
     } else {
-        ret = walk_open(rootfd, path, flags, mode, nofollow,
-                        (rflags & RBX_RESOLVE_NO_SYMLINKS) != 0, err);
+        ret = walk_open(rootfd, path, flags, mode, nofollow, rflags & RBX_RESOLVE_NO_SYMLINKS, err);
     }
     if (ret < 0 && !is_probe_errno(-ret) && err && !*err)
         rbx_error_set_errno(err, -ret == ELOOP ? RBX_ERR_LIMIT : RBX_ERR_IO, -ret, "\"%s\"", path);
@@ -448,8 +441,23 @@ int rbx_read_file_at(int dirfd, const char *path, size_t max, char **out, size_t
     return rbx_read_fd(fd, max, path, out, len, err);
 }
 
+static int write_replace(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                         bool sync, struct rbx_error **err);
+
 int rbx_write_file_atomic_at(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
                              struct rbx_error **err)
+{
+    return write_replace(dirfd, path, data, len, mode, true, err);
+}
+
+int rbx_write_file_replace_at(int dirfd, const char *path, const void *data, size_t len,
+                              mode_t mode, struct rbx_error **err)
+{
+    return write_replace(dirfd, path, data, len, mode, false, err);
+}
+
+static int write_replace(int dirfd, const char *path, const void *data, size_t len, mode_t mode,
+                         bool sync, struct rbx_error **err)
 {
     char rnd[13];
     rbx_random_hex(rnd, 12);
@@ -470,7 +478,7 @@ int rbx_write_file_atomic_at(int dirfd, const char *path, const void *data, size
         p += w;
         len -= (size_t)w;
     }
-    if (fdatasync(fd) < 0 || renameat(dirfd, tmp, dirfd, path) < 0) {
+    if ((sync && fdatasync(fd) < 0) || renameat(dirfd, tmp, dirfd, path) < 0) {
         int e = errno;
         unlinkat(dirfd, tmp, 0);
         return rbx_error_set_errno(err, RBX_ERR_IO, e, "publish %s", path);

@@ -154,6 +154,7 @@ int rbx_docker_archive_open(struct rbx_store *store, struct rbx_image *img, cons
         img->layers[i].size = le->size;
         img->n_layers = i + 1;
     }
+    img->archive_key = rbx_xstrdup(imp.key);
     img->blob_dirfd = fcntl(store->blobs_fd, F_DUPFD_CLOEXEC, 3);
     if (img->blob_dirfd < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "dup");

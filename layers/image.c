@@ -159,6 +159,7 @@ struct rbx_image *rbx_image_free(struct rbx_image *img)
     if (img->blob_dirfd >= 0)
         close(img->blob_dirfd);
     rbx_strv_free(img->blob_paths);
+    free(img->archive_key);
     free(img);
     return NULL;
 }
@@ -190,6 +191,10 @@ int rbx_image_open(struct rbx_store *store, const char *reference, const struct 
     img->blob_dirfd = -1;
     if (!store && ref.transport != RBX_TRANSPORT_OCI)
         return rbx_error_set(err, RBX_ERR_INTERNAL, EINVAL, "%s: needs a store", reference);
+    /* A prune waits until the image is recorded (and its archive imported). */
+    _cleanup_close_ int gc = store ? rbx_store_gc_lock(store, LOCK_SH, err) : -1;
+    if (store && gc < 0)
+        return rbx_error_wrap(err, "%s", reference);
 
     switch (ref.transport) {
     case RBX_TRANSPORT_OCI:
@@ -206,6 +211,10 @@ int rbx_image_open(struct rbx_store *store, const char *reference, const struct 
     }
     if (r < 0)
         return rbx_error_wrap(err, "%s", reference);
+    _cleanup_free_ char *canonical = rbx_ref_canonical(&ref);
+    /* Best effort: an image that was not recorded is only pruned sooner. */
+    if (store && canonical)
+        (void)rbx_image_record(store, img, canonical, img->archive_key, NULL);
     *out = TAKE_PTR(img);
     return 0;
 }

@@ -55,10 +55,10 @@ static struct rbx_import_entry *push_entry(struct rbx_import *imp, const char *n
     return e;
 }
 
-/* Copy one entry's data into tmpfd/<file>, hashing it. Archives of images hold no sparse files:
- * a hole would make the hash disagree with the bytes, so it is refused. */
-static int copy_entry(struct archive *a, int fd, struct rbx_import_entry *ent,
-                      struct rbx_error **err)
+/* Copy one entry's data into tmpfd/<file>, hashing it. A sparse entry's holes are zeros in the
+ * hash and holes in the copy. */
+static int copy_entry(struct archive *a, struct archive_entry *e, int fd,
+                      struct rbx_import_entry *ent, struct rbx_error **err)
 {
     _cleanup_(rbx_sha256_freep) struct rbx_sha256 *h = rbx_sha256_new();
     const void *buf;
@@ -73,8 +73,21 @@ static int copy_entry(struct archive *a, int fd, struct rbx_import_entry *ent,
             break;
         if (r < ARCHIVE_WARN)
             return -EBADMSG;
-        if (offset != pos)
-            return rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP, "a sparse file");
+        if (offset < pos)
+            return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "overlapping sparse data");
+        if (offset > pos) {
+            static const char zeros[4096];
+            for (int64_t gap = offset - pos; gap > 0;) {
+                size_t n = gap > (int64_t)sizeof(zeros) ? sizeof(zeros) : (size_t)gap;
+                rbx_sha256_update(h, zeros, n);
+                for (size_t i = 0; i < n && head_len < sizeof(head); i++)
+                    head[head_len++] = 0;
+                gap -= (int64_t)n;
+            }
+            if (lseek(fd, offset, SEEK_SET) < 0)
+                return rbx_error_set_errno(err, RBX_ERR_IO, errno, "seek");
+            pos = offset;
+        }
         rbx_sha256_update(h, buf, size);
         for (size_t i = 0; i < size && head_len < sizeof(head); i++)
             head[head_len++] = ((const unsigned char *)buf)[i];
@@ -90,6 +103,19 @@ static int copy_entry(struct archive *a, int fd, struct rbx_import_entry *ent,
             size -= (size_t)w;
             pos += w;
         }
+    }
+    /* Ending in a hole. */
+    int64_t total = archive_entry_size_is_set(e) ? archive_entry_size(e) : pos;
+    if (total > pos) {
+        static const char zeros[4096];
+        for (int64_t gap = total - pos; gap > 0;) {
+            size_t n = gap > (int64_t)sizeof(zeros) ? sizeof(zeros) : (size_t)gap;
+            rbx_sha256_update(h, zeros, n);
+            gap -= (int64_t)n;
+        }
+        if (ftruncate(fd, total) < 0)
+            return rbx_error_set_errno(err, RBX_ERR_IO, errno, "truncate");
+        pos = total;
     }
     rbx_sha256_final(h, ent->digest);
     ent->size = pos;
@@ -146,6 +172,15 @@ int rbx_store_import_archive(struct rbx_store *s, const char *path, bool verify_
         return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "not a regular file");
     }
     (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    /* Seen before, unchanged, its blobs still here: nothing to read. */
+    _cleanup_free_ char *abs = realpath(path, NULL);
+    char key[RBX_DIGEST_HEX_LEN + 1];
+    rbx_archive_key(abs ? abs : path, &st, key);
+    if (rbx_archive_record_load(s, key, out) == 0) {
+        memcpy(out->key, key, sizeof(key));
+        close(fd);
+        return 0;
+    }
     unsigned char head[4] = {0};
     ssize_t hn = pread(fd, head, sizeof(head), 0);
     _cleanup_(rbx_stream_freep) struct rbx_stream *stream = rbx_stream_new(
@@ -218,7 +253,7 @@ int rbx_store_import_archive(struct rbx_store *s, const char *path, bool verify_
             break;
         }
         struct rbx_import_entry *ent = push_entry(&imp, name);
-        r = copy_entry(a, ffd, ent, err);
+        r = copy_entry(a, e, ffd, ent, err);
         if (r == -EBADMSG && !(err && *err))
             r = rbx_tar_reader_error(a, stream, &stream_err, err);
         if (r < 0) {
@@ -258,6 +293,10 @@ int rbx_store_import_archive(struct rbx_store *s, const char *path, bool verify_
     _cleanup_close_ int shafd = openat(s->blobs_fd, "sha256", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (shafd >= 0)
         (void)fsync(shafd);
+    /* Best effort: without it the next open imports again. */
+    (void)rbx_archive_record_save(s, key, abs ? abs : path, &imp, NULL);
+    rbx_store_journal(s, "imported", key);
+    memcpy(imp.key, key, sizeof(key));
     *out = imp;
     memset(&imp, 0, sizeof(imp));
     return 0;

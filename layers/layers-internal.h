@@ -4,7 +4,10 @@
 
 #include "layers/layers.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 
 /* ---- bounds on what an image controls -------------------------------------------------- */
 
@@ -17,6 +20,10 @@
 #define RBX_LAYER_BYTES_DEFAULT ((uint64_t)32 << 30)
 #define RBX_LAYER_ENTRIES_MAX 4000000u  /* tar entries in one layer */
 #define RBX_ARCHIVE_ENTRIES_MAX 100000u /* files in an image archive */
+
+/* The cap on one layer's expanded size: the caller's, else $REPROBOX_MAX_LAYER_SIZE ("512m",
+ * "8g"), else RBX_LAYER_BYTES_DEFAULT. */
+uint64_t rbx_layer_cap(const struct rbx_unpack_opts *opts);
 
 /* Hand an error held in a local slot to the caller's (dropped when the caller passed none). */
 static inline int rbx_error_move(struct rbx_error **dst, struct rbx_error **src)
@@ -128,6 +135,10 @@ typedef void (*rbx_stream_progress_fn)(void *userdata, uint64_t raw_bytes);
 struct rbx_stream *rbx_stream_new(int fd, enum rbx_compression c, const char *digest, int64_t size,
                                   uint64_t max_out, const char *what);
 void rbx_stream_set_progress(struct rbx_stream *s, rbx_stream_progress_fn fn, void *userdata);
+/* Decompress ahead in a thread of its own (a few buffers ahead); when that is done, start
+ * `next` (may be NULL) the same way: the layers of a flat unpack stream one after the other
+ * while the applier works. Without a thread the stream works inline. */
+int rbx_stream_prefetch(struct rbx_stream *s, struct rbx_stream *next);
 /* Next chunk of decompressed bytes (valid until the next call); 0 at the verified end. */
 ssize_t rbx_stream_next(struct rbx_stream *s, const void **buf, struct rbx_error **err);
 /* Read to the end, hashing: the bytes after a tar's end marker belong to the diff_id too. */
@@ -148,6 +159,18 @@ struct archive *rbx_tar_reader_new(struct rbx_stream *s, struct rbx_error **errs
 int rbx_tar_reader_error(struct archive *a, struct rbx_stream *s, struct rbx_error **errslot,
                          struct rbx_error **err);
 
+/* ---- a string map (strmap.c) -------------------------------------------------------------- */
+
+struct rbx_strmap {
+    char **keys;
+    size_t *vals;
+    size_t cap, n;
+};
+/* The value slot of key (inserted as 0 when `insert`), or NULL when absent. */
+size_t *rbx_strmap_slot(struct rbx_strmap *m, const char *key, bool insert);
+size_t rbx_strmap_get(const struct rbx_strmap *m, const char *key); /* 0 when absent */
+void rbx_strmap_clear(struct rbx_strmap *m);
+
 /* ---- unpack (unpack.c, whiteout.c) --------------------------------------------------------- */
 
 struct rbx_unpack_counts {
@@ -157,12 +180,27 @@ struct rbx_unpack_counts {
     uint64_t skipped_xattrs;  /* xattrs not permitted or dropped */
     uint64_t skipped_other;   /* sockets, aufs metadata */
     uint64_t whiteouts, opaques;
+    char **skipped_names;     /* the first skipped devices, by path */
 };
+void rbx_unpack_counts_clear(struct rbx_unpack_counts *c);
 
-/* Apply the tar read from `s` to the directory rootfd (an O_RDONLY|O_DIRECTORY fd of a fresh,
- * private dir), then drain the stream. `layer` names it in errors. Stops early when *cancel. */
-int rbx_layer_apply(struct rbx_stream *s, int rootfd, const char *layer, atomic_bool *cancel,
-                    struct rbx_unpack_counts *counts, struct rbx_error **err);
+/* Applies tars to the directory rootfd (an O_RDONLY|O_DIRECTORY fd of a private dir):
+ * - overlay form (`flat` false): one layer's own tree; whiteouts become overlayfs whiteouts;
+ *   hardlinks to files of lower layers are not made but listed (rbx_applier_lower_links);
+ * - flat form: layers one over the other, lowest first; whiteouts and opaque markers remove
+ *   what lower layers made; hardlinks to lower layers are real.
+ * Directory modes and times wait for rbx_applier_finish. */
+struct rbx_applier;
+struct rbx_applier *rbx_applier_new(int rootfd, bool flat, struct rbx_unpack_counts *counts);
+/* Apply the tar read from `s`, then drain the stream. `layer` names it in errors. Stops early
+ * when *cancel. */
+int rbx_applier_layer(struct rbx_applier *ap, struct rbx_stream *s, const char *layer,
+                      atomic_bool *cancel, struct rbx_error **err);
+int rbx_applier_finish(struct rbx_applier *ap, struct rbx_error **err);
+/* Overlay form, after a layer: "link", "target" pairs (cleaned paths) whose target is below. */
+char **rbx_applier_lower_links(const struct rbx_applier *ap);
+struct rbx_applier *rbx_applier_free(struct rbx_applier *ap);
+RBX_DEFINE_CLEANUP(struct rbx_applier, rbx_applier_free)
 
 #define RBX_WHITEOUT_PREFIX ".wh."
 #define RBX_WHITEOUT_OPAQUE ".wh..wh..opq"
@@ -180,14 +218,56 @@ struct rbx_store {
     int dirfd;
     int blobs_fd; /* blobs/: holds sha256/<hex> */
     int layers_fd, tmp_fd, locks_fd, runs_fd;
+    int images_fd;   /* images/<key>.json: the images opened, their last use (the mtime) */
+    int archives_fd; /* archives/<key>.json: what an imported archive holds, by blob digest */
+    /* Shared locks on locks/<key>.use for the layer dirs this handle uses, held until freed:
+     * a prune leaves them alone. */
+    pthread_mutex_t held_mu;
+    int *held_fds;
+    char **held_keys;
+    size_t n_held;
 };
 
-/* Take an exclusive flock on locks/<key> (created when missing). `wait`: block, else -EAGAIN
- * without setting err when held elsewhere. Returns the locked fd. */
-int rbx_store_lock(struct rbx_store *s, const char *key, bool wait, struct rbx_error **err);
+/* Take an flock (LOCK_EX or LOCK_SH) on locks/<key> (created when missing). `wait`: block, else
+ * -EAGAIN without setting err when held elsewhere. Returns the locked fd. */
+int rbx_store_lock_mode(struct rbx_store *s, const char *key, int how, bool wait,
+                        struct rbx_error **err);
+static inline int rbx_store_lock(struct rbx_store *s, const char *key, bool wait,
+                                 struct rbx_error **err)
+{
+    return rbx_store_lock_mode(s, key, LOCK_EX, wait, err);
+}
 /* Make tmp/<key>.<random> (mode 0700); the caller holds locks/<key>. Returns an O_DIRECTORY fd
  * and the name. */
 int rbx_store_mktemp(struct rbx_store *s, const char *key, char **name, struct rbx_error **err);
+/* Hold a shared lock on locks/<key>.use for as long as the store is open. */
+int rbx_store_hold(struct rbx_store *s, const char *key, struct rbx_error **err);
+/* Is layers/<key> a published entry? */
+bool rbx_store_published(struct rbx_store *s, const char *key);
+/* Append "<what> <key>" to the journal (publishes and removals, for people and tests). */
+void rbx_store_journal(struct rbx_store *s, const char *what, const char *key);
+
+/* A tmp/ entry removed on every exit unless published (name taken). */
+struct rbx_store_tmp {
+    int tmp_fd;
+    char *name;
+};
+void rbx_store_tmp_cleanup(struct rbx_store_tmp *t);
+
+/* ---- hardlinks into lower layers, overlay form (links.c) ---------------------------------- */
+
+#define RBX_LOWER_LINKS_FILE "lower_links.json"
+/* A layer whose tar hardlinks files of the layers below gets, right above it, a small dir
+ * layers/links-<chain id hex> holding those links (and their targets) copied up from below, as
+ * containerd's overlay snapshotter does. Make it for layer i of img when needed (after all its
+ * layers are published), and hold it. */
+int rbx_links_ensure(struct rbx_store *s, const struct rbx_image *img, size_t i,
+                     struct rbx_error **err);
+/* Its name below layers/ ("links-<hex>"), or NULL when layer i needs none. */
+int rbx_links_dir(struct rbx_store *s, const struct rbx_image *img, size_t i, char **name,
+                  struct rbx_error **err);
+/* The OCI chain id of layers 0..i. */
+void rbx_chain_id(const struct rbx_image *img, size_t i, char out[RBX_DIGEST_LEN + 1]);
 
 /* Remove runs whose owner is gone (lock free or missing) unless kept. */
 int rbx_run_dir_sweep(struct rbx_store *s, struct rbx_error **err);
@@ -205,12 +285,32 @@ struct rbx_import_entry {
 struct rbx_import {
     struct rbx_import_entry *entries;
     size_t n;
+    char key[RBX_DIGEST_HEX_LEN + 1]; /* its record: archives/<key>.json */
 };
 int rbx_store_import_archive(struct rbx_store *s, const char *path, bool verify_names,
                              struct rbx_import *out, struct rbx_error **err);
 /* Find a name (cleaned first), following aliases. NULL when absent. */
 const struct rbx_import_entry *rbx_import_find(const struct rbx_import *imp, const char *name);
 void rbx_import_clear(struct rbx_import *imp);
+
+/* ---- records (records.c) ------------------------------------------------------------------- */
+
+/* <store>/gc.lock: shared while an image is opened, exclusive while pruning. Returns the fd. */
+int rbx_store_gc_lock(struct rbx_store *s, int how, struct rbx_error **err);
+#define RBX_PRUNE_AGE_DEFAULT ((int64_t)7 * 24 * 3600)
+
+/* The key of an archive: its real path and identity (device, inode, size, mtime, ctime). */
+void rbx_archive_key(const char *realpath, const struct stat *st,
+                     char out[RBX_DIGEST_HEX_LEN + 1]);
+int rbx_archive_record_save(struct rbx_store *s, const char *key, const char *path,
+                            const struct rbx_import *imp, struct rbx_error **err);
+/* -ENOENT when there is no record or a blob it lists is gone. */
+int rbx_archive_record_load(struct rbx_store *s, const char *key, struct rbx_import *out);
+/* "transport:/real/path[:tag]" for local transports (NULL for docker://). */
+char *rbx_ref_canonical(const struct rbx_ref *ref);
+/* Record (or touch) the image under its canonical reference. */
+int rbx_image_record(struct rbx_store *s, const struct rbx_image *img, const char *canonical,
+                     const char *archive_key, struct rbx_error **err);
 
 /* ---- images (image.c, oci.c, oci_archive.c, docker_archive.c) ----------------------------------
  */

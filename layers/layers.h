@@ -92,6 +92,7 @@ struct rbx_image {
     /* private to layers/: where the blobs are read from */
     int blob_dirfd;        /* dir holding sha256/<hex> blobs, or -1 */
     char **blob_paths;     /* docker-archive: per-layer file inside the import, or NULL */
+    char *archive_key;     /* archives: the import's record in the store */
 };
 
 /* ---- registries (docker://): docs/registry.md ------------------------------------------------ */
@@ -172,7 +173,8 @@ struct rbx_unpack_opts {
     rbx_progress_fn progress; /* may be NULL; called from the worker threads, one call at a time */
     void *progress_data;
     unsigned jobs;            /* layers extracted at once; 0: one per CPU */
-    uint64_t max_layer_bytes; /* cap on one layer's expanded size; 0: 32 GiB */
+    uint64_t max_layer_bytes; /* cap on one layer's expanded size; 0: $REPROBOX_MAX_LAYER_SIZE
+                               * ("512m", "8g") when set, else 32 GiB */
 };
 
 struct rbx_unpack_stats {
@@ -182,25 +184,221 @@ struct rbx_unpack_stats {
 };
 
 /* Make sure every layer of the image is unpacked in the cache (whiteouts in overlayfs form),
- * each verified against its digest and diff_id and published by an atomic rename. */
+ * each verified against its digest and diff_id and published by an atomic rename. The store
+ * handle then holds a shared lock on each of them until it is freed: a prune leaves them. */
 int rbx_image_unpack(struct rbx_store *store, const struct rbx_image *img,
                      const struct rbx_unpack_opts *opts, struct rbx_unpack_stats *stats,
                      struct rbx_error **err);
-/* The unpacked layer dirs (absolute paths), lowest first; after rbx_image_unpack. */
+/* The unpacked dir of layer i (absolute) and, when that layer hardlinks files of lower layers,
+ * the dir stacked right above it that holds their copies (*links_dir, else NULL). */
+int rbx_image_layer_dir(struct rbx_store *store, const struct rbx_image *img, size_t i, char **dir,
+                        char **links_dir, struct rbx_error **err);
+/* The unpacked layer dirs (absolute paths), lowest first; after rbx_image_unpack. There may be
+ * more dirs than layers: a layer that hardlinks files of lower layers is followed by a small
+ * links dir holding those links (see links.c). Stack them all, in this order. */
 int rbx_image_layer_dirs(struct rbx_store *store, const struct rbx_image *img, char ***dirs,
                          struct rbx_error **err);
+
+/* ---- what the cache holds: `reprobox images`, `reprobox cache du|prune` ------------------- */
+
+struct rbx_cached_image {
+    char *reference; /* "oci:/real/path:tag", "docker-archive:/real/file" ... */
+    char *platform;  /* "linux/amd64" */
+    char *config_digest;
+    size_t n_layers, n_layers_cached;
+    uint64_t bytes;    /* the unpacked size of its cached layers (tar bytes) */
+    int64_t last_used; /* unix seconds */
+};
+struct rbx_cached_layer {
+    char *name;    /* below layers/: the diff_id's hex, or "links-<chain id hex>" */
+    char *diff_id; /* NULL for a links dir */
+    char *digest;  /* the blob it came from */
+    uint64_t entries, bytes;
+    unsigned used_by; /* image records that list it */
+};
+struct rbx_cache_list {
+    struct rbx_cached_image *images;
+    size_t n_images;
+    struct rbx_cached_layer *layers;
+    size_t n_layers;
+    size_t n_blobs; /* imported from archives */
+    uint64_t blob_bytes;
+};
+int rbx_store_list(struct rbx_store *s, struct rbx_cache_list *out, struct rbx_error **err);
+void rbx_cache_list_clear(struct rbx_cache_list *l);
+
+struct rbx_cache_usage {
+    struct {
+        uint64_t count, bytes; /* bytes on disk, each inode once */
+    } blobs, layers, runs, kept_runs, tmp, records;
+};
+int rbx_store_du(struct rbx_store *s, struct rbx_cache_usage *out, struct rbx_error **err);
+
+/* The prune policy. An image record is forgotten when it was last used more than `older_than`
+ * seconds ago (default: 7 days) or its source is gone (the layout dir, or the archive changed
+ * or removed). Then everything no remaining record and no kept run needs goes: layers, links
+ * dirs, archive records and the blobs they list. `all`: every record and kept run too. Layers
+ * a running reprobox holds are always left (counted in layers_in_use). */
+struct rbx_prune_opts {
+    bool all;
+    int64_t older_than; /* seconds; < 0: the default */
+};
+struct rbx_prune_stats {
+    uint64_t images, layers, blobs, runs, bytes;
+    uint64_t layers_in_use;
+};
+int rbx_store_prune(struct rbx_store *s, const struct rbx_prune_opts *opts,
+                    struct rbx_prune_stats *stats, struct rbx_error **err);
+
+/* ---- a flat rootfs: layers applied one over the other, whiteouts carried out ------------- */
+
+struct rbx_flat_stats {
+    unsigned layers;
+    uint64_t bytes_read; /* compressed */
+    uint64_t entries;
+    uint64_t skipped_devices; /* device nodes and fifos not permitted (rootless) */
+    uint64_t skipped_owners;  /* owners not mapped here (rootless): left as the caller's */
+    uint64_t skipped_xattrs;
+    char **skipped_names; /* the first skipped devices, by path */
+};
+void rbx_flat_stats_clear(struct rbx_flat_stats *st);
+
+/* Apply every layer of the image, lowest first, to the empty directory dirfd, reading the
+ * blobs directly (each verified against its digest and diff_id as it streams): whiteouts and
+ * opaque directories carried out, no overlay marker left, hardlinks to lower layers real. The
+ * store is not used. opts->jobs is ignored. */
+int rbx_image_flatten(const struct rbx_image *img, int dirfd, const struct rbx_unpack_opts *opts,
+                      struct rbx_flat_stats *stats, struct rbx_error **err);
+/* The same into the directory `dest`, which must be absent or empty: the tree is built beside it
+ * (".<name>.reprobox-<random>") and renamed into place, so `dest` never holds half an image. */
+int rbx_image_unpack_to(const struct rbx_image *img, const char *dest,
+                        const struct rbx_unpack_opts *opts, struct rbx_flat_stats *stats,
+                        struct rbx_error **err);
 
 /* ---- a run's scratch space: <store>/runs/<id>/{upper,work} ---------------------------------- */
 
 struct rbx_run_dir;
 
 /* Create a fresh run dir, locked (flock) for as long as it is open so a sweep at the next start
- * removes it only when its owner is gone. */
+ * removes it only when its owner is gone. It records the layers the store handle holds (call
+ * after rbx_image_unpack), so that a kept run keeps them from a prune. */
 int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct rbx_error **err);
 const char *rbx_run_dir_path(const struct rbx_run_dir *rd);
 const char *rbx_run_dir_upper(const struct rbx_run_dir *rd);
 const char *rbx_run_dir_work(const struct rbx_run_dir *rd);
 /* An empty dir to mount the overlay on, when the caller wants one inside the store. */
 const char *rbx_run_dir_merged(const struct rbx_run_dir *rd);
+/* Where overlayfs can not be mounted: a flat copy of the image in <run dir>/rootfs, made from
+ * the blobs as rbx_image_flatten does. The run then uses that directory as its rootfs as it
+ * is (no lower/upper dirs). */
+int rbx_run_dir_flatten(struct rbx_run_dir *rd, const struct rbx_image *img,
+                        const struct rbx_unpack_opts *opts, struct rbx_error **err);
+/* <run dir>/rootfs, after rbx_run_dir_flatten. */
+const char *rbx_run_dir_rootfs(const struct rbx_run_dir *rd);
+/* Remembered per store: overlayfs was found unusable here (the first overlay mount of a run
+ * failed with EINVAL, EPERM or ENODEV), so later runs go flat without trying. */
+bool rbx_store_overlay_unusable(struct rbx_store *s);
+int rbx_store_set_overlay_unusable(struct rbx_store *s, const char *why, struct rbx_error **err);
 /* Close: the dir is removed unless `keep` (then it stays, unlocked, for the user to inspect). */
 struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep);
+
+/* ---- writing layers (writer.c) --------------------------------------------------------------- */
+
+/* Pinned: the blob digest depends on it. 1: a local build is paid in time, not bytes (four times
+ * faster than 6, about 11% larger). */
+#define RBX_LAYER_GZIP_LEVEL 1
+
+struct rbx_layer_write_opts {
+    int64_t source_date_epoch; /* mtimes later than this are written as this */
+    bool overlay;              /* an overlay upper dir: 0/0 character devices are whiteouts and
+                                * user.overlay.opaque="y" dirs opaque */
+    bool normalize;            /* also make the tree what the tar says (times, xattrs, exclusions)
+                                * so that it can be published as the layer's cache entry */
+    char *const *exclude; /* cleaned relative paths left out with all below (NULL-terminated) */
+};
+
+struct rbx_layer_blob {
+    char digest[RBX_DIGEST_LEN + 1];  /* of the blob (gzip'd unless written plain) */
+    char diff_id[RBX_DIGEST_LEN + 1]; /* of the tar */
+    int64_t size;                     /* of the blob */
+    uint64_t tar_size, entries, whiteouts, opaques;
+    bool gzip;
+};
+
+/* Write the tree below rootfd as a deterministic tar: entries sorted bytewise (parents first),
+ * no root entry, mtimes clamped, no atime/ctime, numeric owners without names, modes as on disk,
+ * PAX headers only when ustar cannot say it (records sorted), xattrs of rbx_layer_xattr_kept,
+ * hardlinks as tar hardlinks, sockets left out; gzip'd (no name, time 0, OS 255, pinned level)
+ * when `gzip`. The tree must not change meanwhile. */
+int rbx_layer_write_fd(int rootfd, const struct rbx_layer_write_opts *opts, int outfd, bool gzip,
+                       struct rbx_layer_blob *out, struct rbx_error **err);
+/* The same into the store's blobs, published under its digest. */
+int rbx_layer_write(struct rbx_store *store, int rootfd, const struct rbx_layer_write_opts *opts,
+                    struct rbx_layer_blob *out, struct rbx_error **err);
+/* The xattrs a layer carries: security.capability and user.* except user.overlay.*. */
+bool rbx_layer_xattr_kept(const char *name);
+/* Move `dir` (an absolute path on the store's filesystem, normalised by rbx_layer_write) into
+ * the cache as the unpacked layer of blob->diff_id; removed when that layer is cached already. */
+int rbx_store_adopt_layer(struct rbx_store *s, const struct rbx_layer_blob *blob, const char *dir,
+                          struct rbx_error **err);
+/* The unpacked layer dir of a diff_id (malloc'd path), -ENOENT (err untouched) when not cached. */
+int rbx_store_layer_path(struct rbx_store *s, const char *diff_id, char **path,
+                         struct rbx_error **err);
+/* The store's blob dir (holding sha256/<hex>), borrowed; and whether it holds a blob. */
+int rbx_store_blob_dirfd(const struct rbx_store *s);
+bool rbx_store_has_blob(const struct rbx_store *s, const char *digest);
+
+/* ---- writing images (layout.c) --------------------------------------------------------------- */
+
+struct rbx_out_layer {
+    char digest[RBX_DIGEST_LEN + 1];
+    char diff_id[RBX_DIGEST_LEN + 1];
+    char media_type[96]; /* as the source says; written as the OCI type */
+    int64_t size;
+    int blob_dirfd; /* borrowed: the dir holding sha256/<hex> of digest */
+};
+
+/* The canonical (sorted keys, compact) OCI manifest of a config blob and layers. */
+char *rbx_manifest_build(const char *config_digest, int64_t config_size,
+                         const struct rbx_out_layer *layers, size_t n);
+/* Write an image with this config (canonical JSON) and layers as `reference`: oci:DIR[:TAG]
+ * creates the layout or adds the tag to it (replacing an older image of that tag), each file
+ * published atomically; docker-archive:FILE[:NAME:TAG] writes the archive (plain layers) beside
+ * FILE and renames it into place. manifest_digest is the OCI manifest's. */
+int rbx_image_write(const char *reference, const char *config, size_t config_len,
+                    const struct rbx_out_layer *layers, size_t n,
+                    const struct rbx_platform *platform, char manifest_digest[RBX_DIGEST_LEN + 1],
+                    struct rbx_error **err);
+
+/* ---- local archives (ADD) (extract.c) -------------------------------------------------------- */
+
+enum rbx_archive_kind {
+    RBX_ARCHIVE_NONE = 0, /* not an archive: copied as a file */
+    RBX_ARCHIVE_TAR,
+    RBX_ARCHIVE_TAR_GZIP,
+    RBX_ARCHIVE_TAR_ZSTD,
+    RBX_ARCHIVE_BZIP2, /* compressed with what reprobox does not decompress */
+    RBX_ARCHIVE_XZ,
+};
+/* What the file at fd holds, by its content (compressed, a tar when it starts like one). */
+int rbx_tar_sniff(int fd, enum rbx_archive_kind *kind, struct rbx_error **err);
+struct rbx_tar_extract_stats {
+    uint64_t entries, skipped;
+};
+/* Apply the archive to dirfd through the layer applier (paths kept inside, owners, modes, xattrs
+ * and times as the tar says); whiteout entries are refused. */
+int rbx_tar_extract(int fd, enum rbx_archive_kind kind, int dirfd, const char *what,
+                    struct rbx_tar_extract_stats *stats, struct rbx_error **err);
+
+/* ---- comparing layers (diff.c) --------------------------------------------------------------- */
+
+struct rbx_layer_difference {
+    char *path;   /* the entry ("" when the tars differ only in encoding) */
+    char *field;  /* "missing", "order", "type", "mode", "owner", "mtime", "link", "content",
+                   * "xattrs", "encoding", "compression" */
+    char *detail; /* first vs second, for people */
+};
+/* Read both layers (verified) and name their first difference: 1 when found, 0 when none. */
+int rbx_layer_diff(const struct rbx_out_layer *a, const struct rbx_out_layer *b,
+                   struct rbx_layer_difference *out, struct rbx_error **err);
+void rbx_layer_difference_clear(struct rbx_layer_difference *d);

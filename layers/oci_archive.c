@@ -34,6 +34,7 @@ int rbx_oci_archive_open(struct rbx_store *store, struct rbx_image *img, const c
         (r = rbx_blob_read(store->blobs_fd, index->digest, index->size, RBX_MANIFEST_MAX,
                            "index.json", &ibuf, &ilen, err)) < 0)
         return r;
+    img->archive_key = rbx_xstrdup(imp.key);
     img->blob_dirfd = fcntl(store->blobs_fd, F_DUPFD_CLOEXEC, 3);
     if (img->blob_dirfd < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "dup");

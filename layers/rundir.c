@@ -14,7 +14,7 @@ struct rbx_run_dir {
     int runs_fd;
     int lock_fd;
     char id[RUN_ID_LEN + 1];
-    char *path, *upper, *work, *merged;
+    char *path, *upper, *work, *merged, *rootfs;
 };
 
 const char *rbx_run_dir_path(const struct rbx_run_dir *rd)
@@ -33,6 +33,10 @@ const char *rbx_run_dir_merged(const struct rbx_run_dir *rd)
 {
     return rd->merged;
 }
+const char *rbx_run_dir_rootfs(const struct rbx_run_dir *rd)
+{
+    return rd->rootfs;
+}
 
 static bool same_file(int fd, int dirfd, const char *name)
 {
@@ -47,6 +51,7 @@ static void run_dir_release(struct rbx_run_dir *rd)
     free(rd->upper);
     free(rd->work);
     free(rd->merged);
+    free(rd->rootfs);
     if (rd->lock_fd >= 0)
         close(rd->lock_fd);
     if (rd->runs_fd >= 0)
@@ -101,10 +106,60 @@ int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct
                 return rbx_error_set_errno(err, RBX_ERR_IO, e, "runs/%s/%s", id, subdirs[i].name);
             }
         }
+        /* The layers this store handle holds are the ones the run stacks: a kept run keeps
+         * them from a prune. */
+        pthread_mutex_lock(&store->held_mu);
+        _cleanup_free_ char *text = rbx_xstrdup("");
+        for (size_t i = 0; i < store->n_held; i++) {
+            char *t = rbx_xasprintf("%s%s\n", text, store->held_keys[i]);
+            free(text);
+            text = t;
+        }
+        pthread_mutex_unlock(&store->held_mu);
+        if (rbx_write_file_replace_at(dfd, "layers", text, strlen(text), 0600, err) < 0) {
+            rbx_run_dir_close(rd, false);
+            return rbx_error_wrap(err, "runs/%s", id);
+        }
         *out = rd;
         return 0;
     }
     return rbx_error_set(err, RBX_ERR_IO, EEXIST, "runs: no free id");
+}
+
+int rbx_run_dir_flatten(struct rbx_run_dir *rd, const struct rbx_image *img,
+                        const struct rbx_unpack_opts *opts, struct rbx_error **err)
+{
+    _cleanup_close_ int dfd =
+        openat(rd->runs_fd, rd->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "runs/%s", rd->id);
+    (void)rbx_rm_rf_at(dfd, "rootfs", NULL);
+    if (mkdirat(dfd, "rootfs", 0755) < 0 || fchmodat(dfd, "rootfs", 0755, 0) < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "runs/%s/rootfs", rd->id);
+    _cleanup_close_ int rootfd =
+        openat(dfd, "rootfs", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (rootfd < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "runs/%s/rootfs", rd->id);
+    _cleanup_(rbx_flat_stats_clear) struct rbx_flat_stats st = {0};
+    int r = rbx_image_flatten(img, rootfd, opts, &st, err);
+    if (r < 0)
+        return r;
+    free(rd->rootfs);
+    rd->rootfs = rbx_xasprintf("%s/rootfs", rd->path);
+    return 0;
+}
+
+#define OVERLAY_MARKER "overlay-unusable"
+
+bool rbx_store_overlay_unusable(struct rbx_store *s)
+{
+    return faccessat(s->dirfd, OVERLAY_MARKER, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+int rbx_store_set_overlay_unusable(struct rbx_store *s, const char *why, struct rbx_error **err)
+{
+    _cleanup_free_ char *text = rbx_xasprintf("%s\n", why ? why : "");
+    return rbx_write_file_replace_at(s->dirfd, OVERLAY_MARKER, text, strlen(text), 0600, err);
 }
 
 struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 
 /* ---- location and opening ------------------------------------------------------------------ */
 
@@ -38,10 +39,18 @@ struct rbx_store *rbx_store_free(struct rbx_store *s)
 {
     if (!s)
         return NULL;
-    int *fds[] = {&s->dirfd, &s->blobs_fd, &s->layers_fd, &s->tmp_fd, &s->locks_fd, &s->runs_fd};
+    int *fds[] = {&s->dirfd,    &s->blobs_fd, &s->layers_fd, &s->tmp_fd,
+                  &s->locks_fd, &s->runs_fd,  &s->images_fd, &s->archives_fd};
     for (size_t i = 0; i < RBX_ARRAY_SIZE(fds); i++)
         if (*fds[i] >= 0)
             close(*fds[i]);
+    for (size_t i = 0; i < s->n_held; i++) {
+        close(s->held_fds[i]);
+        free(s->held_keys[i]);
+    }
+    free(s->held_fds);
+    free(s->held_keys);
+    pthread_mutex_destroy(&s->held_mu);
     free(s->dir);
     free(s);
     return NULL;
@@ -71,7 +80,8 @@ static int open_subdir(int dirfd, const char *name, struct rbx_error **err)
     return fd;
 }
 
-int rbx_store_lock(struct rbx_store *s, const char *key, bool wait, struct rbx_error **err)
+int rbx_store_lock_mode(struct rbx_store *s, const char *key, int how, bool wait,
+                        struct rbx_error **err)
 {
     for (int tries = 0; tries < 64; tries++) {
         _cleanup_close_ int fd =
@@ -80,7 +90,7 @@ int rbx_store_lock(struct rbx_store *s, const char *key, bool wait, struct rbx_e
             return rbx_error_set_errno(err, RBX_ERR_IO, errno, "lock %s", key);
         int r;
         do
-            r = flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB));
+            r = flock(fd, how | (wait ? 0 : LOCK_NB));
         while (r < 0 && errno == EINTR);
         if (r < 0) {
             if (errno == EWOULDBLOCK)
@@ -182,7 +192,9 @@ int rbx_store_open(const char *dir, struct rbx_store **out, struct rbx_error **e
     if (r < 0)
         return rbx_error_wrap(err, "store");
     _cleanup_(rbx_store_freep) struct rbx_store *s = rbx_xcalloc(1, sizeof(*s));
+    pthread_mutex_init(&s->held_mu, NULL);
     s->dirfd = s->blobs_fd = s->layers_fd = s->tmp_fd = s->locks_fd = s->runs_fd = -1;
+    s->images_fd = s->archives_fd = -1;
     s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->dirfd < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "store %s", dir);
@@ -202,7 +214,9 @@ int rbx_store_open(const char *dir, struct rbx_store **out, struct rbx_error **e
     if (sha < 0 || (s->layers_fd = open_subdir(s->dirfd, "layers", err)) < 0 ||
         (s->tmp_fd = open_subdir(s->dirfd, "tmp", err)) < 0 ||
         (s->locks_fd = open_subdir(s->dirfd, "locks", err)) < 0 ||
-        (s->runs_fd = open_subdir(s->dirfd, "runs", err)) < 0)
+        (s->runs_fd = open_subdir(s->dirfd, "runs", err)) < 0 ||
+        (s->images_fd = open_subdir(s->dirfd, "images", err)) < 0 ||
+        (s->archives_fd = open_subdir(s->dirfd, "archives", err)) < 0)
         return rbx_error_wrap(err, "store %s", dir);
     /* Best effort: what a dead reprobox left must not stop this one (a run's files may belong
      * to ids only its user namespace can remove). */
@@ -213,14 +227,88 @@ int rbx_store_open(const char *dir, struct rbx_store **out, struct rbx_error **e
     return 0;
 }
 
+uint64_t rbx_layer_cap(const struct rbx_unpack_opts *opts)
+{
+    if (opts && opts->max_layer_bytes)
+        return opts->max_layer_bytes;
+    const char *env = getenv("REPROBOX_MAX_LAYER_SIZE");
+    uint64_t v;
+    if (env && rbx_parse_size(env, &v) == 0 && v > 0)
+        return v;
+    return RBX_LAYER_BYTES_DEFAULT;
+}
+
+int rbx_store_gc_lock(struct rbx_store *s, int how, struct rbx_error **err)
+{
+    _cleanup_close_ int fd =
+        openat(s->dirfd, "gc.lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "gc.lock");
+    int r;
+    do
+        r = flock(fd, how);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "gc.lock");
+    return TAKE_FD(fd);
+}
+
+bool rbx_store_published(struct rbx_store *s, const char *key)
+{
+    struct stat st;
+    return fstatat(s->layers_fd, key, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+int rbx_store_hold(struct rbx_store *s, const char *key, struct rbx_error **err)
+{
+    _cleanup_free_ char *use = rbx_xasprintf("%s.use", key);
+    int fd = rbx_store_lock_mode(s, use, LOCK_SH, true, err);
+    if (fd < 0)
+        return fd;
+    pthread_mutex_lock(&s->held_mu);
+    s->held_fds = rbx_xrealloc(s->held_fds, (s->n_held + 1) * sizeof(int));
+    s->held_keys = rbx_xrealloc(s->held_keys, (s->n_held + 1) * sizeof(char *));
+    s->held_fds[s->n_held] = fd;
+    s->held_keys[s->n_held] = rbx_xstrdup(key);
+    s->n_held++;
+    pthread_mutex_unlock(&s->held_mu);
+    return 0;
+}
+
+/* Drop the last hold taken on key (a layer found gone after all: it is extracted anew). */
+static void store_unhold(struct rbx_store *s, const char *key)
+{
+    pthread_mutex_lock(&s->held_mu);
+    for (size_t i = s->n_held; i-- > 0;)
+        if (strcmp(s->held_keys[i], key) == 0) {
+            close(s->held_fds[i]);
+            free(s->held_keys[i]);
+            s->held_fds[i] = s->held_fds[s->n_held - 1];
+            s->held_keys[i] = s->held_keys[s->n_held - 1];
+            s->n_held--;
+            break;
+        }
+    pthread_mutex_unlock(&s->held_mu);
+}
+
+void rbx_store_journal(struct rbx_store *s, const char *what, const char *key)
+{
+    /* O_APPEND: lines from concurrent processes do not mix. Best effort. */
+    int fd =
+        openat(s->dirfd, "journal", O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    char line[256];
+    int n = snprintf(line, sizeof(line), "%lld %d %s %s\n", (long long)time(NULL), (int)getpid(),
+                     what, key);
+    if (n > 0)
+        (void)!write(fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    close(fd);
+}
+
 /* ---- unpacking an image's layers ---------------------------------------------------------- */
 
-/* A tmp/ entry removed on every exit unless published (name taken). */
-struct tmp_entry {
-    int tmp_fd;
-    char *name;
-};
-static void tmp_entry_cleanup(struct tmp_entry *t)
+void rbx_store_tmp_cleanup(struct rbx_store_tmp *t)
 {
     if (t->name)
         (void)rbx_rm_rf_at(t->tmp_fd, t->name, NULL);
@@ -264,12 +352,6 @@ static void job_layer_done(struct unpack_job *j, bool extracted)
     pthread_mutex_unlock(&j->mu);
 }
 
-static bool layer_published(struct rbx_store *s, const char *hex)
-{
-    struct stat st;
-    return fstatat(s->layers_fd, hex, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
-}
-
 static int write_meta(int dirfd, const struct rbx_layer *l, const struct rbx_unpack_counts *c,
                       uint64_t bytes, struct rbx_error **err)
 {
@@ -282,32 +364,39 @@ static int write_meta(int dirfd, const struct rbx_layer *l, const struct rbx_unp
         (json_int_t)c->whiteouts, "opaques", (json_int_t)c->opaques);
     if (!j)
         abort();
+    if (c->skipped_names) {
+        json_t *names = json_array();
+        for (size_t i = 0; c->skipped_names[i]; i++)
+            json_array_append_new(names, json_string(c->skipped_names[i]));
+        json_object_set_new(json_object_get(j, "skipped"), "names", names);
+    }
     _cleanup_free_ char *text = rbx_json_dump_canonical(j);
-    return rbx_write_file_atomic_at(dirfd, "meta.json", text, strlen(text), 0600, err);
+    return rbx_write_file_replace_at(dirfd, "meta.json", text, strlen(text), 0600, err);
 }
 
-/* Returns 1 when extracted, 0 when found in the cache. */
-static int unpack_layer(struct unpack_job *j, const struct rbx_layer *l, struct rbx_error **err)
+/* Hardlinks to lower layers whose link name nothing later in the layer took: the list a
+ * links dir is made from (links.c), as lower_links.json beside the tree. */
+static int write_lower_links(int tmpfd, int rootfd, char **pairs, struct rbx_error **err)
+{
+    _cleanup_json_ json_t *arr = json_array();
+    for (size_t i = 0; pairs && pairs[i] && pairs[i + 1]; i += 2) {
+        struct stat st;
+        if (fstatat(rootfd, pairs[i], &st, AT_SYMLINK_NOFOLLOW) == 0)
+            continue; /* a later entry made the name: it wins */
+        json_array_append_new(arr, json_pack("[s, s]", pairs[i], pairs[i + 1]));
+    }
+    if (json_array_size(arr) == 0)
+        return 0;
+    _cleanup_free_ char *text = rbx_json_dump_canonical(arr);
+    return rbx_write_file_replace_at(tmpfd, RBX_LOWER_LINKS_FILE, text, strlen(text), 0600, err);
+}
+
+/* Extract one layer into tmp/ and publish it as layers/<hex>. The caller holds locks/<hex>. */
+static int extract_layer(struct unpack_job *j, const struct rbx_layer *l, enum rbx_media media,
+                         const char *hex, struct rbx_error **err)
 {
     struct rbx_store *s = j->store;
-    if (!l->diff_id || !rbx_digest_valid(l->diff_id))
-        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "layer %s: no valid diff_id",
-                             l->digest);
-    enum rbx_media media = rbx_media_parse(l->media_type);
-    if (!rbx_media_is_layer(media))
-        return rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP,
-                             "layer %s: unsupported layer media type \"%s\"", l->digest,
-                             l->media_type);
-    const char *hex = rbx_digest_hex(l->diff_id);
-    if (layer_published(s, hex))
-        return 0;
-    _cleanup_close_ int lock = rbx_store_lock(s, hex, true, err);
-    if (lock < 0)
-        return lock;
-    if (layer_published(s, hex))
-        return 0; /* another process or thread did it while we waited */
-
-    _cleanup_(tmp_entry_cleanup) struct tmp_entry tmp = {.tmp_fd = s->tmp_fd};
+    _cleanup_(rbx_store_tmp_cleanup) struct rbx_store_tmp tmp = {.tmp_fd = s->tmp_fd};
     _cleanup_close_ int tmpfd = rbx_store_mktemp(s, hex, &tmp.name, err);
     if (tmpfd < 0)
         return tmpfd;
@@ -324,17 +413,21 @@ static int unpack_layer(struct unpack_job *j, const struct rbx_layer *l, struct 
         blobfd, rbx_media_compression(media), l->digest, l->size, j->max_bytes, "blob");
     rbx_stream_set_progress(st, job_progress, j);
 
-    struct rbx_unpack_counts counts = {0};
-    int r = rbx_layer_apply(st, rootfd, l->digest, &j->cancel, &counts, err);
+    _cleanup_(rbx_unpack_counts_clear) struct rbx_unpack_counts counts = {0};
+    _cleanup_(rbx_applier_freep) struct rbx_applier *ap = rbx_applier_new(rootfd, false, &counts);
+    int r = rbx_applier_layer(ap, st, l->digest, &j->cancel, err);
     if (r < 0)
         return r;
+    if ((r = rbx_applier_finish(ap, err)) < 0)
+        return rbx_error_wrap(err, "layer %s", l->digest);
     char got[RBX_DIGEST_LEN + 1];
     rbx_stream_diff_id(st, got);
     if (strcmp(got, l->diff_id) != 0)
         return rbx_error_set(err, RBX_ERR_DIGEST, EBADMSG,
                              "layer %s: diff_id mismatch (got %s, the config says %s)", l->digest,
                              got, l->diff_id);
-    if ((r = write_meta(tmpfd, l, &counts, rbx_stream_out_bytes(st), err)) < 0)
+    if ((r = write_meta(tmpfd, l, &counts, rbx_stream_out_bytes(st), err)) < 0 ||
+        (r = write_lower_links(tmpfd, rootfd, rbx_applier_lower_links(ap), err)) < 0)
         return rbx_error_wrap(err, "layer %s", l->digest);
     /* One sync for the whole tree before it becomes visible: after a crash the published name
      * never points at files whose data was not written. */
@@ -344,7 +437,48 @@ static int unpack_layer(struct unpack_job *j, const struct rbx_layer *l, struct 
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "layer %s: publish", l->digest);
     free(TAKE_PTR(tmp.name));
     (void)fsync(s->layers_fd);
-    return 1;
+    rbx_store_journal(s, "extracted", hex);
+    return 0;
+}
+
+/* Returns 1 when extracted, 0 when found in the cache; either way the layer is held. */
+static int unpack_layer(struct unpack_job *j, const struct rbx_layer *l, struct rbx_error **err)
+{
+    struct rbx_store *s = j->store;
+    if (!l->diff_id || !rbx_digest_valid(l->diff_id))
+        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "layer %s: no valid diff_id",
+                             l->digest);
+    enum rbx_media media = rbx_media_parse(l->media_type);
+    if (!rbx_media_is_layer(media))
+        return rbx_error_set(err, RBX_ERR_UNSUPPORTED, ENOTSUP,
+                             "layer %s: unsupported layer media type \"%s\"", l->digest,
+                             l->media_type);
+    const char *hex = rbx_digest_hex(l->diff_id);
+    for (int tries = 0; tries < 16; tries++) {
+        if (rbx_store_published(s, hex)) {
+            /* Held first, then checked again: a prune removes only what nobody holds. */
+            int r = rbx_store_hold(s, hex, err);
+            if (r < 0)
+                return r;
+            if (rbx_store_published(s, hex))
+                return 0;
+            store_unhold(s, hex);
+        }
+        _cleanup_close_ int lock = rbx_store_lock(s, hex, true, err);
+        if (lock < 0)
+            return lock;
+        if (rbx_store_published(s, hex))
+            continue; /* another process or thread did it while we waited */
+        int r = extract_layer(j, l, media, hex, err);
+        if (r < 0)
+            return r;
+        /* Held before the extraction lock is let go: nothing can remove it in between. */
+        if ((r = rbx_store_hold(s, hex, err)) < 0)
+            return r;
+        return 1;
+    }
+    return rbx_error_set(err, RBX_ERR_IO, EAGAIN, "layer %s: removed again and again while in use",
+                         l->digest);
 }
 
 static void *unpack_worker(void *arg)
@@ -375,7 +509,7 @@ int rbx_image_unpack(struct rbx_store *store, const struct rbx_image *img,
                      struct rbx_error **err)
 {
     struct unpack_job j = {.store = store, .img = img, .opts = opts};
-    j.max_bytes = opts && opts->max_layer_bytes ? opts->max_layer_bytes : RBX_LAYER_BYTES_DEFAULT;
+    j.max_bytes = rbx_layer_cap(opts);
     atomic_init(&j.next, 0);
     atomic_init(&j.cancel, false);
     pthread_mutex_init(&j.mu, NULL);
@@ -383,7 +517,7 @@ int rbx_image_unpack(struct rbx_store *store, const struct rbx_image *img,
     j.ev.items_total = (unsigned)img->n_layers;
     for (size_t i = 0; i < img->n_layers; i++)
         if (!img->layers[i].diff_id || !rbx_digest_valid(img->layers[i].diff_id) ||
-            !layer_published(store, rbx_digest_hex(img->layers[i].diff_id)))
+            !rbx_store_published(store, rbx_digest_hex(img->layers[i].diff_id)))
             j.ev.bytes_total += img->layers[i].size > 0 ? (uint64_t)img->layers[i].size : 0;
 
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -412,25 +546,53 @@ int rbx_image_unpack(struct rbx_store *store, const struct rbx_image *img,
         rbx_error_move(err, &j.err);
         return r ? r : -EIO;
     }
+    /* Hardlinks into lower layers need those layers: made now that all are there. */
+    for (size_t i = 0; i < img->n_layers; i++) {
+        int r = rbx_links_ensure(store, img, i, err);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+int rbx_image_layer_dir(struct rbx_store *store, const struct rbx_image *img, size_t i, char **dir,
+                        char **links_dir, struct rbx_error **err)
+{
+    const char *id = img->layers[i].diff_id;
+    *dir = NULL;
+    if (links_dir)
+        *links_dir = NULL;
+    if (!id || !rbx_digest_valid(id))
+        return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "layer %s: no valid diff_id",
+                             img->layers[i].digest);
+    char rel[RBX_DIGEST_HEX_LEN + 32];
+    snprintf(rel, sizeof(rel), "%s/rootfs", rbx_digest_hex(id));
+    struct stat st;
+    if (fstatat(store->layers_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+        return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT, "layer %s is not unpacked",
+                             img->layers[i].digest);
+    _cleanup_free_ char *links = NULL;
+    int r = rbx_links_dir(store, img, i, &links, err);
+    if (r < 0)
+        return r;
+    *dir = rbx_xasprintf("%s/layers/%s", store->dir, rel);
+    if (links && links_dir)
+        *links_dir = rbx_xasprintf("%s/layers/%s/rootfs", store->dir, links);
     return 0;
 }
 
 int rbx_image_layer_dirs(struct rbx_store *store, const struct rbx_image *img, char ***dirs,
                          struct rbx_error **err)
 {
-    _cleanup_strv_ char **v = rbx_xcalloc(img->n_layers + 1, sizeof(char *));
+    _cleanup_strv_ char **v = rbx_xcalloc(1, sizeof(char *));
     for (size_t i = 0; i < img->n_layers; i++) {
-        const char *id = img->layers[i].diff_id;
-        if (!id || !rbx_digest_valid(id))
-            return rbx_error_set(err, RBX_ERR_MALFORMED, EINVAL, "layer %s: no valid diff_id",
-                                 img->layers[i].digest);
-        char rel[RBX_DIGEST_HEX_LEN + 8];
-        snprintf(rel, sizeof(rel), "%s/rootfs", rbx_digest_hex(id));
-        struct stat st;
-        if (fstatat(store->layers_fd, rel, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
-            return rbx_error_set(err, RBX_ERR_NOT_FOUND, ENOENT, "layer %s is not unpacked",
-                                 img->layers[i].digest);
-        v[i] = rbx_xasprintf("%s/layers/%s", store->dir, rel);
+        char *dir = NULL, *links = NULL;
+        int r = rbx_image_layer_dir(store, img, i, &dir, &links, err);
+        if (r < 0)
+            return r;
+        rbx_strv_push_take(&v, dir);
+        if (links)
+            rbx_strv_push_take(&v, links);
     }
     *dirs = TAKE_PTR(v);
     return 0;

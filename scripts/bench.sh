@@ -3,7 +3,7 @@
 # into a cache dir outside git, measures with hyperfine and prints a Markdown section for
 # docs/BENCHMARKS.md.
 #
-# Usage: scripts/bench.sh pull|start|all
+# Usage: scripts/bench.sh unpack|pull|start|build|doctor|all   (unpack-image: build its image only)
 # Environment:
 #   REPROBOX        the binary (default: build/reprobox)
 #   RBX_BENCH_DIR   where images and scratch space live (default: ~/.cache/reprobox-bench)
@@ -20,6 +20,217 @@ RUNS=${RBX_BENCH_RUNS:-5}
 die() { echo "bench: error: $*" >&2; exit 1; }
 note() { echo "bench: $*" >&2; }
 need() { for t in "$@"; do command -v "$t" >/dev/null || die "$t not found (run scripts/install-deps.sh)"; done; }
+
+# ---- the realistic image: Debian minbase, node, an npm app, a layer of whiteouts -------------
+
+MT_INDEX=application/vnd.oci.image.index.v1+json
+MT_MANIFEST=application/vnd.oci.image.manifest.v1+json
+MT_CONFIG=application/vnd.oci.image.config.v1+json
+MT_GZIP=application/vnd.oci.image.layer.v1.tar+gzip
+
+# The Debian mirror apt uses here (deb822 sources first, then the one-line form).
+apt_mirror() {
+    local m
+    m=$(awk '/^URIs:/ && $2 ~ /debian\/?$/ { print $2; exit }' /etc/apt/sources.list.d/*.sources 2>/dev/null)
+    [ -n "$m" ] || m=$(awk '$1 == "deb" && $3 !~ /security/ { print $2; exit }' /etc/apt/sources.list 2>/dev/null)
+    echo "${m:-http://deb.debian.org/debian}"
+}
+
+# layer_from STAGE OUT: a sorted, numeric-owner PAX tar of STAGE as docker writes one, gzip'd at
+# docker's default level. Prints "DIFF_ID".
+layer_from() {
+    local stage=$1 out=$2
+    local -a top
+    mapfile -t top < <(cd "$stage" && find . -mindepth 1 -maxdepth 1 -printf '%P\n' | sort)
+    tar -C "$stage" --create --sort=name --format=posix --numeric-owner --xattrs \
+        --pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime -- "${top[@]}" >"$out.tar"
+    sha256sum <"$out.tar" | awk '{ print "sha256:" $1 }'
+    gzip -n -6 <"$out.tar" >"$out"
+    rm -f "$out.tar"
+}
+
+blob_put() { # LAYOUT FILE -> "DIGEST SIZE"
+    local hex
+    hex=$(sha256sum <"$2" | cut -d' ' -f1)
+    mkdir -p "$1/blobs/sha256"
+    cp "$2" "$1/blobs/sha256/$hex"
+    echo "sha256:$hex $(stat -c %s "$2")"
+}
+
+build_unpack_image() {
+    local img=$BENCH/image stamp_want
+    stamp_want="bench-image v1" # bump when build_unpack_image changes
+    if [ -f "$img/.stamp" ] && [ "$(cat "$img/.stamp")" == "$stamp_want" ]; then
+        return 0
+    fi
+    need debootstrap npm node tar gzip jq sha256sum
+    [ "$(id -u)" == 0 ] || die "building the benchmark image needs root (debootstrap)"
+    note "building the benchmark image in $img (debootstrap, npm install: a few minutes, once)"
+    local work
+    work=$(mktemp -d "$BENCH/.work.XXXXXX")
+    # shellcheck disable=SC2064
+    trap "rm -rf '$work'" EXIT
+    mkdir -p "$work/layers"
+
+    # 1: Debian minbase.
+    debootstrap --variant=minbase bookworm "$work/deb" "$(apt_mirror)" >"$work/debootstrap.log" 2>&1 ||
+        { tail -20 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
+    rm -rf "$work/deb/var/cache/apt/archives/"*.deb "$work/deb/var/lib/apt/lists/"*_Packages
+    local d1 d2 d3 d4
+    d1=$(layer_from "$work/deb" "$work/layers/1")
+
+    # 2: node and its libraries, staged as the node fixture is.
+    "$SRC/scripts/make-fixtures.sh" "$BENCH/fixtures" >/dev/null 2>&1 || die "make-fixtures.sh failed"
+    mkdir -p "$work/node"
+    local nblob
+    nblob=$(jq -r '.layers[1].digest' "$BENCH/fixtures/node/blobs/sha256/$(jq -r '.manifests[0].digest' \
+        "$BENCH/fixtures/node/index.json" | cut -d: -f2)" | cut -d: -f2)
+    tar -C "$work/node" -xzf "$BENCH/fixtures/node/blobs/sha256/$nblob"
+    d2=$(layer_from "$work/node" "$work/layers/2")
+
+    # 3: an app with thousands of files from the npm registry.
+    mkdir -p "$work/app/app"
+    (cd "$work/app/app" && npm init -y >/dev/null &&
+        npm install --no-audit --no-fund --loglevel=error express typescript lodash >/dev/null) ||
+        die "npm install failed"
+    d3=$(layer_from "$work/app" "$work/layers/3")
+
+    # 4: whiteouts: apt's lists and docs gone, one opaque dir, single files removed across layers.
+    local w=$work/wh
+    mkdir -p "$w/usr/share/doc" "$w/var/lib/apt/lists" "$w/app/node_modules/typescript/lib" "$w/etc"
+    : >"$w/usr/share/doc/.wh..wh..opq"
+    : >"$w/var/lib/apt/lists/.wh..wh..opq"
+    : >"$w/etc/.wh.motd"
+    local f n=0
+    while IFS= read -r f; do
+        : >"$w/app/node_modules/typescript/lib/.wh.$(basename "$f")"
+        n=$((n + 1))
+    done < <(find "$work/app/app/node_modules/typescript/lib" -maxdepth 1 -name '*.d.ts' | sort | head -200)
+    d4=$(layer_from "$w" "$work/layers/4")
+    rm -rf "$work/deb" "$work/node" "$work/app" "$w"
+
+    # The layout.
+    local new=$work/image descs=() diffs=("$d1" "$d2" "$d3" "$d4") i dg sz
+    mkdir -p "$new"
+    for i in 1 2 3 4; do
+        read -r dg sz < <(blob_put "$new" "$work/layers/$i")
+        descs+=("$(jq -cn --arg mt $MT_GZIP --arg d "$dg" --argjson s "$sz" '{mediaType:$mt,digest:$d,size:$s}')")
+    done
+    jq -cSj -n --argjson d "$(printf '%s\n' "${diffs[@]}" | jq -Rcs 'split("\n")|map(select(.!=""))')" '{
+        architecture: "amd64", os: "linux",
+        config: {Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                 WorkingDir: "/app", Cmd: ["node", "-e", "require(\"express\")"]},
+        rootfs: {type: "layers", diff_ids: $d}}' >"$work/config.json"
+    read -r dg sz < <(blob_put "$new" "$work/config.json")
+    jq -cSj -n --arg mt $MT_MANIFEST --arg cmt $MT_CONFIG --arg d "$dg" --argjson s "$sz" \
+        --argjson l "$(printf '%s\n' "${descs[@]}" | jq -cs .)" \
+        '{schemaVersion:2, mediaType:$mt, config:{mediaType:$cmt,digest:$d,size:$s}, layers:$l}' \
+        >"$work/manifest.json"
+    read -r dg sz < <(blob_put "$new" "$work/manifest.json")
+    printf '{"imageLayoutVersion":"1.0.0"}' >"$new/oci-layout"
+    jq -cSj -n --arg mt $MT_INDEX --arg m $MT_MANIFEST --arg d "$dg" --argjson s "$sz" \
+        '{schemaVersion:2, mediaType:$mt, manifests:[{mediaType:$m,digest:$d,size:$s,
+          annotations:{"org.opencontainers.image.ref.name":"latest"}}]}' >"$new/index.json"
+    echo "$stamp_want" >"$new/.stamp"
+    rm -rf "$img"
+    mv "$new" "$img"
+    note "benchmark image ready: $img"
+}
+
+# ---- unpack ------------------------------------------------------------------------------------
+
+# Layer blobs of the image, lowest first.
+image_layers() {
+    local img=$BENCH/image m
+    m=$(jq -r '.manifests[0].digest' "$img/index.json" | cut -d: -f2)
+    jq -r '.layers[].digest' "$img/blobs/sha256/$m" | sed "s|^sha256:|$img/blobs/sha256/|"
+}
+
+cmd_unpack() {
+    need hyperfine umoci tar jq /usr/bin/time
+    [ -x "$REPROBOX" ] || die "no reprobox binary at $REPROBOX (set REPROBOX)"
+    mkdir -p "$BENCH"
+    build_unpack_image
+    local img=$BENCH/image s=$BENCH/scratch
+    rm -rf "$s"
+    mkdir -p "$s/trash"
+    local layers=() l
+    mapfile -t layers < <(image_layers)
+    local tarcmd="" pigzcmd=""
+    for l in "${layers[@]}"; do
+        tarcmd+="tar -xzf $l -C $s/dest && "
+        pigzcmd+="pigz -dc $l | tar -xf - -C $s/dest && "
+    done
+    tarcmd+=true
+    pigzcmd+=true
+    # Fresh targets are moved aside, never deleted, while measuring: on ext4 a large rm -rf slows
+    # the next extractions for minutes (the inode allocator skips recently deleted inodes, and
+    # the window is longer while their table blocks wait for a journal checkpoint). The trash
+    # (a few GiB) goes at the end; run the benchmark a few minutes after any large deletion.
+    local aside="mkdir -p $s/trash/\$\$ && { mv $s/dest $s/store $s/trash/\$\$/ 2>/dev/null || true; } && mkdir -p $s/dest"
+    local size_mb
+    size_mb=$(du -cm "${layers[@]}" | tail -1 | cut -f1)
+
+    note "image: ${#layers[@]} layers, ${size_mb} MiB compressed"
+    # Warm up the page cache with the blobs, and the store for the warm run.
+    cat "${layers[@]}" >/dev/null
+    "$REPROBOX" --root "$s/warm" --quiet run "oci:$img:latest" true ||
+        die "reprobox run failed on the benchmark image"
+
+    local cmds=(
+        -n "reprobox unpack (cold)" --prepare "$aside" "$REPROBOX --root $s/store --quiet unpack oci:$img:latest $s/dest/rootfs"
+        -n "umoci unpack" --prepare "$aside && rmdir $s/dest" "umoci --log error unpack --image $img:latest $s/dest"
+        -n "tar -xzf per layer (floor)" --prepare "$aside" "$tarcmd"
+    )
+    command -v pigz >/dev/null && cmds+=(-n "pigz -dc | tar -xf per layer" --prepare "$aside" "$pigzcmd")
+    hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$s/cold.json" "${cmds[@]}" >&2
+    hyperfine --style basic --runs $((RUNS * 4)) --warmup 2 --export-json "$s/warm.json" \
+        -n "reprobox run IMG true (warm)" "$REPROBOX --root $s/warm --quiet run oci:$img:latest true" >&2
+
+    # Peak RSS of a cold unpack.
+    eval "$aside"
+    /usr/bin/time -v "$REPROBOX" --root "$s/store" --quiet unpack "oci:$img:latest" "$s/dest/rootfs" \
+        2>"$s/time.txt" >/dev/null
+    local rss_kb
+    rss_kb=$(awk -F: '/Maximum resident set size/ { gsub(/ /, "", $2); print $2 }' "$s/time.txt")
+    local files
+    files=$(find "$s/dest/rootfs" | wc -l)
+    rm -rf "$s/trash" "$s/dest" "$s/store"
+
+    local median
+    median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
+    local r_cold r_umoci r_tar r_pigz r_warm
+    r_cold=$(median "$s/cold.json" "reprobox unpack (cold)")
+    r_umoci=$(median "$s/cold.json" "umoci unpack")
+    r_tar=$(median "$s/cold.json" "tar -xzf per layer (floor)")
+    r_pigz=$(median "$s/cold.json" "pigz -dc | tar -xf per layer")
+    r_warm=$(median "$s/warm.json" "reprobox run IMG true (warm)")
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+    ms() { awk -v a="$1" 'BEGIN { printf "%.0f ms", a * 1000 }'; }
+
+    cat <<EOF
+## unpack
+
+Image: Debian bookworm minbase (debootstrap), the node fixture's layer, an app layer
+(\`npm install express typescript lodash\`), a layer of whiteouts: ${#layers[@]} gzip layers,
+${size_mb} MiB compressed, ${files} paths unpacked. Blobs in the page cache; targets on
+$(df -T "$BENCH" | awk 'NR==2 { print $2 }'); $(nproc) CPUs ($(awk -F: '/model name/ { sub(/^ /, "", $2); print $2; exit }' /proc/cpuinfo)),
+$(uname -r). Medians of $RUNS runs (warm run: $((RUNS * 4))), \`scripts/bench.sh unpack\`.
+
+| what | median | vs tar floor | vs umoci | target |
+|---|---|---|---|---|
+| \`reprobox unpack\`, cold cache | $(ms "$r_cold") | $(ratio "$r_cold" "$r_tar")× | $(ratio "$r_cold" "$r_umoci")× | ≤ 0.8× floor, ≤ 0.5× umoci |
+| \`umoci unpack\` | $(ms "$r_umoci") | $(ratio "$r_umoci" "$r_tar")× | 1.00× | |
+| GNU \`tar -xzf\` per layer (the floor) | $(ms "$r_tar") | 1.00× | $(ratio "$r_tar" "$r_umoci")× | |
+EOF
+    [ -n "$r_pigz" ] && [ "$r_pigz" != null ] &&
+        echo "| \`pigz -dc \| tar -xf\` per layer | $(ms "$r_pigz") | $(ratio "$r_pigz" "$r_tar")× | $(ratio "$r_pigz" "$r_umoci")× | |"
+    cat <<EOF
+| \`reprobox run IMG true\`, warm cache | $(ms "$r_warm") | | | ≤ 50 ms |
+
+Peak RSS of \`reprobox unpack\` (cold, /usr/bin/time -v): $((rss_kb / 1024)) MiB (target < 32 MiB).
+EOF
+}
 
 # ---- pull ------------------------------------------------------------------------------------
 
@@ -110,6 +321,64 @@ $(uname -r). Medians of $RUNS runs, \`scripts/bench.sh pull\`.
 EOF
 }
 
+# ---- build -----------------------------------------------------------------------------------
+
+# The Node workspace of tests/fixtures/build/node (multi-stage, a build step, a pruned production
+# stage), offline, on the node fixture, with `reprobox build` and `buildah bud --isolation chroot
+# --timestamp 0`, both with a step cache and both writing the image (an OCI layout; buildah's
+# containers-storage). Cold: the base image ready, no step cached. Warm: every step cached.
+cmd_build() {
+    need hyperfine buildah jq
+    [ -x "$REPROBOX" ] || die "no reprobox binary at $REPROBOX (set REPROBOX)"
+    mkdir -p "$BENCH"
+    local s=$BENCH/build fix=$BENCH/fixtures ctx=$SRC/tests/fixtures/build/node
+    rm -rf "$s"
+    mkdir -p "$s"
+    "$SRC/scripts/make-fixtures.sh" "$fix" >/dev/null 2>&1 || die "make-fixtures.sh failed"
+    local B="buildah --root $s/buildah --runroot $s/buildah-run --storage-driver overlay"
+    local base="$B pull -q oci:$fix/node:latest >/dev/null && $B tag \$($B images -q | head -1) localhost/node-fixture:latest"
+    sh -c "$base" || die "buildah cannot read the node fixture"
+    # The base image unpacked once in a store kept aside; each cold run starts from a copy.
+    "$REPROBOX" --root "$s/base" --quiet run "oci:$fix/node" true || die "reprobox cannot run the fixture"
+    local rbx="$REPROBOX --root $s/store --quiet build --build-context node=oci:$fix/node -t oci:$s/out:bench $ctx"
+    local bah="$B bud --quiet --isolation chroot --timestamp 0 --layers --build-arg NODE_IMAGE=localhost/node-fixture:latest -t localhost/bench:latest $ctx"
+    note "cold: no step cached"
+    hyperfine --style basic --runs "$RUNS" --export-json "$s/cold.json" \
+        -n "reprobox build (cold)" --prepare "rm -rf $s/store $s/out && cp -a $s/base $s/store && sync" "$rbx" \
+        -n "buildah bud (cold)" --prepare "$B rmi --all --force >/dev/null 2>&1; $base && sync" "$bah" >&2
+    note "warm: every step cached"
+    hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$s/warm.json" \
+        -n "reprobox build (warm)" "$rbx" -n "buildah bud (warm)" "$bah" >&2
+
+    median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+    ms() { awk -v a="$1" 'BEGIN { printf "%.0f ms", a * 1000 }'; }
+    local rc bc rw bw
+    rc=$(median "$s/cold.json" "reprobox build (cold)")
+    bc=$(median "$s/cold.json" "buildah bud (cold)")
+    rw=$(median "$s/warm.json" "reprobox build (warm)")
+    bw=$(median "$s/warm.json" "buildah bud (warm)")
+    cat <<EOF
+## build
+
+The Node workspace of \`tests/fixtures/build/node\` (three stages: dependencies, a build step
+that resolves pnpm's symlinks and deploys the production dependencies, a pruned production
+stage), offline, on the node fixture, built by \`reprobox build -t oci:…\` and by buildah
+$(buildah --version | awk '{ print $3 }') \`bud --isolation chroot --timestamp 0 --layers\` (overlay
+storage, as root). Cold: the base image ready (reprobox: unpacked in its store; buildah: in its
+storage), no step cached. Warm: every step cached, the image written again.
+$(nproc) CPUs ($(awk -F: '/model name/ { sub(/^ /, "", $2); print $2; exit }' /proc/cpuinfo)),
+$(uname -r). Medians of $RUNS runs, \`scripts/bench.sh build\`.
+
+| what | median | vs buildah | target |
+|---|---|---|---|
+| \`reprobox build\`, cold | $(ms "$rc") | $(ratio "$rc" "$bc")× | ≤ 0.5× |
+| \`buildah bud\`, cold | $(ms "$bc") | 1.00× | |
+| \`reprobox build\`, warm | $(ms "$rw") | $(ratio "$rw" "$bw")× | ≤ 0.2× |
+| \`buildah bud\`, warm | $(ms "$bw") | 1.00× | |
+EOF
+}
+
 # ---- start -------------------------------------------------------------------------------------
 
 # Starting a sandbox on a warm cache: `reprobox run IMG true` with every protection on (user, pid,
@@ -186,8 +455,12 @@ EOF
 }
 
 case ${1:-} in
+unpack) cmd_unpack ;;
+unpack-image) mkdir -p "$BENCH" && build_unpack_image ;; # build the image only
 pull) cmd_pull ;;
+build) cmd_build ;;
 start) cmd_start ;;
-all) cmd_pull; echo; cmd_start ;;
-*) echo "Usage: scripts/bench.sh pull|start|all" >&2; exit 2 ;;
+doctor) die "$1: not written yet" ;;
+all) cmd_unpack && cmd_pull && cmd_build && cmd_start ;;
+*) echo "Usage: scripts/bench.sh unpack|pull|start|build|doctor|all" >&2; exit 2 ;;
 esac

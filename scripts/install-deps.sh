@@ -5,12 +5,12 @@ set -euo pipefail
 
 build=(build-essential cmake pkg-config clang clang-format
        libarchive-dev libseccomp-dev libcap-dev libjansson-dev libcurl4-openssl-dev libssl-dev
-       zlib1g-dev libzstd-dev check)
+       zlib1g-dev libzstd-dev libisal-dev check)
 # What tests and fixtures use: the fixture images are made from these packages' files, the
 # differential and conformance tests compare with these tools.
 test=(busybox-static nodejs skopeo umoci runc crun bubblewrap uidmap jq gzip zstd tar
       iproute2 procps util-linux passwd curl ca-certificates file
-      docker-registry openssl apache2-utils hyperfine)
+      docker-registry openssl apache2-utils hyperfine debootstrap pigz attr buildah)
 
 missing=()
 for p in "${build[@]}" "${test[@]}"; do

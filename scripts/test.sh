@@ -16,4 +16,13 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREPROBOX_SANITIZE="$s
 cmake --build "$build" -j"$jobs"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-ctest --test-dir "$build" --output-on-failure -j"$jobs" "$@"
+
+# The host must come out of the tests as it went in (users for the rootless tests aside).
+scripts/host-guard.sh prepare
+guard=$(mktemp)
+scripts/host-guard.sh snapshot "$guard"
+status=0
+ctest --test-dir "$build" --output-on-failure -j"$jobs" "$@" || status=$?
+scripts/host-guard.sh check "$guard" || status=1
+rm -f "$guard"
+exit $status

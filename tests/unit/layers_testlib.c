@@ -31,9 +31,15 @@ static la_ssize_t tar_write_cb(struct archive *a, void *ud, const void *data, si
 
 struct tl_tar *tl_tar_new(void)
 {
+    return tl_tar_new_format(ARCHIVE_FORMAT_TAR_PAX_RESTRICTED);
+}
+
+struct tl_tar *tl_tar_new_format(int format)
+{
     struct tl_tar *t = rbx_xcalloc(1, sizeof(*t));
     t->a = archive_write_new();
-    archive_write_set_format_pax_restricted(t->a);
+    if (archive_write_set_format(t->a, format) != ARCHIVE_OK)
+        abort();
     archive_write_add_filter_none(t->a);
     if (archive_write_open(t->a, t, NULL, tar_write_cb, NULL) != ARCHIVE_OK)
         abort();
@@ -138,6 +144,37 @@ void tl_tar_hardlink(struct tl_tar *t, const char *path, const char *target)
     archive_entry_set_hardlink(e, target);
     archive_entry_set_size(e, 0);
     put(t, e, NULL);
+}
+
+void tl_tar_sparse(struct tl_tar *t, const char *path, size_t size, const size_t *data,
+                   size_t n_data)
+{
+    struct archive_entry *e = entry(path, AE_IFREG, 0644);
+    archive_entry_set_size(e, (la_int64_t)size);
+    char *buf = rbx_xcalloc(1, size + 1);
+    for (size_t i = 0; i < n_data; i++) {
+        archive_entry_sparse_add_entry(e, (la_int64_t)data[2 * i], (la_int64_t)data[2 * i + 1]);
+        memset(buf + data[2 * i], 'a' + (int)i, data[2 * i + 1]);
+    }
+    if (archive_write_header(t->a, e) != ARCHIVE_OK)
+        abort();
+    archive_write_data(t->a, buf, size); /* the writer leaves the holes out */
+    free(buf);
+    archive_entry_free(e);
+}
+
+void tl_tar_entry(struct tl_tar *t, struct archive_entry *e, const void *data, size_t len)
+{
+    if (archive_write_header(t->a, e) != ARCHIVE_OK)
+        abort();
+    if (len)
+        archive_write_data(t->a, data, len);
+    archive_entry_free(e);
+}
+
+void tl_tar_fifo(struct tl_tar *t, const char *path)
+{
+    put(t, entry(path, AE_IFIFO, 0644), NULL);
 }
 
 void tl_tar_chardev(struct tl_tar *t, const char *path, unsigned major, unsigned minor)

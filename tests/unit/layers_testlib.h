@@ -10,6 +10,16 @@
 /* A tar being built in memory. */
 struct tl_tar;
 struct tl_tar *tl_tar_new(void);
+/* In another libarchive format (ARCHIVE_FORMAT_TAR_GNUTAR: GNU long names). */
+struct tl_tar *tl_tar_new_format(int format);
+/* A sparse file of `size` bytes whose data is in the n_data (offset, length) pairs of `data`,
+ * filled with 'a', 'b'... one letter per segment; the rest are holes. */
+void tl_tar_sparse(struct tl_tar *t, const char *path, size_t size, const size_t *data,
+                   size_t n_data);
+/* Any entry (consumed), with its data. */
+struct archive_entry;
+void tl_tar_entry(struct tl_tar *t, struct archive_entry *e, const void *data, size_t len);
+void tl_tar_fifo(struct tl_tar *t, const char *path);
 void tl_tar_file(struct tl_tar *t, const char *path, const char *content, unsigned mode);
 void tl_tar_dir(struct tl_tar *t, const char *path, unsigned mode);
 void tl_tar_symlink(struct tl_tar *t, const char *path, const char *target);

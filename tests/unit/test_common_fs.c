@@ -102,26 +102,22 @@ START_TEST(test_open_in_root_contains_escapes_walker)
 }
 END_TEST
 
-/* The sandbox mounts over /proc, /dev and /sys only where no link of the image leads. */
+/* RBX_RESOLVE_NO_SYMLINKS: a path through any symlink is refused (ELOOP); a symlink as the last
+ * component is returned itself with NOFOLLOW; plain paths open. */
 static void check_no_symlinks(void)
 {
-    struct rbx_error *err = NULL;
-    int fd = rbx_open_in_root(rootfd, "etc-link/passwd", O_PATH, 0, RBX_RESOLVE_NO_SYMLINKS, &err);
+    int fd = rbx_open_in_root(rootfd, "etc-link/passwd", O_RDONLY, 0, RBX_RESOLVE_NO_SYMLINKS, NULL);
     ck_assert_int_eq(fd, -ELOOP);
-    err = rbx_error_free(err);
-    fd = rbx_open_in_root(rootfd, "etc-link", O_PATH | O_DIRECTORY, 0, RBX_RESOLVE_NO_SYMLINKS,
-                          &err);
-    ck_assert_int_eq(fd, -ELOOP);
-    err = rbx_error_free(err);
-    fd = rbx_open_in_root(rootfd, "etc/passwd", O_PATH, 0, RBX_RESOLVE_NO_SYMLINKS, &err);
+    fd = rbx_open_in_root(rootfd, "etc/passwd", O_RDONLY, 0, RBX_RESOLVE_NO_SYMLINKS, NULL);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    /* As openat2: O_PATH|O_NOFOLLOW of a final link gives the link. */
     fd = rbx_open_in_root(rootfd, "etc-link", O_PATH, 0,
-                          RBX_RESOLVE_NO_SYMLINKS | RBX_RESOLVE_NOFOLLOW, &err);
+                          RBX_RESOLVE_NO_SYMLINKS | RBX_RESOLVE_NOFOLLOW, NULL);
     ck_assert_int_ge(fd, 0);
+    struct stat sb;
+    ck_assert_int_eq(fstat(fd, &sb), 0);
+    ck_assert(S_ISLNK(sb.st_mode));
     close(fd);
-    ck_assert_ptr_null(err);
 }
 
 START_TEST(test_open_in_root_no_symlinks_openat2)
@@ -301,6 +297,8 @@ START_TEST(test_write_file_atomic)
     struct rbx_error *err = NULL;
     int dfd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY);
     ck_assert_int_eq(rbx_write_file_atomic_at(dfd, "out.json", "{}\n", 3, 0600, &err), 0);
+    ck_assert_int_eq(rbx_write_file_replace_at(dfd, "fast.json", "[]", 2, 0600, &err), 0);
+    ck_assert_int_eq(faccessat(dfd, "fast.json", F_OK, 0), 0);
     char *buf = NULL;
     ck_assert_int_eq(rbx_read_file_at(dfd, "out.json", 100, &buf, NULL, &err), 0);
     ck_assert_str_eq(buf, "{}\n");

@@ -263,6 +263,82 @@ START_TEST(test_oci_archive_forged_blob_refused)
 }
 END_TEST
 
+
+static size_t journal_count(const char *what)
+{
+    _cleanup_free_ char *p = rbx_xasprintf("%s/journal", storedir);
+    _cleanup_free_ char *text = NULL;
+    if (rbx_read_file_at(AT_FDCWD, p, 1 << 20, &text, NULL, NULL) < 0)
+        return 0;
+    size_t n = 0;
+    for (char *q = text; (q = strstr(q, what)); q++)
+        n++;
+    return n;
+}
+
+START_TEST(test_archive_import_cached_until_the_archive_changes)
+{
+    /* A warm open of an archive reads nothing but a record: no copy into the store. */
+    const char *tags[] = {"app:1"};
+    _cleanup_free_ char *path = docker_archive(tags, 1, false, true);
+    _cleanup_free_ char *ref = rbx_xasprintf("docker-archive:%s", path);
+    struct rbx_error *err = NULL;
+    for (int i = 0; i < 3; i++)
+        ck_assert_msg(open_unpack(ref, NULL, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_uint_eq(journal_count(" imported "), 1);
+    ck_assert_uint_eq(count_dir("archives"), 1);
+    /* Changed (new mtime): imported again, under a new key. */
+    struct timespec ts[2] = {{0, UTIME_NOW}, {1234567890, 0}};
+    ck_assert_int_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+    ck_assert_msg(open_unpack(ref, NULL, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_uint_eq(journal_count(" imported "), 2);
+    /* A blob of the record pruned away: imported again rather than trusted. */
+    _cleanup_free_ char *sha = rbx_xasprintf("%s/blobs/sha256", storedir);
+    DIR *d = opendir(sha);
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.') {
+            _cleanup_free_ char *b = rbx_xasprintf("%s/%s", sha, de->d_name);
+            ck_assert_int_eq(unlink(b), 0);
+            break;
+        }
+    closedir(d);
+    ck_assert_msg(open_unpack(ref, NULL, &err) == 0, "%s", err ? err->message : "");
+    ck_assert_uint_eq(journal_count(" imported "), 3);
+}
+END_TEST
+
+START_TEST(test_prune_archive_blobs_follow_their_image)
+{
+    const char *tags[] = {"app:1"};
+    _cleanup_free_ char *path = docker_archive(tags, 1, false, false);
+    _cleanup_free_ char *ref = rbx_xasprintf("docker-archive:%s", path);
+    struct rbx_error *err = NULL;
+    ck_assert_msg(open_unpack(ref, NULL, &err) == 0, "%s", err ? err->message : "");
+    size_t blobs = count_dir("blobs/sha256");
+    ck_assert_uint_gt(blobs, 0);
+    /* A new handle, as `reprobox cache prune` is: the first one holds the layers it used. */
+    store = rbx_store_free(store);
+    ck_assert_int_eq(rbx_store_open(storedir, &store, &err), 0);
+    struct rbx_prune_stats st;
+    struct rbx_prune_opts po = {.older_than = -1};
+    ck_assert_int_eq(rbx_store_prune(store, &po, &st, &err), 0);
+    ck_assert_uint_eq(st.blobs, 0);
+    ck_assert_uint_eq(count_dir("blobs/sha256"), blobs);
+    ck_assert_uint_eq(count_dir("layers"), 2);
+    /* The archive is gone: its image can not be opened again, everything of it goes. */
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(rbx_store_prune(store, &po, &st, &err), 0);
+    ck_assert_uint_eq(st.images, 1);
+    ck_assert_uint_eq(st.blobs, blobs);
+    ck_assert_uint_eq(st.layers, 2);
+    ck_assert_uint_eq(count_dir("blobs/sha256"), 0);
+    ck_assert_uint_eq(count_dir("archives"), 0);
+    ck_assert_uint_eq(count_dir("layers"), 0);
+    ck_assert_uint_eq(count_dir("images"), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("layers_archive");
@@ -277,6 +353,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_archive_missing_file);
     tcase_add_test(tc, test_oci_archive_open_and_unpack);
     tcase_add_test(tc, test_oci_archive_forged_blob_refused);
+    tcase_add_test(tc, test_archive_import_cached_until_the_archive_changes);
+    tcase_add_test(tc, test_prune_archive_blobs_follow_their_image);
     suite_add_tcase(s, tc);
     return s;
 }
