@@ -137,12 +137,6 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool 
             close(fd);
             goto out;
         }
-        /* As openat2's RESOLVE_NO_SYMLINKS: only an O_PATH|O_NOFOLLOW open of a final link. */
-        if (S_ISLNK(sb.st_mode) && no_symlinks && !(last && nofollow && (flags & O_PATH))) {
-            close(fd);
-            ret = -ELOOP;
-            goto out;
-        }
         if (S_ISLNK(sb.st_mode) && !(last && (nofollow || (flags & O_CREAT)))) {
             if (no_symlinks || ++hops > RBX_SYMLINK_HOPS) {
                 close(fd);

@@ -8,11 +8,13 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-/* Runs in the launcher: a fork of reprobox, so only system calls. */
+/* Runs in the launcher, which shares reprobox's memory (vfork: reprobox waits until it exits)
+ * on a stack of its own: only system calls, nothing written but its own stack. */
 static _Noreturn void launcher_main(const struct rbx_launch *l, int parent_sock, int pid_pipe,
                                     void (*fn)(void *), void *arg)
 {
@@ -58,6 +60,34 @@ static _Noreturn void launcher_main(const struct rbx_launch *l, int parent_sock,
     _exit(0);
 }
 
+struct launcher_args {
+    const struct rbx_launch *l;
+    int parent_sock, pid_w;
+    void (*fn)(void *);
+    void *arg;
+};
+
+static int launcher_entry(void *p)
+{
+    const struct launcher_args *a = p;
+    launcher_main(a->l, a->parent_sock, a->pid_w, a->fn, a->arg);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define RBX_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RBX_ASAN 1
+#endif
+#endif
+#ifndef RBX_ASAN
+#define RBX_ASAN 0
+#endif
+
+/* The launcher's stack; the target starts on its own copy of it (and keeps it), so it must hold
+ * the target's set-up too. Sanitizers need more. */
+#define LAUNCH_STACK (1024 * 1024)
+
 int rbx_launch(const struct rbx_launch *l, int parent_sock, int sigfd, void (*fn)(void *),
                void *arg, pid_t *target, struct rbx_error **err)
 {
@@ -69,11 +99,26 @@ int rbx_launch(const struct rbx_launch *l, int parent_sock, int sigfd, void (*fn
     _cleanup_close_ int pid_w = rbx_fd_above_stdio(pp[1]);
     if (pid_r < 0 || pid_w < 0)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: pipe");
+    struct launcher_args la = {l, parent_sock, pid_w, fn, arg};
+#if RBX_ASAN
+    /* AddressSanitizer cannot follow a switch to another stack: an ordinary fork there. */
     pid_t launcher = rbx_clone(0);
-    if (launcher < 0)
-        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: fork");
     if (launcher == 0)
-        launcher_main(l, parent_sock, pid_w, fn, arg);
+        launcher_entry(&la);
+    int clone_errno = errno;
+#else
+    /* vfork semantics: no copy of our page tables for a process that lives a few system calls. */
+    void *stack = mmap(NULL, LAUNCH_STACK, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: launcher stack");
+    pid_t launcher = clone(launcher_entry, (char *)stack + LAUNCH_STACK,
+                           CLONE_VM | CLONE_VFORK | SIGCHLD, &la);
+    int clone_errno = errno;
+    munmap(stack, LAUNCH_STACK);
+#endif
+    if (launcher < 0)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, clone_errno, "sandbox: fork");
     close(TAKE_FD(pid_w));
 
     for (;;) {

@@ -1,7 +1,7 @@
 # sandbox/: one suite per source file under test. The suites that run things (sandbox_run,
 # sandbox_pod, sandbox_confine) use a busybox rootfs made at test time; sandbox_rootless runs
 # them again as ordinary users (with and without subordinate ids).
-foreach(name idmap privilege user exec rootfs mounts)
+foreach(name idmap privilege user exec rootfs mounts cgroup)
   rbx_unit_test(sandbox_${name} SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sandbox_${name}.c
                 LIBS rbx_sandbox rbx_common)
 endforeach()
@@ -22,3 +22,6 @@ add_test(NAME unit.sandbox_rootless
                  $<TARGET_FILE:test_sandbox_privilege> $<TARGET_FILE:test_sandbox_pod>
                  $<TARGET_FILE:test_sandbox_confine>)
 set_tests_properties(unit.sandbox_rootless PROPERTIES SKIP_RETURN_CODE 77 LABELS unit TIMEOUT 300)
+# oci.c with caps.c and seccomp.c: config.json both ways, names, rlimits, profile forms.
+rbx_unit_test(sandbox_oci SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_sandbox_oci.c
+              LIBS rbx_sandbox rbx_common PkgConfig::SECCOMP)
