@@ -95,7 +95,7 @@ expect_status "a recipe that builds its image" 0 rbx test "$r"
 assert_contains "PASS" "$OUT" "PASS built"
 expect_status "replay says where the command was" 1 rbx replay "$r"
 assert_contains "the diagnosis line" "$OUT" 'migrate: exit 127 — command-not-found: "pnpm" is not in the image (PATH='
-assert_contains "the build's steps in the log" "$ERR" "build      | [runner 3/3] RUN echo built >/app/marker"
+assert_contains "the build's steps in the log" "$ERR" "build      | [runner 3/4] RUN echo built >/app/marker"
 check "no scratch layout left" test -z "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'reprobox-recipe-*' -newer "$r" 2>/dev/null)"
 
 assert_store_clean "after replays"
