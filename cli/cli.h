@@ -35,6 +35,10 @@ int cli_exit_code(const struct rbx_error *err);
 void cli_warn(const char *fmt, ...) RBX_PRINTF(1, 2);
 /* Open the store named by --root or the default for this user. */
 int cli_open_store(struct rbx_store **store, struct rbx_error **err);
+/* Whether runs with this store use a flat copy of the image rather than an overlay of cached
+ * layers: overlayfs was refused here before (the store remembers it), or the store itself is on
+ * overlayfs (decided now, remembered, and said once). */
+bool cli_store_goes_flat(struct rbx_store *store);
 /* Whether progress bars may be drawn: stderr is a terminal and --quiet is off. */
 bool cli_progress_enabled(void);
 
@@ -107,6 +111,9 @@ int cli_replay_opts(struct rbx_replay_opts *o, struct rbx_store **store, int log
 int cmd_test(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_spec(int argc, char **argv);
+/* `reprobox spec` itself; `announce`: say on stderr what was written (unpack --bundle does not:
+ * it writes into a temporary dir it then renames). */
+int cli_spec_write(int argc, char **argv, bool announce);
 int cmd_unpack(int argc, char **argv);
 int cmd_images(int argc, char **argv);
 int cmd_cache(int argc, char **argv);

@@ -326,6 +326,7 @@ struct run_state {
     struct rbx_compose_info info;
     struct rbx_result res;
     struct rbx_run_timings t;
+    bool flat; /* the rootfs is a flat copy in the run dir, not an overlay */
 };
 
 static void run_state_clear(struct run_state *s)
@@ -337,7 +338,8 @@ static void run_state_clear(struct run_state *s)
     rbx_spec_clear(&s->spec);
     if (s->rd) {
         if (keep)
-            fprintf(stderr, "reprobox: kept the run's changes in %s\n", rbx_run_dir_upper(s->rd));
+            fprintf(stderr, "reprobox: kept the run's %s in %s\n", s->flat ? "rootfs" : "changes",
+                    s->flat ? rbx_run_dir_rootfs(s->rd) : rbx_run_dir_upper(s->rd));
         s->rd = rbx_run_dir_close(s->rd, keep);
     }
     s->img = rbx_image_free(s->img);
@@ -378,16 +380,20 @@ int cli_run_compose_image(struct cli_run_opts *f, int argc, char **argv, int ima
         fprintf(stderr, "%s\n", summary);
     }
 
-    uint64_t t0 = rbx_now_ns();
-    _cleanup_(rbx_progress_bar_freep) struct rbx_progress_bar *bar =
-        cli_progress_enabled() ? rbx_progress_bar_new(STDERR_FILENO) : NULL;
-    struct rbx_unpack_opts uopts = {.progress = bar ? rbx_progress_bar_update : NULL, .progress_data = bar};
-    struct rbx_unpack_stats stats = {0};
-    r = rbx_image_unpack(*store, *img, &uopts, &stats, err);
-    if (t)
-        t->unpack_ns = rbx_now_ns() - t0;
-    if (r < 0)
-        return r;
+    /* Flat runs copy the image from its blobs later: the layer cache is not needed. */
+    bool flat = cli_store_goes_flat(*store);
+    if (!flat) {
+        uint64_t t0 = rbx_now_ns();
+        _cleanup_(rbx_progress_bar_freep) struct rbx_progress_bar *bar =
+            cli_progress_enabled() ? rbx_progress_bar_new(STDERR_FILENO) : NULL;
+        struct rbx_unpack_opts uopts = {.progress = bar ? rbx_progress_bar_update : NULL, .progress_data = bar};
+        struct rbx_unpack_stats stats = {0};
+        r = rbx_image_unpack(*store, *img, &uopts, &stats, err);
+        if (t)
+            t->unpack_ns = rbx_now_ns() - t0;
+        if (r < 0)
+            return r;
+    }
 
     f->req.args = &argv[image_index + 1];
     f->req.env = f->env;
@@ -400,7 +406,28 @@ int cli_run_compose_image(struct cli_run_opts *f, int argc, char **argv, int ima
     if (r < 0)
         return r;
     spec->seccomp_cache_dir = rbx_xasprintf("%s/seccomp", rbx_store_dir(*store));
-    return rbx_image_layer_dirs(*store, *img, &spec->lower_dirs, err);
+    return flat ? 0 : rbx_image_layer_dirs(*store, *img, &spec->lower_dirs, err);
+}
+
+/* The rootfs as a flat copy of the image in the run dir: no lower, upper or work dirs. */
+static int go_flat(struct run_state *s, struct rbx_error **err)
+{
+    uint64_t t0 = rbx_now_ns();
+    _cleanup_(rbx_progress_bar_freep) struct rbx_progress_bar *bar =
+        cli_progress_enabled() ? rbx_progress_bar_new(STDERR_FILENO) : NULL;
+    struct rbx_unpack_opts uopts = {.progress = bar ? rbx_progress_bar_update : NULL, .progress_data = bar};
+    int r = rbx_run_dir_flatten(s->rd, s->img, &uopts, err);
+    s->t.unpack_ns += rbx_now_ns() - t0;
+    if (r < 0)
+        return rbx_error_wrap(err, "flat rootfs");
+    s->spec.lower_dirs = rbx_strv_free(s->spec.lower_dirs);
+    free(s->spec.upper_dir);
+    free(s->spec.work_dir);
+    free(s->spec.rootfs_dir);
+    s->spec.upper_dir = s->spec.work_dir = NULL;
+    s->spec.rootfs_dir = rbx_xstrdup(rbx_run_dir_rootfs(s->rd));
+    s->flat = true;
+    return 0;
 }
 
 /* Open, unpack and compose: everything before the sandbox starts. */
@@ -413,10 +440,24 @@ static int prepare(struct run_state *s, int argc, char **argv, int image_index, 
     r = rbx_run_dir_create(s->store, &s->rd, err);
     if (r < 0)
         return r;
+    if (!s->spec.lower_dirs)
+        return go_flat(s, err); /* cli_store_goes_flat said so */
     s->spec.upper_dir = rbx_xstrdup(rbx_run_dir_upper(s->rd));
     s->spec.work_dir = rbx_xstrdup(rbx_run_dir_work(s->rd));
     s->spec.rootfs_dir = rbx_xasprintf("%s/merged", rbx_run_dir_path(s->rd));
     return 0;
+}
+
+/* The kernel refused the overlay rootfs before anything ran (no overlayfs, or not for this user
+ * or filesystem): remember it in the store, say so once, and run on a flat copy instead. */
+static int fall_back_flat(struct run_state *s, const struct rbx_error *why, struct rbx_error **err)
+{
+    if (!rbx_globals.quiet)
+        cli_warn("overlayfs is not usable here (%s); this run and the next ones with this store use a flat "
+                 "copy of the image (slower to start)",
+                 why->message);
+    int r = rbx_store_set_overlay_unusable(s->store, why->message, err);
+    return r < 0 ? r : go_flat(s, err);
 }
 
 /* An OCI bundle: its config.json says everything; our flags may add supervision and I/O. */
@@ -477,6 +518,14 @@ int cmd_run(int argc, char **argv)
         s.spec.stderr_fd = STDERR_FILENO;
         s.spec.tail_lines = 64;
         r = rbx_sandbox_run(&s.spec, &s.res, &err);
+        if (r < 0 && err->kind == RBX_ERR_OVERLAY && !s.flags.bundle && !s.flat) {
+            _cleanup_error_ struct rbx_error *why = err;
+            err = NULL;
+            rbx_result_clear(&s.res);
+            r = fall_back_flat(&s, why, &err);
+            if (r == 0)
+                r = rbx_sandbox_run(&s.spec, &s.res, &err);
+        }
         s.t.setup_ns = s.res.setup_ns;
         s.t.run_ns = s.res.run_ns;
         if (s.res.limits_note && !rbx_globals.quiet)

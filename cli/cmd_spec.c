@@ -17,7 +17,9 @@ static void spec_usage(FILE *out)
           out);
 }
 
-int cmd_spec(int argc, char **argv)
+int cmd_spec(int argc, char **argv) { return cli_spec_write(argc, argv, true); }
+
+int cli_spec_write(int argc, char **argv, bool announce)
 {
     struct cli_run_opts f = {0};
     struct rbx_error *err = NULL;
@@ -70,11 +72,19 @@ int cmd_spec(int argc, char **argv)
     r = rbx_run_dir_create(store, &rd, &err);
     if (r < 0)
         goto out;
-    view.lower_dirs = rbx_strv_copy(spec.lower_dirs);
-    view.rootfs_dir = rbx_xasprintf("%s/merged", rbx_run_dir_path(rd));
-    /* Writable, so the mount points the sandbox needs land in a scratch upper dir. */
-    view.upper_dir = rbx_xstrdup(rbx_run_dir_upper(rd));
-    view.work_dir = rbx_xstrdup(rbx_run_dir_work(rd));
+    if (!spec.lower_dirs) {
+        /* No overlay here (cli_store_goes_flat): a flat copy in the run dir is the view. */
+        r = rbx_run_dir_flatten(rd, img, NULL, &err);
+        if (r < 0)
+            goto out;
+        view.rootfs_dir = rbx_xstrdup(rbx_run_dir_rootfs(rd));
+    } else {
+        view.lower_dirs = rbx_strv_copy(spec.lower_dirs);
+        view.rootfs_dir = rbx_xasprintf("%s/merged", rbx_run_dir_path(rd));
+        /* Writable, so the mount points the sandbox needs land in a scratch upper dir. */
+        view.upper_dir = rbx_xstrdup(rbx_run_dir_upper(rd));
+        view.work_dir = rbx_xstrdup(rbx_run_dir_work(rd));
+    }
     r = rbx_container_create(&view, NULL, &c, &err);
     if (r < 0)
         goto out;
@@ -92,7 +102,7 @@ int cmd_spec(int argc, char **argv)
     dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     r = dfd < 0 ? rbx_error_set_errno(&err, RBX_ERR_IO, errno, "spec: %s", dir)
                 : rbx_write_file_atomic_at(dfd, "config.json", withnl, strlen(withnl), 0644, &err);
-    if (r == 0 && !rbx_globals.quiet)
+    if (r == 0 && announce && !rbx_globals.quiet)
         fprintf(stderr, "reprobox: wrote %s/config.json and %s\n", dir, rootfs);
 out:
     c = rbx_container_free(c);

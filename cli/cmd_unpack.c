@@ -2,18 +2,27 @@
  * layer applied and whiteouts carried out, written into DEST. */
 #include "cli/cli.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static void unpack_usage(FILE *out)
 {
     fputs(
-        "Usage: reprobox unpack [OPTIONS] IMAGE DEST\n\n"
+        "Usage: reprobox unpack [OPTIONS] IMAGE DEST\n"
+        "       reprobox unpack --bundle [OPTIONS] IMAGE DEST\n\n"
         "Write IMAGE's root filesystem into DEST (absent, or an empty directory): every layer\n"
         "applied in order, whiteouts and opaque directories carried out, owners (as root;\n"
         "rootless: as mapped), modes, times, xattrs and hardlinks kept. The tree is built beside\n"
         "DEST and renamed into place: DEST never holds half an image.\n\n"
+        "With --bundle, DEST becomes an OCI runtime bundle instead: DEST/config.json, made from\n"
+        "the image's config as `reprobox run IMAGE` would run it (see reprobox spec), and\n"
+        "DEST/rootfs. `runc run -b DEST ID` and `reprobox run --bundle DEST` run it as it is.\n\n"
         "Options:\n"
+        "      --bundle                      write an OCI runtime bundle (config.json + rootfs)\n"
         "      --platform OS/ARCH[/VARIANT]  choose from a multi-platform image\n"
         "      --max-layer-size SIZE         refuse a layer that expands beyond SIZE (32g)\n"
         "  -q, --quiet                       print nothing but errors\n"
@@ -21,11 +30,69 @@ static void unpack_usage(FILE *out)
         out);
 }
 
+/* 1 when the directory at fd holds nothing, 0 when it holds something, -errno. Takes fd. */
+static int dir_empty(int fd)
+{
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    struct dirent *de;
+    int r = 1;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+            r = 0;
+            break;
+        }
+    closedir(d);
+    return r;
+}
+
+/* --bundle: `reprobox spec` writes the bundle into a dir beside DEST, renamed over it when done. */
+static int unpack_bundle(const char *platform, const char *image, const char *dest)
+{
+    struct rbx_error *err = NULL;
+    struct stat st;
+    if (lstat(dest, &st) == 0) {
+        int fd = open(dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int empty = fd < 0 ? -errno : dir_empty(fd);
+        if (empty <= 0) {
+            rbx_error_set(&err, RBX_ERR_USAGE, EEXIST, "unpack: %s exists and is not an empty directory", dest);
+            return cli_fail(err);
+        }
+    }
+    _cleanup_free_ char *copy = rbx_xstrdup(dest), *parent = rbx_xstrdup(dirname(copy));
+    _cleanup_free_ char *base = rbx_xstrdup(basename(strcpy(copy, dest)));
+    _cleanup_free_ char *tmp = rbx_xasprintf("%s/.%s.bundle-%d", parent, base, (int)getpid());
+    char *argv[8];
+    int argc = 0;
+    argv[argc++] = (char *)"spec";
+    if (platform) {
+        argv[argc++] = (char *)"--platform";
+        argv[argc++] = (char *)platform;
+    }
+    argv[argc++] = (char *)image;
+    argv[argc++] = tmp;
+    argv[argc] = NULL;
+    optind = 0;
+    int code = cli_spec_write(argc, argv, false);
+    if (code == 0 && rename(tmp, dest) < 0) {
+        rbx_error_set_errno(&err, RBX_ERR_IO, errno, "unpack: %s", dest);
+        code = cli_fail(err);
+    }
+    if (code != 0)
+        (void)rbx_rm_rf_at(AT_FDCWD, tmp, NULL);
+    return code;
+}
+
 int cmd_unpack(int argc, char **argv)
 {
-    enum { OPT_PLATFORM = 256, OPT_MAX };
+    enum { OPT_PLATFORM = 256, OPT_MAX, OPT_BUNDLE };
     static const struct option opts[] = {
         {"platform", required_argument, NULL, OPT_PLATFORM},
+        {"bundle", no_argument, NULL, OPT_BUNDLE},
         {"max-layer-size", required_argument, NULL, OPT_MAX},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
@@ -34,11 +101,13 @@ int cmd_unpack(int argc, char **argv)
     struct rbx_error *err = NULL;
     const char *platform = NULL;
     uint64_t max = 0;
+    bool bundle = false;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+qh", opts, NULL)) != -1) {
         switch (c) {
         case OPT_PLATFORM: platform = optarg; break;
+        case OPT_BUNDLE: bundle = true; break;
         case OPT_MAX:
             if (rbx_parse_size(optarg, &max) < 0 || max == 0) {
                 rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
@@ -61,6 +130,13 @@ int cmd_unpack(int argc, char **argv)
         return cli_fail(err);
     }
     const char *image = argv[optind], *dest = argv[optind + 1];
+    if (bundle && max) {
+        rbx_error_set(&err, RBX_ERR_USAGE, EINVAL,
+                      "unpack: --max-layer-size is for the flat tree; --bundle goes through the layer cache");
+        return cli_fail(err);
+    }
+    if (bundle)
+        return unpack_bundle(platform, image, dest);
 
     struct rbx_platform plat;
     struct rbx_open_opts oopts = {0};

@@ -4,7 +4,9 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/resource.h>
+#include <sys/vfs.h>
 
 struct rbx_globals rbx_globals;
 
@@ -77,6 +79,26 @@ int cli_open_store(struct rbx_store **store, struct rbx_error **err)
     _cleanup_free_ char *dir = rbx_globals.root ? rbx_xstrdup(rbx_globals.root)
                                                 : rbx_store_default_dir(rbx_globals.priv == RBX_PRIV_ROOTLESS);
     return rbx_store_open(dir, store, err);
+}
+
+bool cli_store_goes_flat(struct rbx_store *store)
+{
+    if (rbx_store_overlay_unusable(store))
+        return true;
+    /* overlayfs takes neither an upper dir on overlayfs nor the 0/0 character devices that the
+     * layer cache keeps its whiteouts as: a store inside a container's own overlay rootfs. */
+    struct statfs sf;
+    if (statfs(rbx_store_dir(store), &sf) < 0 || sf.f_type != OVERLAYFS_SUPER_MAGIC)
+        return false;
+    _cleanup_free_ char *why = rbx_xasprintf("the store %s is on overlayfs", rbx_store_dir(store));
+    struct rbx_error *err = NULL;
+    if (rbx_store_set_overlay_unusable(store, why, &err) < 0)
+        err = rbx_error_free(err); /* said again next time, then */
+    if (!rbx_globals.quiet)
+        cli_warn("overlayfs is not usable here (%s); runs with this store use a flat copy of the image "
+                 "(slower to start)",
+                 why);
+    return true;
 }
 
 /* Deep layer trees are walked with one fd per level: give ourselves the hard limit. */

@@ -100,6 +100,7 @@ enum rbx_error_kind {
     RBX_ERR_NETWORK,        /* "network": a connection or protocol failure */
     RBX_ERR_AUTH,           /* "auth": credentials refused */
     RBX_ERR_BUILD,          /* "build": a build step failed */
+    RBX_ERR_OVERLAY,        /* "overlay-unavailable": the kernel refused the overlay rootfs here */
     RBX_ERR__MAX
 };
 

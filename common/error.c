@@ -22,6 +22,7 @@ static const char *const kind_names[RBX_ERR__MAX] = {
     [RBX_ERR_NETWORK] = "network",
     [RBX_ERR_AUTH] = "auth",
     [RBX_ERR_BUILD] = "build",
+    [RBX_ERR_OVERLAY] = "overlay-unavailable",
 };
 
 const char *rbx_error_kind_name(enum rbx_error_kind kind)

@@ -79,7 +79,8 @@ static void holder_main(void *arg)
     char detail[256] = "";
     int rootfd = rbx_rootfs_mount(h->spec, h->rootfs, detail, sizeof(detail));
     if (rootfd < 0)
-        rbx_child_fail(sock, RBX_OP_ROOTFS, 0, -rootfd, detail);
+        rbx_child_fail(sock, h->spec->lower_dirs && h->spec->lower_dirs[0] ? RBX_OP_OVERLAY : RBX_OP_ROOTFS, 0,
+                       -rootfd, detail);
     memset(&m, 0, sizeof(m));
     m.type = RBX_SYNC_ROOTFS;
     if (rbx_sync_send(sock, &m, rootfd) < 0)

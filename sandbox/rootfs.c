@@ -157,6 +157,8 @@ static void read_fs_log(int fsfd, char *detail, size_t len)
             size_t k = strlen(m);
             if (k >= len)
                 k = len - 1;
+            while (k > 0 && (m[k - 1] == '\n' || m[k - 1] == ' '))
+                k--;
             memcpy(detail, m, k);
             detail[k] = '\0';
         }

@@ -181,6 +181,7 @@ enum rbx_child_op {
     RBX_OP_STDIO,
     RBX_OP_PRIVATE,
     RBX_OP_ROOTFS,
+    RBX_OP_OVERLAY,
     RBX_OP_MOUNT,
     RBX_OP_READONLY,
     RBX_OP_ROOT_READONLY,

@@ -169,6 +169,7 @@ static const char *const op_names[RBX_OP__MAX] = {
     [RBX_OP_STDIO] = "setting up stdin/stdout/stderr",
     [RBX_OP_PRIVATE] = "making the mount namespace private",
     [RBX_OP_ROOTFS] = "mounting the rootfs",
+    [RBX_OP_OVERLAY] = "mounting the overlay rootfs",
     [RBX_OP_MOUNT] = "mount",
     [RBX_OP_READONLY] = "read-only remount",
     [RBX_OP_ROOT_READONLY] = "making the rootfs read-only",
@@ -208,7 +209,11 @@ int rbx_child_error(const struct rbx_sync_msg *m, const struct rbx_mount_row *ro
                                    row->type ? " (" : "", row->type ? row->type : "",
                                    row->type ? ")" : "");
     }
-    if (m->op == RBX_OP_ROOTFS)
+    if (m->op == RBX_OP_OVERLAY && (e == EINVAL || e == EPERM || e == ENODEV || e == EOPNOTSUPP))
+        /* The kernel's own refusal of overlayfs here: the caller may go flat. */
+        return rbx_error_set_errno(err, RBX_ERR_OVERLAY, e, "sandbox: %s on %s%s%s", op,
+                                   rootfs_dir ? rootfs_dir : "", detail ? ": " : "", detail ? detail : "");
+    if (m->op == RBX_OP_ROOTFS || m->op == RBX_OP_OVERLAY)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, e, "sandbox: %s on %s%s%s", op,
                                    rootfs_dir ? rootfs_dir : "", detail ? ": " : "",
                                    detail ? detail : "");

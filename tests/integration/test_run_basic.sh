@@ -52,10 +52,10 @@ echo "from stdin" >"$RBX_TMP/in"
 assert_eq "stdin passes through" "$(cat "$RBX_TMP/out")" "from stdin"
 
 # A signal death: kill the sandbox's pid 1 from outside, reprobox reports 128+9.
-rbx run "$BB" sh -c 'echo ready; exec sleep 60' >"$RBX_TMP/sig.out" 2>&1 &
+rbx run "$BB" sh -c 'echo ready; exec sleep 6017' >"$RBX_TMP/sig.out" 2>&1 &
 rpid=$!
 for _ in $(seq 1 100); do
-    pid=$(pgrep -f '^sleep 60$' -n || true)
+    pid=$(pgrep -f '^sleep 6017$' -n || true)
     [ -n "$pid" ] && break
     sleep 0.05
 done

@@ -36,10 +36,11 @@ leftover_cgroups() { # PID
     find /sys/fs/cgroup -maxdepth 6 -type d -name "reprobox-$1-*" 2>/dev/null || true
 }
 
-# The reprobox the user started (not its rootless re-execution): its parent is no reprobox.
-outer_reprobox() { # BINARY
+# The reprobox the user started (not its rootless re-execution): its parent is no reprobox. Only
+# ours: other tests run the same binary at the same time, each with a store of its own.
+outer_reprobox() { # BINARY STORE
     local p
-    for p in $(pgrep -f "^$1 "); do
+    for p in $(pgrep -f "^$1 --root $2 run "); do
         [ "$(ps -o comm= -p "$(ps -o ppid= -p "$p" | tr -d ' ')")" != reprobox ] && echo "$p"
     done
 }
@@ -52,7 +53,7 @@ kill9_at() { # LABEL DELAY STORE BINARY [su wrapper...]
     sleep "$delay"
     local pid=""
     for _ in $(seq 100); do
-        pid=$(outer_reprobox "$bin")
+        pid=$(outer_reprobox "$bin" "$store")
         [ -n "$pid" ] && break
         sleep 0.01
     done
