@@ -25,8 +25,10 @@ static void unpack_usage(FILE *out)
         "      --bundle                      write an OCI runtime bundle (config.json + rootfs)\n"
         "      --platform OS/ARCH[/VARIANT]  choose from a multi-platform image\n"
         "      --max-layer-size SIZE         refuse a layer that expands beyond SIZE (32g)\n"
+        "      --pull POLICY                 docker:// images: missing (default), always, never\n"
         "  -q, --quiet                       print nothing but errors\n"
-        "  -h, --help                        this help\n",
+        "  -h, --help                        this help\n\n"
+        "Registry options, for docker:// images:\n" CLI_REGISTRY_HELP,
         out);
 }
 
@@ -51,7 +53,7 @@ static int dir_empty(int fd)
 }
 
 /* --bundle: `reprobox spec` writes the bundle into a dir beside DEST, renamed over it when done. */
-static int unpack_bundle(const char *platform, const char *image, const char *dest)
+static int unpack_bundle(char **pass, const char *image, const char *dest)
 {
     struct rbx_error *err = NULL;
     struct stat st;
@@ -66,18 +68,18 @@ static int unpack_bundle(const char *platform, const char *image, const char *de
     _cleanup_free_ char *copy = rbx_xstrdup(dest), *parent = rbx_xstrdup(dirname(copy));
     _cleanup_free_ char *base = rbx_xstrdup(basename(strcpy(copy, dest)));
     _cleanup_free_ char *tmp = rbx_xasprintf("%s/.%s.bundle-%d", parent, base, (int)getpid());
-    char *argv[8];
-    int argc = 0;
-    argv[argc++] = (char *)"spec";
-    if (platform) {
-        argv[argc++] = (char *)"--platform";
-        argv[argc++] = (char *)platform;
-    }
-    argv[argc++] = (char *)image;
-    argv[argc++] = tmp;
-    argv[argc] = NULL;
+    _cleanup_strv_ char **argv = NULL;
+    rbx_strv_push(&argv, "spec");
+    for (size_t i = 0; pass && pass[i]; i++)
+        rbx_strv_push(&argv, pass[i]);
+    rbx_strv_push(&argv, image);
+    rbx_strv_push(&argv, tmp);
+    /* spec rearranges its argv: hand it a copy of the pointers, not the strings we free. */
+    size_t n = rbx_strv_len(argv);
+    _cleanup_free_ char **view = rbx_xcalloc(n + 1, sizeof(*view));
+    memcpy(view, argv, n * sizeof(*view));
     optind = 0;
-    int code = cli_spec_write(argc, argv, false);
+    int code = cli_spec_write((int)n, view, false);
     if (code == 0 && rename(tmp, dest) < 0) {
         rbx_error_set_errno(&err, RBX_ERR_IO, errno, "unpack: %s", dest);
         code = cli_fail(err);
@@ -94,6 +96,8 @@ int cmd_unpack(int argc, char **argv)
         {"platform", required_argument, NULL, OPT_PLATFORM},
         {"bundle", no_argument, NULL, OPT_BUNDLE},
         {"max-layer-size", required_argument, NULL, OPT_MAX},
+        {"pull", required_argument, NULL, CLI_OPT_PULL},
+        CLI_REGISTRY_LONG_OPTIONS,
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -102,11 +106,33 @@ int cmd_unpack(int argc, char **argv)
     const char *platform = NULL;
     uint64_t max = 0;
     bool bundle = false;
-    int c;
+    struct rbx_registry_opts reg = {0};
+    enum rbx_pull_policy pull = RBX_PULL_MISSING;
+    _cleanup_strv_ char **pass = NULL; /* the options --bundle hands to reprobox spec */
+    int c, idx = 0;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+qh", opts, &idx)) != -1) {
+        if (c >= CLI_OPT_PULL)
+            rbx_strv_push_take(&pass, optarg ? rbx_xasprintf("--%s=%s", opts[idx].name, optarg)
+                                             : rbx_xasprintf("--%s", opts[idx].name));
+        int rr;
         switch (c) {
-        case OPT_PLATFORM: platform = optarg; break;
+        case OPT_PLATFORM:
+            platform = optarg;
+            rbx_strv_push_take(&pass, rbx_xasprintf("--platform=%s", optarg));
+            break;
+        case CLI_OPT_PULL:
+            if (rbx_pull_policy_parse(optarg, &pull, &err) < 0)
+                return cli_fail(err);
+            break;
+        case CLI_OPT_CREDS:
+        case CLI_OPT_TLS_VERIFY:
+        case CLI_OPT_CERT_DIR:
+        case CLI_OPT_MAX_CONCURRENT:
+        case CLI_OPT_LIMIT_RATE:
+            if ((rr = cli_registry_flag(c, optarg, &reg, &err)) < 0)
+                return cli_fail(err);
+            break;
         case OPT_BUNDLE: bundle = true; break;
         case OPT_MAX:
             if (rbx_parse_size(optarg, &max) < 0 || max == 0) {
@@ -136,10 +162,11 @@ int cmd_unpack(int argc, char **argv)
         return cli_fail(err);
     }
     if (bundle)
-        return unpack_bundle(platform, image, dest);
+        return unpack_bundle(pass, image, dest);
 
     struct rbx_platform plat;
-    struct rbx_open_opts oopts = {0};
+    struct rbx_pull_stats pstats = {0};
+    struct rbx_open_opts oopts = {.pull = pull, .registry = &reg, .pull_stats = &pstats};
     if (platform) {
         if (rbx_platform_parse(platform, &plat, &err) < 0)
             return cli_fail(err);
@@ -147,8 +174,21 @@ int cmd_unpack(int argc, char **argv)
     }
     _cleanup_(rbx_store_freep) struct rbx_store *store = NULL;
     _cleanup_(rbx_image_freep) struct rbx_image *img = NULL;
-    if (cli_open_store(&store, &err) < 0 || rbx_image_open(store, image, &oopts, &img, &err) < 0)
+    if (cli_open_store(&store, &err) < 0)
         return cli_fail(err);
+    struct cli_pull_progress *pp = cli_progress_enabled() ? cli_pull_progress_new() : NULL;
+    if (pp) {
+        reg.progress = cli_pull_progress_event;
+        reg.progress_data = pp;
+    }
+    int r = rbx_image_open(store, image, &oopts, &img, &err);
+    cli_pull_progress_free(pp);
+    if (r < 0)
+        return cli_fail(err);
+    if (pstats.contacted && !rbx_globals.quiet) {
+        _cleanup_free_ char *summary = cli_pull_summary(image, &pstats);
+        fprintf(stderr, "%s\n", summary);
+    }
 
     _cleanup_(rbx_progress_bar_freep) struct rbx_progress_bar *bar =
         cli_progress_enabled() ? rbx_progress_bar_new(STDERR_FILENO) : NULL;

@@ -27,6 +27,34 @@ assert_contains "run pulls on demand: what was pulled, on stderr" "$ERR" "Pulled
 expect_status "run with the image's entrypoint" 0 rbx run "${AUTH[@]}" "docker://$R/busybox:entrypoint"
 assert_eq "run with the image's entrypoint: output" "$OUT" "entry default"
 
+# ---- unpack and build pull on demand too -------------------------------------------------------------
+MAIN_ROOT=$RBX_ROOT
+RBX_ROOT="$RBX_TMP/store-unpack"
+expect_status "unpack pulls on demand" 0 rbx unpack "${AUTH[@]}" "docker://$R/busybox:latest" "$RBX_TMP/tree"
+assert_contains "unpack pulls on demand: said" "$ERR" "Pulled docker://$R/busybox:latest"
+check "unpack pulls on demand: the tree" test -x "$RBX_TMP/tree/bin/busybox" -a ! -e "$RBX_TMP/tree/etc/removed-by-layer2"
+expect_status "unpack --bundle pulls on demand" 0 rbx unpack --bundle "${AUTH[@]}" "docker://$R/busybox:entrypoint" "$RBX_TMP/bundle"
+assert_eq "unpack --bundle: the image's command" "$(jq -c .process.args "$RBX_TMP/bundle/config.json")" '["/bin/echo","entry","default"]'
+expect_status "unpack --pull=never: from the store" 0 rbx unpack --pull=never "docker://$R/busybox:latest" "$RBX_TMP/tree2"
+assert_not_contains "unpack --pull=never: nothing pulled" "$ERR" "Pulled"
+expect_status "unpack --pull=never: absent is an error" 125 rbx unpack --pull=never "docker://$R/busybox:nosuchtag" "$RBX_TMP/tree3"
+assert_one_error_line "unpack --pull=never"
+expect_status "unpack: a wrong password" 125 rbx unpack --pull=always --cert-dir "$CA" --creds "$REG_USER:wrong" "docker://$R/busybox:latest" "$RBX_TMP/tree4"
+assert_one_error_line "unpack: a wrong password"
+assert_not_contains "unpack: the password is not printed" "$ERR" "wrong"
+check "unpack: no DEST after a failed pull" test ! -e "$RBX_TMP/tree4"
+
+RBX_ROOT="$RBX_TMP/store-build"
+mkdir -p "$RBX_TMP/ctx"
+printf 'FROM %s/busybox:latest\nRUN echo built >/built\nCMD ["cat", "/built"]\n' "$R" >"$RBX_TMP/ctx/Dockerfile"
+expect_status "build: FROM a registry image, pulled on demand" 0 \
+    rbx build -q "${AUTH[@]}" -t "oci:$RBX_TMP/built:1" "$RBX_TMP/ctx"
+expect_status "build: the image runs" 0 rbx run "oci:$RBX_TMP/built:1"
+assert_eq "build: the image runs: output" "$OUT" "built"
+expect_status "build: FROM docker:// explicitly, --pull=never, from the store" 0 \
+    rbx build -q --pull=never -f <(printf 'FROM docker://%s/busybox:latest\nRUN true\n' "$R") "$RBX_TMP/ctx"
+RBX_ROOT=$MAIN_ROOT
+
 registry_kill main
 expect_status "run offline from the store" 0 rbx run "docker://$R/busybox:latest" echo offline
 assert_eq "run offline: output" "$OUT" "offline"
