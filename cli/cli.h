@@ -106,8 +106,15 @@ int cmd_replay(int argc, char **argv);
 /* What every replay gets from the CLI (cmd_replay.c): the store, the caller's environment and
  * where the processes' output goes. */
 struct rbx_replay_opts;
+/* --pull and the registry options of replay and test (docker:// images of recipes). */
+struct cli_replay_flags {
+    enum rbx_pull_policy pull;
+    struct rbx_registry_opts registry;
+};
+/* 1 when opt was one of them, 0 when not, -errno on a bad value. */
+int cli_replay_flag(int opt, const char *arg, struct cli_replay_flags *f, struct rbx_error **err);
 int cli_replay_opts(struct rbx_replay_opts *o, struct rbx_store **store, int log_fd,
-                    struct rbx_error **err);
+                    const struct cli_replay_flags *f, struct rbx_error **err);
 int cmd_test(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_spec(int argc, char **argv);

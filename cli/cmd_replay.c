@@ -17,14 +17,25 @@ static void replay_usage(FILE *out)
           "Options:\n"
           "      --report FILE   write the JSON report of the replay (schema reprobox.replay/v1)\n"
           "      --keep          keep the containers' changes to their rootfs and print where\n"
+          "      --pull POLICY   docker:// images: missing (default), always or never\n"
           "  -h, --help          this help\n\n"
+          "Registry options, for docker:// images:\n" CLI_REGISTRY_HELP "\n"
           "Exit status: 0 when every service and step did fine, 1 when one failed, 125 when\n"
           "reprobox could not replay the recipe (a bad recipe, a missing image).\n",
           out);
 }
 
+int cli_replay_flag(int opt, const char *arg, struct cli_replay_flags *f, struct rbx_error **err)
+{
+    if (opt == CLI_OPT_PULL) {
+        int r = rbx_pull_policy_parse(arg, &f->pull, err);
+        return r < 0 ? r : 1;
+    }
+    return cli_registry_flag(opt, arg, &f->registry, err);
+}
+
 int cli_replay_opts(struct rbx_replay_opts *o, struct rbx_store **store, int log_fd,
-                    struct rbx_error **err)
+                    const struct cli_replay_flags *f, struct rbx_error **err)
 {
     int r = cli_open_store(store, err);
     if (r < 0)
@@ -33,6 +44,8 @@ int cli_replay_opts(struct rbx_replay_opts *o, struct rbx_store **store, int log
     o->store = *store;
     o->caller_env = environ;
     o->log_fd = log_fd;
+    o->pull = f->pull;
+    o->registry = &f->registry;
     return 0;
 }
 
@@ -42,15 +55,23 @@ int cmd_replay(int argc, char **argv)
     static const struct option opts[] = {
         {"report", required_argument, NULL, OPT_REPORT},
         {"keep", no_argument, NULL, OPT_KEEP},
+        {"pull", required_argument, NULL, CLI_OPT_PULL},
+        CLI_REGISTRY_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *report = NULL;
     bool keep = false;
+    struct cli_replay_flags rf = {0};
     struct rbx_error *err = NULL;
-    int c;
+    int c, rr;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+        if ((rr = cli_replay_flag(c, optarg, &rf, &err)) != 0) {
+            if (rr < 0)
+                return cli_fail(err);
+            continue;
+        }
         switch (c) {
         case OPT_REPORT: report = optarg; break;
         case OPT_KEEP: keep = true; break;
@@ -74,7 +95,7 @@ int cmd_replay(int argc, char **argv)
 
     _cleanup_(rbx_store_freep) struct rbx_store *store = NULL;
     struct rbx_replay_opts ro;
-    if (cli_replay_opts(&ro, &store, rbx_globals.quiet ? -1 : STDERR_FILENO, &err) < 0)
+    if (cli_replay_opts(&ro, &store, rbx_globals.quiet ? -1 : STDERR_FILENO, &rf, &err) < 0)
         return cli_fail(err);
     ro.keep = keep;
     struct rbx_progress_bar *bar =

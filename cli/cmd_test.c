@@ -21,7 +21,9 @@ static void test_usage(FILE *out)
           "      --junit FILE    write JUnit XML\n"
           "      --report DIR    write each recipe's JSON report to DIR/<name>.json\n"
           "  -v, --verbose       show the processes' output and each recipe's summary\n"
+          "      --pull POLICY   docker:// images: missing (default), always or never\n"
           "  -h, --help          this help\n\n"
+          "Registry options, for docker:// images:\n" CLI_REGISTRY_HELP "\n"
           "Exit status: 0 when every recipe passes, 1 when one fails, 125 on a usage error.\n",
           out);
 }
@@ -74,15 +76,23 @@ int cmd_test(int argc, char **argv)
         {"junit", required_argument, NULL, OPT_JUNIT},
         {"report", required_argument, NULL, OPT_REPORT},
         {"verbose", no_argument, NULL, 'v'},
+        {"pull", required_argument, NULL, CLI_OPT_PULL},
+        CLI_REGISTRY_LONG_OPTIONS,
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *junit = NULL, *report_dir = NULL;
     bool verbose = false;
+    struct cli_replay_flags rf = {0};
     struct rbx_error *err = NULL;
-    int c;
+    int c, rr;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
+        if ((rr = cli_replay_flag(c, optarg, &rf, &err)) != 0) {
+            if (rr < 0)
+                return cli_fail(err);
+            continue;
+        }
         switch (c) {
         case OPT_JUNIT: junit = optarg; break;
         case OPT_REPORT: report_dir = optarg; break;
@@ -111,7 +121,7 @@ int cmd_test(int argc, char **argv)
     }
     _cleanup_(rbx_store_freep) struct rbx_store *store = NULL;
     struct rbx_replay_opts ro;
-    if (cli_replay_opts(&ro, &store, verbose ? STDERR_FILENO : -1, &err) < 0)
+    if (cli_replay_opts(&ro, &store, verbose ? STDERR_FILENO : -1, &rf, &err) < 0)
         return cli_fail(err);
 
     size_t n = rbx_strv_len(paths), passed = 0, failed = 0;

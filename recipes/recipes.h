@@ -305,6 +305,10 @@ struct rbx_replay_opts {
     void *build_data;
     rbx_progress_fn progress;  /* unpacking the images (may be NULL) */
     void *progress_data;
+    /* docker:// images of the recipe and its services: pulled as these say (registry NULL:
+     * the defaults, credentials from the auth files) */
+    enum rbx_pull_policy pull;
+    const struct rbx_registry_opts *registry;
 };
 
 struct rbx_replay {

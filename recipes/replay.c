@@ -80,7 +80,8 @@ static void box_close(struct box *b, bool keep, char ***kept)
 static int box_open(struct replay *R, struct box *b, const char *ref, struct rbx_error **err)
 {
     struct rbx_store *store = R->opts->store;
-    int r = rbx_image_open(store, ref, NULL, &b->img, err);
+    struct rbx_open_opts oo = {.pull = R->opts->pull, .registry = R->opts->registry};
+    int r = rbx_image_open(store, ref, &oo, &b->img, err);
     if (r < 0)
         return r;
     struct rbx_unpack_opts uo = {.progress = R->opts->progress,

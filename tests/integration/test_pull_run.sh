@@ -53,6 +53,19 @@ expect_status "build: the image runs" 0 rbx run "oci:$RBX_TMP/built:1"
 assert_eq "build: the image runs: output" "$OUT" "built"
 expect_status "build: FROM docker:// explicitly, --pull=never, from the store" 0 \
     rbx build -q --pull=never -f <(printf 'FROM docker://%s/busybox:latest\nRUN true\n' "$R") "$RBX_TMP/ctx"
+
+# A recipe whose image and service are docker:// references: pulled on demand by replay and test.
+RBX_ROOT="$RBX_TMP/store-recipe"
+cat >"$RBX_TMP/pulled.json" <<JSON
+{"name": "pulled", "image": "docker://$R/busybox:latest",
+ "services": [{"name": "svc", "image": "docker://$R/busybox:entrypoint", "entrypoint": "sleep", "command": ["30"]}],
+ "steps": [{"name": "hello", "command": ["sh", "-c", "cat /opt/data/c"], "expect": {"exit": 0, "stdout_contains": "c"}}]}
+JSON
+expect_status "replay: docker:// images pulled on demand" 0 rbx replay "${AUTH[@]}" "$RBX_TMP/pulled.json"
+assert_contains "replay: the step passed" "$OUT" "hello"
+expect_status "test: docker:// images from the store, --pull=never" 0 rbx test --pull=never "$RBX_TMP/pulled.json"
+assert_contains "test: PASS" "$OUT" "PASS"
+expect_status "replay: a wrong password" 125 rbx replay --pull=always --cert-dir "$CA" --creds "$REG_USER:wrong" "$RBX_TMP/pulled.json"
 RBX_ROOT=$MAIN_ROOT
 
 registry_kill main
