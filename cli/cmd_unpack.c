@@ -2,7 +2,6 @@
  * layer applied and whiteouts carried out, written into DEST. */
 #include "cli/cli.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -32,39 +31,12 @@ static void unpack_usage(FILE *out)
         out);
 }
 
-/* 1 when the directory at fd holds nothing, 0 when it holds something, -errno. Takes fd. */
-static int dir_empty(int fd)
-{
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    struct dirent *de;
-    int r = 1;
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
-            r = 0;
-            break;
-        }
-    closedir(d);
-    return r;
-}
-
 /* --bundle: `reprobox spec` writes the bundle into a dir beside DEST, renamed over it when done. */
 static int unpack_bundle(char **pass, const char *image, const char *dest)
 {
     struct rbx_error *err = NULL;
-    struct stat st;
-    if (lstat(dest, &st) == 0) {
-        int fd = open(dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        int empty = fd < 0 ? -errno : dir_empty(fd);
-        if (empty <= 0) {
-            rbx_error_set(&err, RBX_ERR_USAGE, EEXIST, "unpack: %s exists and is not an empty directory", dest);
-            return cli_fail(err);
-        }
-    }
+    if (rbx_dest_check(dest, &err) < 0)
+        return cli_fail(err);
     _cleanup_free_ char *copy = rbx_xstrdup(dest), *parent = rbx_xstrdup(dirname(copy));
     _cleanup_free_ char *base = rbx_xstrdup(basename(strcpy(copy, dest)));
     _cleanup_free_ char *tmp = rbx_xasprintf("%s/.%s.bundle-%d", parent, base, (int)getpid());

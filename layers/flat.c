@@ -168,6 +168,40 @@ static void sweep_stale(int parentfd, const char *base)
     closedir(d);
 }
 
+/* DEST (base in the dir at parentfd) is absent or an empty directory. */
+static int dest_usable(int parentfd, const char *base, const char *dest, struct rbx_error **err)
+{
+    struct stat st;
+    if (fstatat(parentfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", dest);
+    if (!S_ISDIR(st.st_mode))
+        return rbx_error_set(err, RBX_ERR_USAGE, EEXIST,
+                             "%s exists and is not a directory (want an empty one or none)", dest);
+    _cleanup_close_ int dfd = openat(parentfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_closedir_ DIR *dd = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!dd)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", dest);
+    dfd = -1;
+    struct dirent *de;
+    while ((de = readdir(dd)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+            return rbx_error_set(err, RBX_ERR_USAGE, ENOTEMPTY,
+                                 "%s is not empty (want an empty directory or none)", dest);
+    return 0;
+}
+
+int rbx_dest_check(const char *dest, struct rbx_error **err)
+{
+    _cleanup_free_ char *d1 = rbx_xstrdup(dest), *d2 = rbx_xstrdup(dest);
+    const char *base = basename(d1), *dir = dirname(d2);
+    if (!*base || strcmp(base, "/") == 0 || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        return rbx_error_set(err, RBX_ERR_USAGE, EINVAL, "%s: not a directory name to make", dest);
+    _cleanup_close_ int parentfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (parentfd < 0)
+        return rbx_error_set_errno(err, errno == ENOENT ? RBX_ERR_NOT_FOUND : RBX_ERR_IO, errno, "%s", dir);
+    return dest_usable(parentfd, base, dest, err);
+}
+
 int rbx_image_unpack_to(const struct rbx_image *img, const char *dest,
                         const struct rbx_unpack_opts *opts, struct rbx_flat_stats *stats,
                         struct rbx_error **err)
@@ -181,26 +215,9 @@ int rbx_image_unpack_to(const struct rbx_image *img, const char *dest,
     if (stage.parentfd < 0)
         return rbx_error_set_errno(err, errno == ENOENT ? RBX_ERR_NOT_FOUND : RBX_ERR_IO, errno,
                                    "%s", dir);
-    struct stat st;
-    if (fstatat(stage.parentfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        if (!S_ISDIR(st.st_mode))
-            return rbx_error_set(err, RBX_ERR_USAGE, EEXIST,
-                                 "%s exists and is not a directory (want an empty one or none)",
-                                 dest);
-        _cleanup_close_ int dfd =
-            openat(stage.parentfd, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        _cleanup_closedir_ DIR *dd = dfd >= 0 ? fdopendir(dfd) : NULL;
-        if (!dd)
-            return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", dest);
-        dfd = -1;
-        struct dirent *de;
-        while ((de = readdir(dd)))
-            if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-                return rbx_error_set(err, RBX_ERR_USAGE, ENOTEMPTY,
-                                     "%s is not empty (want an empty directory or none)", dest);
-    } else if (errno != ENOENT) {
-        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", dest);
-    }
+    int r = dest_usable(stage.parentfd, base, dest, err);
+    if (r < 0)
+        return r;
 
     /* Built beside DEST and renamed into place: DEST never holds half an image. What a killed
      * unpack left there (its lock is free) goes first. */
@@ -221,7 +238,7 @@ int rbx_image_unpack_to(const struct rbx_image *img, const char *dest,
     /* A rootfs is 0755 unless the image says otherwise (its "./" entry). Locked while built. */
     if (rootfd < 0 || fchmod(rootfd, 0755) < 0 || flock(rootfd, LOCK_EX | LOCK_NB) < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s/%s", dir, stage.name);
-    int r = rbx_image_flatten(img, rootfd, opts, stats, err);
+    r = rbx_image_flatten(img, rootfd, opts, stats, err);
     if (r < 0)
         return r;
     if (renameat(stage.parentfd, stage.name, stage.parentfd, base) < 0)

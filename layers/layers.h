@@ -271,6 +271,9 @@ int rbx_image_flatten(const struct rbx_image *img, int dirfd, const struct rbx_u
                       struct rbx_flat_stats *stats, struct rbx_error **err);
 /* The same into the directory `dest`, which must be absent or empty: the tree is built beside it
  * (".<name>.reprobox-<random>") and renamed into place, so `dest` never holds half an image. */
+/* DEST for rbx_image_unpack_to (or a bundle): absent or an empty directory, in a parent that
+ * exists; else a usage error saying which. */
+int rbx_dest_check(const char *dest, struct rbx_error **err);
 int rbx_image_unpack_to(const struct rbx_image *img, const char *dest,
                         const struct rbx_unpack_opts *opts, struct rbx_flat_stats *stats,
                         struct rbx_error **err);
