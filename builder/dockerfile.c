@@ -15,6 +15,8 @@ struct buf {
 
 static void buf_put(struct buf *b, const void *data, size_t n)
 {
+    if (n >= (size_t)PTRDIFF_MAX - b->len)
+        abort(); /* no text is that long; said for the optimiser's bounds checks (-O3) */
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 128;
         while (cap < b->len + n + 1)

@@ -14,6 +14,8 @@ struct sbuf {
 
 static void sb_put(struct sbuf *b, const void *data, size_t n)
 {
+    if (n >= (size_t)PTRDIFF_MAX - b->len)
+        abort(); /* no text is that long; said for the optimiser's bounds checks (-O3) */
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 32;
         while (cap < b->len + n + 1)

@@ -35,7 +35,7 @@ int rbx_pull_policy_parse(const char *s, enum rbx_pull_policy *out, struct rbx_e
 static bool blob_present(struct rbx_store *s, const char *digest, int64_t size)
 {
     char path[8 + RBX_DIGEST_HEX_LEN];
-    snprintf(path, sizeof(path), "sha256/%s", rbx_digest_hex(digest));
+    snprintf(path, sizeof(path), "sha256/%.64s", rbx_digest_hex(digest));
     struct stat st;
     return fstatat(s->blobs_fd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
            (size < 0 || st.st_size == size);

@@ -411,7 +411,7 @@ static int read_process(struct rd *c, const json_t *p, struct rbx_spec *spec)
         json_t *e;
         json_array_foreach(v, i, e)
         {
-            uint64_t g;
+            uint64_t g = 0;
             _cleanup_free_ char *path = rbx_xasprintf("process.user.additionalGids[%zu]", i);
             if ((r = get_uint(c, path, e, UINT32_MAX - 1, &g)) < 0)
                 return r;
@@ -617,7 +617,7 @@ static int read_linux(struct rd *c, const json_t *l, struct rbx_spec *spec)
             if (json_is_integer(lim) && json_integer_value(lim) <= 0)
                 spec->limits.pids = -1;
             else {
-                uint64_t n;
+                uint64_t n = 0;
                 if ((r = get_uint(c, "linux.resources.pids.limit", lim, INT64_MAX, &n)) < 0)
                     return r;
                 spec->limits.pids = (int64_t)n;
