@@ -466,7 +466,7 @@ EOF
 # --timestamp 0`, both with a step cache and both writing the image (an OCI layout; buildah's
 # containers-storage). Cold: the base image ready, no step cached. Warm: every step cached.
 cmd_build() {
-    need hyperfine buildah jq
+    need hyperfine buildah skopeo jq
     [ -x "$REPROBOX" ] || die "no reprobox binary at $REPROBOX (set REPROBOX)"
     mkdir -p "$BENCH"
     local s=$BENCH/build fix=$BENCH/fixtures ctx=$SRC/tests/fixtures/build/node
@@ -474,7 +474,9 @@ cmd_build() {
     mkdir -p "$s"
     "$SRC/scripts/make-fixtures.sh" "$fix" >/dev/null 2>&1 || die "make-fixtures.sh failed"
     local B="buildah --root $s/buildah --runroot $s/buildah-run --storage-driver overlay"
-    local base="$B pull -q oci:$fix/node:latest >/dev/null && $B tag \$($B images -q | head -1) localhost/node-fixture:latest"
+    # skopeo names the image itself: buildah pull would name it after the layout's path, which
+    # it refuses when a component starts with a dot (~/.cache).
+    local base="skopeo copy -q oci:$fix/node:latest 'containers-storage:[overlay@$s/buildah+$s/buildah-run]localhost/node-fixture:latest'"
     sh -c "$base" || die "buildah cannot read the node fixture"
     # The base image unpacked once in a store kept aside; each cold run starts from a copy.
     "$REPROBOX" --root "$s/base" --quiet run "oci:$fix/node" true || die "reprobox cannot run the fixture"
