@@ -121,6 +121,7 @@ int cmd_doctor(int argc, char **argv)
     _cleanup_(rbx_store_freep) struct rbx_store *store = NULL;
     if (cli_open_store(&store, &err) < 0)
         return cli_fail(err);
+    (void)cli_store_goes_flat(store); /* says so once where overlayfs is not usable */
 
     f.req.args = &argv[rest];
     f.req.env = env;

@@ -40,6 +40,7 @@ int cli_replay_opts(struct rbx_replay_opts *o, struct rbx_store **store, int log
     int r = cli_open_store(store, err);
     if (r < 0)
         return r;
+    (void)cli_store_goes_flat(*store); /* says so once where overlayfs is not usable */
     memset(o, 0, sizeof(*o));
     o->store = *store;
     o->caller_env = environ;

@@ -4,9 +4,7 @@
 #include <getopt.h>
 #include <stdarg.h>
 #include <string.h>
-#include <linux/magic.h>
 #include <sys/resource.h>
-#include <sys/vfs.h>
 
 struct rbx_globals rbx_globals;
 
@@ -83,13 +81,10 @@ int cli_open_store(struct rbx_store **store, struct rbx_error **err)
 
 bool cli_store_goes_flat(struct rbx_store *store)
 {
-    if (rbx_store_overlay_unusable(store))
-        return true;
-    /* overlayfs takes neither an upper dir on overlayfs nor the 0/0 character devices that the
-     * layer cache keeps its whiteouts as: a store inside a container's own overlay rootfs. */
-    struct statfs sf;
-    if (statfs(rbx_store_dir(store), &sf) < 0 || sf.f_type != OVERLAYFS_SUPER_MAGIC)
+    if (!rbx_store_overlay_unusable(store))
         return false;
+    if (rbx_store_overlay_recorded(store))
+        return true; /* said before */
     _cleanup_free_ char *why = rbx_xasprintf("the store %s is on overlayfs", rbx_store_dir(store));
     struct rbx_error *err = NULL;
     if (rbx_store_set_overlay_unusable(store, why, &err) < 0)

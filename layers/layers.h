@@ -299,8 +299,12 @@ int rbx_run_dir_flatten(struct rbx_run_dir *rd, const struct rbx_image *img,
 /* <run dir>/rootfs, after rbx_run_dir_flatten. */
 const char *rbx_run_dir_rootfs(const struct rbx_run_dir *rd);
 /* Remembered per store: overlayfs was found unusable here (the first overlay mount of a run
- * failed with EINVAL, EPERM or ENODEV), so later runs go flat without trying. */
+ * failed with EINVAL, EPERM or ENODEV), so later runs go flat without trying. Also true, without
+ * a record, for a store on overlayfs (which can hold no overlay's upper dir, nor the cache's
+ * whiteouts): runs use a flat copy from the blobs, and the layer cache is not used. */
 bool rbx_store_overlay_unusable(struct rbx_store *s);
+/* Whether the store has recorded it (rbx_store_set_overlay_unusable was called). */
+bool rbx_store_overlay_recorded(struct rbx_store *s);
 int rbx_store_set_overlay_unusable(struct rbx_store *s, const char *why, struct rbx_error **err);
 /* Close: the dir is removed unless `keep` (then it stays, unlocked, for the user to inspect). */
 struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep);

@@ -6,7 +6,9 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/file.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #define RUN_ID_LEN 16
 
@@ -151,9 +153,19 @@ int rbx_run_dir_flatten(struct rbx_run_dir *rd, const struct rbx_image *img,
 
 #define OVERLAY_MARKER "overlay-unusable"
 
-bool rbx_store_overlay_unusable(struct rbx_store *s)
+bool rbx_store_overlay_recorded(struct rbx_store *s)
 {
     return faccessat(s->dirfd, OVERLAY_MARKER, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+bool rbx_store_overlay_unusable(struct rbx_store *s)
+{
+    if (rbx_store_overlay_recorded(s))
+        return true;
+    /* overlayfs takes neither an upper dir on overlayfs nor the 0/0 character devices the layer
+     * cache keeps its whiteouts as: a store inside a container's own overlay rootfs. */
+    struct statfs sf;
+    return fstatfs(s->dirfd, &sf) == 0 && sf.f_type == OVERLAYFS_SUPER_MAGIC;
 }
 
 int rbx_store_set_overlay_unusable(struct rbx_store *s, const char *why, struct rbx_error **err)

@@ -86,15 +86,18 @@ static int box_open(struct replay *R, struct box *b, const char *ref, struct rbx
         return r;
     struct rbx_unpack_opts uo = {.progress = R->opts->progress,
                                  .progress_data = R->opts->progress_data};
-    struct rbx_unpack_stats st = {0};
-    r = rbx_image_unpack(store, b->img, &uo, &st, err);
-    if (r < 0)
-        return r;
+    bool flat = rbx_store_overlay_unusable(store);
+    if (!flat) {
+        struct rbx_unpack_stats st = {0};
+        r = rbx_image_unpack(store, b->img, &uo, &st, err);
+        if (r < 0)
+            return r;
+    }
     struct rbx_spec spec;
     memset(&spec, 0, sizeof(spec));
     spec.stdin_fd = spec.stdout_fd = spec.stderr_fd = -1;
     r = rbx_run_dir_create(store, &b->rd, err);
-    if (r == 0 && rbx_store_overlay_unusable(store)) {
+    if (r == 0 && flat) {
         /* Where overlayfs can not be mounted, the container's rootfs is a flat copy. */
         r = rbx_run_dir_flatten(b->rd, b->img, &uo, err);
         if (r == 0)

@@ -49,7 +49,19 @@ check "flat: --keep says where the rootfs is" test -n "$kept"
 assert_eq "flat: --keep kept the rootfs" "$(cat "$kept/kept" 2>/dev/null)" "kept"
 expect_status "flat: spec writes a bundle" 0 rbx spec "$BB" "$RBX_TMP/bundle"
 check "flat: the bundle's rootfs" test -x "$RBX_TMP/bundle/rootfs/bin/busybox"
+expect_status "flat: doctor looks at a flat copy" 0 rbx doctor "$BB"
+assert_eq "flat: doctor says nothing of overlayfs again" "$(grep -c overlayfs <<<"$ERR")" 0
+printf '{"name": "flat", "image": "%s", "steps": [{"name": "read", "command": ["cat", "/opt/data/c"], "expect": {"exit": 0, "stdout_contains": "c"}}]}\n' \
+    "$BB" >"$RBX_TMP/flat.json"
+expect_status "flat: a recipe replays" 0 rbx replay "$RBX_TMP/flat.json"
+expect_status "flat: a recipe as a test" 0 rbx test "$RBX_TMP/flat.json"
+assert_eq "flat: still no layer cached" "$(layers_cached "$RBX_ROOT")" 0
 assert_eq "flat: only the kept run dir is left" "$(find "$RBX_ROOT/runs" -mindepth 1 -maxdepth 1 ! -name '*.kept' ! -path "${kept%/rootfs}" | wc -l)" 0
+
+# A first doctor on another store on overlayfs says it, as run does.
+RBX_ROOT="$RBX_TMP/ovl/store2"
+expect_status "store on overlayfs: doctor first" 0 rbx doctor "$BB"
+assert_contains "store on overlayfs: doctor says it" "$ERR" "overlayfs is not usable here"
 
 # ---- the kernel refuses the overlay mount ----------------------------------------------------
 # Layers on a tmpfs (cached as usual), run dirs on overlayfs: an overlay's upper dir cannot be
@@ -79,4 +91,5 @@ expect_status "rootless, store on overlayfs: the run works" 0 rbx_rootless run "
 assert_eq "rootless, store on overlayfs: output" "$OUT" "$(printf '0\nc')"
 assert_contains "rootless, store on overlayfs: said" "$ERR" "is on overlayfs"
 expect_status "rootless, flat: a whiteout applied" 1 rbx_rootless run "$BB" test -e /etc/removed-by-layer2
+expect_status "rootless, flat: doctor" 0 rbx_rootless doctor "$BB"
 finish
