@@ -186,4 +186,14 @@ else
         done <"$RBX_TMP/corpus/cases.tsv"
     fi
 fi
+
+# ---- rootless: --bundle as an ordinary user, run again by reprobox --------------------------------
+rootless_setup
+RL_BB="oci:$(rootless_fixture busybox)"
+install -d -o "$RBX_TEST_USER" "$RBX_RL_DIR/user/out"
+expect_status "rootless: --bundle" 0 rbx_rootless unpack --bundle "$RL_BB:entrypoint" "$RBX_RL_DIR/user/out/b"
+assert_eq "rootless: --bundle: the image's command" \
+    "$(jq -c .process.args "$RBX_RL_DIR/user/out/b/config.json")" '["/bin/echo","entry","default"]'
+expect_status "rootless: run --bundle" 0 rbx_rootless run --bundle "$RBX_RL_DIR/user/out/b"
+assert_eq "rootless: run --bundle prints" "$OUT" "entry default"
 finish
