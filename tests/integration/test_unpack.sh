@@ -72,14 +72,18 @@ if command -v runc >/dev/null; then
     runc --root "$RBX_TMP/runc" delete -f "rbx-unpack-$$" >/dev/null 2>&1
 fi
 if command -v crun >/dev/null; then
-    run_capture crun --root "$RBX_TMP/crun" run -b "$BE" "rbx-unpack-$$"
-    # crun refuses every container on some hosts (a cgroup v1/v2 hybrid one: "cgroups in hybrid
-    # mode not supported"), whatever the bundle: there, say so rather than fail.
-    if [ "$STATUS" == 0 ]; then
-        assert_eq "--bundle: crun runs it as it is" "$OUT" "entry default"
-    else
-        echo "note: crun did not run the bundle (exit $STATUS): ${ERR:0:200}"
-    fi
+    # crun refuses any container on a cgroup v1 host whose v2 hierarchy has controllers enabled
+    # ("cgroups in hybrid mode not supported"): there it runs in a mount namespace of its own
+    # without that hierarchy, as scripts/bench.sh does.
+    crun_here() {
+        if grep -qs . /sys/fs/cgroup/unified/cgroup.controllers; then
+            unshare -m --propagation private bash -c 'umount /sys/fs/cgroup/unified && exec "$@"' _ "$@"
+        else
+            "$@"
+        fi
+    }
+    run_capture crun_here crun --root "$RBX_TMP/crun" run -b "$BE" "rbx-unpack-$$"
+    assert_eq "--bundle: crun runs it as it is" "$STATUS:$OUT" "0:entry default"
     crun --root "$RBX_TMP/crun" delete -f "rbx-unpack-$$" >/dev/null 2>&1
 fi
 expect_status "--bundle: a non-empty DEST is refused" 125 rbx unpack --bundle "oci:$BB" "$BD"
