@@ -92,6 +92,13 @@ enum {
 /* clang-format on */
 int cli_registry_flag(int opt, const char *arg, struct rbx_registry_opts *o,
                       struct rbx_error **err);
+/* --pull (CLI_OPT_PULL) and the registry options together, for commands that open docker://
+ * images (unpack, replay, test): 1 when opt was one of them, 0 when not, -errno on a bad value. */
+struct cli_pull_flags {
+    enum rbx_pull_policy pull;
+    struct rbx_registry_opts registry;
+};
+int cli_pull_flag(int opt, const char *arg, struct cli_pull_flags *f, struct rbx_error **err);
 /* Progress of a pull, drawn one line per layer on a terminal (the rbx_pull_progress_fn). */
 struct cli_pull_progress;
 struct cli_pull_progress *cli_pull_progress_new(void);
@@ -106,15 +113,8 @@ int cmd_replay(int argc, char **argv);
 /* What every replay gets from the CLI (cmd_replay.c): the store, the caller's environment and
  * where the processes' output goes. */
 struct rbx_replay_opts;
-/* --pull and the registry options of replay and test (docker:// images of recipes). */
-struct cli_replay_flags {
-    enum rbx_pull_policy pull;
-    struct rbx_registry_opts registry;
-};
-/* 1 when opt was one of them, 0 when not, -errno on a bad value. */
-int cli_replay_flag(int opt, const char *arg, struct cli_replay_flags *f, struct rbx_error **err);
 int cli_replay_opts(struct rbx_replay_opts *o, struct rbx_store **store, int log_fd,
-                    const struct cli_replay_flags *f, struct rbx_error **err);
+                    const struct cli_pull_flags *f, struct rbx_error **err);
 int cmd_test(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_spec(int argc, char **argv);

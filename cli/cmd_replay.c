@@ -25,17 +25,8 @@ static void replay_usage(FILE *out)
           out);
 }
 
-int cli_replay_flag(int opt, const char *arg, struct cli_replay_flags *f, struct rbx_error **err)
-{
-    if (opt == CLI_OPT_PULL) {
-        int r = rbx_pull_policy_parse(arg, &f->pull, err);
-        return r < 0 ? r : 1;
-    }
-    return cli_registry_flag(opt, arg, &f->registry, err);
-}
-
 int cli_replay_opts(struct rbx_replay_opts *o, struct rbx_store **store, int log_fd,
-                    const struct cli_replay_flags *f, struct rbx_error **err)
+                    const struct cli_pull_flags *f, struct rbx_error **err)
 {
     int r = cli_open_store(store, err);
     if (r < 0)
@@ -63,12 +54,12 @@ int cmd_replay(int argc, char **argv)
     };
     const char *report = NULL;
     bool keep = false;
-    struct cli_replay_flags rf = {0};
+    struct cli_pull_flags rf = {0};
     struct rbx_error *err = NULL;
     int c, rr;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-        if ((rr = cli_replay_flag(c, optarg, &rf, &err)) != 0) {
+        if ((rr = cli_pull_flag(c, optarg, &rf, &err)) != 0) {
             if (rr < 0)
                 return cli_fail(err);
             continue;

@@ -381,8 +381,7 @@ int cli_run_compose_image(struct cli_run_opts *f, int argc, char **argv, int ima
     }
 
     /* Flat runs copy the image from its blobs later: the layer cache is not needed. */
-    bool flat = cli_store_goes_flat(*store);
-    if (!flat) {
+    if (!cli_store_goes_flat(*store)) {
         uint64_t t0 = rbx_now_ns();
         _cleanup_(rbx_progress_bar_freep) struct rbx_progress_bar *bar =
             cli_progress_enabled() ? rbx_progress_bar_new(STDERR_FILENO) : NULL;
@@ -406,27 +405,22 @@ int cli_run_compose_image(struct cli_run_opts *f, int argc, char **argv, int ima
     if (r < 0)
         return r;
     spec->seccomp_cache_dir = rbx_xasprintf("%s/seccomp", rbx_store_dir(*store));
-    return flat ? 0 : rbx_image_layer_dirs(*store, *img, &spec->lower_dirs, err);
+    return 0;
 }
 
-/* The rootfs as a flat copy of the image in the run dir: no lower, upper or work dirs. */
-static int go_flat(struct run_state *s, struct rbx_error **err)
+/* The rootfs in the run dir: an overlay of the cached layers, or a flat copy (counted as
+ * unpacking, with the progress bar) where overlayfs is not usable. */
+static int set_rootfs(struct run_state *s, struct rbx_error **err)
 {
     uint64_t t0 = rbx_now_ns();
     _cleanup_(rbx_progress_bar_freep) struct rbx_progress_bar *bar =
         cli_progress_enabled() ? rbx_progress_bar_new(STDERR_FILENO) : NULL;
     struct rbx_unpack_opts uopts = {.progress = bar ? rbx_progress_bar_update : NULL, .progress_data = bar};
-    int r = rbx_run_dir_flatten(s->rd, s->img, &uopts, err);
+    int r = rbx_run_rootfs(s->store, s->img, s->rd, &uopts, &s->spec, err);
     s->t.unpack_ns += rbx_now_ns() - t0;
     if (r < 0)
-        return rbx_error_wrap(err, "flat rootfs");
-    s->spec.lower_dirs = rbx_strv_free(s->spec.lower_dirs);
-    free(s->spec.upper_dir);
-    free(s->spec.work_dir);
-    free(s->spec.rootfs_dir);
-    s->spec.upper_dir = s->spec.work_dir = NULL;
-    s->spec.rootfs_dir = rbx_xstrdup(rbx_run_dir_rootfs(s->rd));
-    s->flat = true;
+        return r;
+    s->flat = r == 1;
     return 0;
 }
 
@@ -440,12 +434,7 @@ static int prepare(struct run_state *s, int argc, char **argv, int image_index, 
     r = rbx_run_dir_create(s->store, &s->rd, err);
     if (r < 0)
         return r;
-    if (!s->spec.lower_dirs)
-        return go_flat(s, err); /* cli_store_goes_flat said so */
-    s->spec.upper_dir = rbx_xstrdup(rbx_run_dir_upper(s->rd));
-    s->spec.work_dir = rbx_xstrdup(rbx_run_dir_work(s->rd));
-    s->spec.rootfs_dir = rbx_xasprintf("%s/merged", rbx_run_dir_path(s->rd));
-    return 0;
+    return set_rootfs(s, err);
 }
 
 /* The kernel refused the overlay rootfs before anything ran (no overlayfs, or not for this user
@@ -457,7 +446,7 @@ static int fall_back_flat(struct run_state *s, const struct rbx_error *why, stru
                  "copy of the image (slower to start)",
                  why->message);
     int r = rbx_store_set_overlay_unusable(s->store, why->message, err);
-    return r < 0 ? r : go_flat(s, err);
+    return r < 0 ? r : set_rootfs(s, err);
 }
 
 /* An OCI bundle: its config.json says everything; our flags may add supervision and I/O. */

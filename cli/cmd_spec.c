@@ -72,19 +72,11 @@ int cli_spec_write(int argc, char **argv, bool announce)
     r = rbx_run_dir_create(store, &rd, &err);
     if (r < 0)
         goto out;
-    if (!spec.lower_dirs) {
-        /* No overlay here (cli_store_goes_flat): a flat copy in the run dir is the view. */
-        r = rbx_run_dir_flatten(rd, img, NULL, &err);
-        if (r < 0)
-            goto out;
-        view.rootfs_dir = rbx_xstrdup(rbx_run_dir_rootfs(rd));
-    } else {
-        view.lower_dirs = rbx_strv_copy(spec.lower_dirs);
-        view.rootfs_dir = rbx_xasprintf("%s/merged", rbx_run_dir_path(rd));
-        /* Writable, so the mount points the sandbox needs land in a scratch upper dir. */
-        view.upper_dir = rbx_xstrdup(rbx_run_dir_upper(rd));
-        view.work_dir = rbx_xstrdup(rbx_run_dir_work(rd));
-    }
+    /* Writable (an upper dir, or a flat copy), so the mount points the sandbox needs land in
+     * scratch space, not in the cache. */
+    r = rbx_run_rootfs(store, img, rd, NULL, &view, &err);
+    if (r < 0)
+        goto out;
     r = rbx_container_create(&view, NULL, &c, &err);
     if (r < 0)
         goto out;

@@ -83,12 +83,12 @@ int cmd_test(int argc, char **argv)
     };
     const char *junit = NULL, *report_dir = NULL;
     bool verbose = false;
-    struct cli_replay_flags rf = {0};
+    struct cli_pull_flags rf = {0};
     struct rbx_error *err = NULL;
     int c, rr;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+vh", opts, NULL)) != -1) {
-        if ((rr = cli_replay_flag(c, optarg, &rf, &err)) != 0) {
+        if ((rr = cli_pull_flag(c, optarg, &rf, &err)) != 0) {
             if (rr < 0)
                 return cli_fail(err);
             continue;

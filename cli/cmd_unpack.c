@@ -78,8 +78,7 @@ int cmd_unpack(int argc, char **argv)
     const char *platform = NULL;
     uint64_t max = 0;
     bool bundle = false;
-    struct rbx_registry_opts reg = {0};
-    enum rbx_pull_policy pull = RBX_PULL_MISSING;
+    struct cli_pull_flags pf = {0};
     _cleanup_strv_ char **pass = NULL; /* the options --bundle hands to reprobox spec */
     int c, idx = 0;
     opterr = 0;
@@ -87,23 +86,15 @@ int cmd_unpack(int argc, char **argv)
         if (c >= CLI_OPT_PULL)
             rbx_strv_push_take(&pass, optarg ? rbx_xasprintf("--%s=%s", opts[idx].name, optarg)
                                              : rbx_xasprintf("--%s", opts[idx].name));
-        int rr;
+        int rr = cli_pull_flag(c, optarg, &pf, &err);
+        if (rr < 0)
+            return cli_fail(err);
+        if (rr > 0)
+            continue;
         switch (c) {
         case OPT_PLATFORM:
             platform = optarg;
             rbx_strv_push_take(&pass, rbx_xasprintf("--platform=%s", optarg));
-            break;
-        case CLI_OPT_PULL:
-            if (rbx_pull_policy_parse(optarg, &pull, &err) < 0)
-                return cli_fail(err);
-            break;
-        case CLI_OPT_CREDS:
-        case CLI_OPT_TLS_VERIFY:
-        case CLI_OPT_CERT_DIR:
-        case CLI_OPT_MAX_CONCURRENT:
-        case CLI_OPT_LIMIT_RATE:
-            if ((rr = cli_registry_flag(c, optarg, &reg, &err)) < 0)
-                return cli_fail(err);
             break;
         case OPT_BUNDLE: bundle = true; break;
         case OPT_MAX:
@@ -138,7 +129,7 @@ int cmd_unpack(int argc, char **argv)
 
     struct rbx_platform plat;
     struct rbx_pull_stats pstats = {0};
-    struct rbx_open_opts oopts = {.pull = pull, .registry = &reg, .pull_stats = &pstats};
+    struct rbx_open_opts oopts = {.pull = pf.pull, .registry = &pf.registry, .pull_stats = &pstats};
     if (platform) {
         if (rbx_platform_parse(platform, &plat, &err) < 0)
             return cli_fail(err);
@@ -150,8 +141,8 @@ int cmd_unpack(int argc, char **argv)
         return cli_fail(err);
     struct cli_pull_progress *pp = cli_progress_enabled() ? cli_pull_progress_new() : NULL;
     if (pp) {
-        reg.progress = cli_pull_progress_event;
-        reg.progress_data = pp;
+        pf.registry.progress = cli_pull_progress_event;
+        pf.registry.progress_data = pp;
     }
     int r = rbx_image_open(store, image, &oopts, &img, &err);
     cli_pull_progress_free(pp);

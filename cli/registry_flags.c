@@ -38,6 +38,15 @@ int cli_registry_flag(int opt, const char *arg, struct rbx_registry_opts *o, str
     }
 }
 
+int cli_pull_flag(int opt, const char *arg, struct cli_pull_flags *f, struct rbx_error **err)
+{
+    if (opt == CLI_OPT_PULL) {
+        int r = rbx_pull_policy_parse(arg, &f->pull, err);
+        return r < 0 ? r : 1;
+    }
+    return cli_registry_flag(opt, arg, &f->registry, err);
+}
+
 /* ---- progress -------------------------------------------------------------------------------- */
 
 struct cli_pull_progress {

@@ -373,8 +373,7 @@ int rbx_doctor_image(const struct rbx_doctor_opts *o, struct rbx_doctor_report *
     int r = rbx_image_open(o->store, ref, &oo, &img, err);
     if (r < 0)
         return r;
-    bool flat = rbx_store_overlay_unusable(o->store);
-    if (!flat) {
+    if (!rbx_store_overlay_unusable(o->store)) { /* else rbx_run_rootfs copies it flat */
         struct rbx_unpack_opts uo = {0};
         struct rbx_unpack_stats st = {0};
         r = rbx_image_unpack(o->store, img, &uo, &st, err);
@@ -394,18 +393,9 @@ int rbx_doctor_image(const struct rbx_doctor_opts *o, struct rbx_doctor_report *
     struct rbx_run_dir *rd = NULL;
     struct rbx_container *ctr = NULL;
     r = rbx_run_dir_create(o->store, &rd, err);
-    if (r == 0 && flat) {
-        /* Where overlayfs can not be mounted, the image is looked at in a flat copy. */
-        r = rbx_run_dir_flatten(rd, img, NULL, err);
-        if (r == 0)
-            spec.rootfs_dir = rbx_xstrdup(rbx_run_dir_rootfs(rd));
-    } else if (r == 0) {
-        r = rbx_image_layer_dirs(o->store, img, &spec.lower_dirs, err);
-        spec.upper_dir = rbx_xstrdup(rbx_run_dir_upper(rd));
-        spec.work_dir = rbx_xstrdup(rbx_run_dir_work(rd));
-        spec.rootfs_dir = rbx_xstrdup(rbx_run_dir_merged(rd));
-    }
-    if (r == 0) {
+    if (r == 0)
+        r = rbx_run_rootfs(o->store, img, rd, NULL, &spec, err);
+    if (r >= 0) {
         spec.network = RBX_NETWORK_NONE;
         r = rbx_container_create(&spec, NULL, &ctr, err);
     }

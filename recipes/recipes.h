@@ -33,6 +33,14 @@ struct rbx_compose_info {
  * malformed env file (with file:line). */
 int rbx_run_compose(const struct rbx_image_config *cfg, const struct rbx_run_request *req,
                     struct rbx_spec *spec, struct rbx_compose_info *info, struct rbx_error **err);
+
+/* Point spec's rootfs at img in the run dir rd (replacing lower, upper, work and rootfs dirs):
+ * an overlay of the cached layers (unpacked before) with rd's upper, work and merged dirs, or,
+ * where overlayfs is not usable here (rbx_store_overlay_unusable), a flat copy of the image made
+ * in rd from the blobs, with flat_opts' progress. Returns 1 for a flat copy, 0 for an overlay. */
+int rbx_run_rootfs(struct rbx_store *store, const struct rbx_image *img, struct rbx_run_dir *rd,
+                   const struct rbx_unpack_opts *flat_opts, struct rbx_spec *spec,
+                   struct rbx_error **err);
 void rbx_compose_info_clear(struct rbx_compose_info *info);
 
 /* Parse an env file (docker's --env-file format): "K=V", "K" (from caller_env), '#' comments,

@@ -86,8 +86,7 @@ static int box_open(struct replay *R, struct box *b, const char *ref, struct rbx
         return r;
     struct rbx_unpack_opts uo = {.progress = R->opts->progress,
                                  .progress_data = R->opts->progress_data};
-    bool flat = rbx_store_overlay_unusable(store);
-    if (!flat) {
+    if (!rbx_store_overlay_unusable(store)) { /* else rbx_run_rootfs copies it flat */
         struct rbx_unpack_stats st = {0};
         r = rbx_image_unpack(store, b->img, &uo, &st, err);
         if (r < 0)
@@ -97,18 +96,9 @@ static int box_open(struct replay *R, struct box *b, const char *ref, struct rbx
     memset(&spec, 0, sizeof(spec));
     spec.stdin_fd = spec.stdout_fd = spec.stderr_fd = -1;
     r = rbx_run_dir_create(store, &b->rd, err);
-    if (r == 0 && flat) {
-        /* Where overlayfs can not be mounted, the container's rootfs is a flat copy. */
-        r = rbx_run_dir_flatten(b->rd, b->img, &uo, err);
-        if (r == 0)
-            spec.rootfs_dir = rbx_xstrdup(rbx_run_dir_rootfs(b->rd));
-    } else if (r == 0) {
-        r = rbx_image_layer_dirs(store, b->img, &spec.lower_dirs, err);
-        spec.upper_dir = rbx_xstrdup(rbx_run_dir_upper(b->rd));
-        spec.work_dir = rbx_xstrdup(rbx_run_dir_work(b->rd));
-        spec.rootfs_dir = rbx_xstrdup(rbx_run_dir_merged(b->rd));
-    }
-    if (r == 0) {
+    if (r == 0)
+        r = rbx_run_rootfs(store, b->img, b->rd, &uo, &spec, err);
+    if (r >= 0) {
         spec.network = R->rc->network;
         r = rbx_container_create(&spec, R->pod, &b->ctr, err);
     }

@@ -88,6 +88,31 @@ static int compose_env(const struct rbx_image_config *cfg, const struct rbx_run_
     return 0;
 }
 
+int rbx_run_rootfs(struct rbx_store *store, const struct rbx_image *img, struct rbx_run_dir *rd,
+                   const struct rbx_unpack_opts *flat_opts, struct rbx_spec *spec,
+                   struct rbx_error **err)
+{
+    spec->lower_dirs = rbx_strv_free(spec->lower_dirs);
+    free(spec->upper_dir);
+    free(spec->work_dir);
+    free(spec->rootfs_dir);
+    spec->upper_dir = spec->work_dir = spec->rootfs_dir = NULL;
+    if (rbx_store_overlay_unusable(store)) {
+        int r = rbx_run_dir_flatten(rd, img, flat_opts, err);
+        if (r < 0)
+            return rbx_error_wrap(err, "flat rootfs");
+        spec->rootfs_dir = rbx_xstrdup(rbx_run_dir_rootfs(rd));
+        return 1;
+    }
+    int r = rbx_image_layer_dirs(store, img, &spec->lower_dirs, err);
+    if (r < 0)
+        return r;
+    spec->upper_dir = rbx_xstrdup(rbx_run_dir_upper(rd));
+    spec->work_dir = rbx_xstrdup(rbx_run_dir_work(rd));
+    spec->rootfs_dir = rbx_xstrdup(rbx_run_dir_merged(rd));
+    return 0;
+}
+
 int rbx_run_compose(const struct rbx_image_config *cfg, const struct rbx_run_request *req,
                     struct rbx_spec *spec, struct rbx_compose_info *info, struct rbx_error **err)
 {
