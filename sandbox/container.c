@@ -29,6 +29,7 @@ struct holder {
     bool own_pod, own_net;
     const char *hostname;
     int parent_sock, devnull;
+    const struct rbx_holder_then *then; /* NULL: park */
 };
 
 /* ---- the holder ---------------------------------------------------------------------------- */
@@ -86,15 +87,15 @@ static void holder_main(void *arg)
     if (rbx_sync_send(sock, &m, rootfd) < 0)
         _exit(125);
 
+    int fds[RBX_SYNC_MAX_FDS];
+    size_t n_fds = 0;
     for (;;) {
-        int fds[RBX_SYNC_MAX_FDS];
-        size_t n_fds = 0;
         r = rbx_sync_recvv(sock, &m, fds, RBX_SYNC_MAX_FDS, &n_fds);
         if (r <= 0)
             _exit(125); /* the parent gave up or died */
         if (m.type == RBX_SYNC_FINISH)
-            break;
-        if (m.type != RBX_SYNC_MOUNT || m.n_ops != n_fds || (n_fds == 0 && !m.finish))
+            break; /* its fds are the sole process's stdio */
+        if (m.type != RBX_SYNC_MOUNT || m.n_ops != n_fds || n_fds == 0)
             rbx_child_fail(sock, RBX_OP_PROTOCOL, 0, EPROTO, NULL);
         for (size_t i = 0; i < n_fds; i++) {
             const struct rbx_sync_op *op = &m.ops[i];
@@ -110,10 +111,10 @@ static void holder_main(void *arg)
                                op->index, -r, NULL);
             close(fds[i]);
         }
-        if (m.finish)
-            break; /* answered once parked */
         holder_answer(sock, 0);
     }
+    if (!h->then && n_fds > 0)
+        rbx_child_fail(sock, RBX_OP_PROTOCOL, 0, EPROTO, NULL);
 
     if (h->spec->readonly_rootfs && (r = rbx_rootfs_make_readonly(rootfd)) < 0)
         rbx_child_fail(sock, RBX_OP_ROOT_READONLY, 0, -r, NULL);
@@ -122,7 +123,8 @@ static void holder_main(void *arg)
         rbx_child_fail(sock, RBX_OP_PIVOT, 0, -r, NULL);
     close(rootfd);
 
-    /* /sys is ours now (a fresh sysfs or a bind we made): mask what Docker masks there. */
+    /* /sys is ours now (a fresh sysfs or a bind we made): mask what Docker masks there. So is
+     * /proc when the holder itself becomes the process: its pid namespace is the process's. */
     int devnull = rbx_devnull_open_checked();
     if (devnull < 0)
         rbx_child_fail(sock, RBX_OP_MASK, 0, -devnull, "/dev/null");
@@ -130,7 +132,11 @@ static void holder_main(void *arg)
     r = rbx_paths_apply(rbx_sys_paths, rbx_sys_paths_count, devnull, &index);
     if (r < 0)
         rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_sys_paths[index].path);
+    if (h->then && (r = rbx_paths_apply(rbx_proc_paths, rbx_proc_paths_count, devnull, &index)) < 0)
+        rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_proc_paths[index].path);
     close(devnull);
+    if (h->then)
+        h->then->fn(h->then->arg, sock, fds, n_fds);
     /* Nothing inside may read this process's memory or follow its /proc links, and it parks
      * holding nothing of reprobox's but its socket. */
     prctl(PR_SET_DUMPABLE, 0);
@@ -188,7 +194,7 @@ static bool below(const char *path, const char *dir)
 
 /* The rows go in batches, one message each: a row joins the batch unless its target lies below
  * a target mounted in the same batch (it must be made in the new filesystem, once mounted);
- * a read-only step follows in the batch after its mount. */
+ * a read-only step follows in the batch after its mount. FINISH comes after, on its own. */
 static int apply_rows(struct create *cr, struct rbx_error **err)
 {
     int rootfd = cr->c->rootfd;
@@ -243,9 +249,23 @@ static int apply_rows(struct create *cr, struct rbx_error **err)
         fds[m.n_ops] = fd;
         m.ops[m.n_ops++] = (struct rbx_sync_op){RBX_OP_READONLY, (uint32_t)k};
     }
-    /* The last batch also tells the holder to pivot and park: its answer says it did. */
-    m.finish = 1;
-    return send_batch(cr, &m, fds, err);
+    return m.n_ops ? send_batch(cr, &m, fds, err) : 0;
+}
+
+/* FINISH: the holder pivots and parks; its answer says it did. */
+static int finish(struct create *cr, struct rbx_error **err)
+{
+    struct rbx_sync_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = RBX_SYNC_FINISH;
+    int r = rbx_sync_send(cr->sock, &m, -1);
+    if (r < 0)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket");
+    int got = -1;
+    r = expect(cr, RBX_SYNC_DONE, &m, &got, err);
+    if (got >= 0)
+        close(got);
+    return r;
 }
 
 static int open_holder_ns(struct rbx_container *c, const char *name, struct rbx_error **err)
@@ -291,7 +311,8 @@ static void link_into_pod(struct rbx_container *c)
 }
 
 int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *pod, int sigfd,
-                                  struct rbx_container **out, struct rbx_error **err)
+                                  const struct rbx_holder_then *then, struct rbx_container **out,
+                                  struct rbx_error **err)
 {
     _cleanup_(rbx_container_freep) struct rbx_container *c = rbx_xcalloc(1, sizeof(*c));
     c->holder = -1;
@@ -354,7 +375,8 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
                        .own_net = own_net,
                        .hostname = pod->hostname,
                        .parent_sock = c->sock,
-                       .devnull = devnull};
+                       .devnull = devnull,
+                       .then = then};
     if (c->own_pod) {
         /* A pod of its own: the holder is cloned into every namespace at once (fewer
          * processes than a pod and a launcher), the pod keeps fds of them. */
@@ -419,6 +441,8 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
         close(TAKE_FD(child_sock));
     }
     r = drive(&cr, err);
+    if (r == 0 && !then)
+        r = finish(&cr, err);
     if (r < 0)
         goto out;
     *out = TAKE_PTR(c);
@@ -431,7 +455,17 @@ out:
 int rbx_container_create(const struct rbx_spec *spec, struct rbx_pod *pod,
                          struct rbx_container **out, struct rbx_error **err)
 {
-    return rbx_container_create_internal(spec, pod, -1, out, err);
+    return rbx_container_create_internal(spec, pod, -1, NULL, out, err);
+}
+
+int rbx_container_finish_then(struct rbx_container *c, const int *fds, size_t n_fds,
+                              struct rbx_error **err)
+{
+    struct rbx_sync_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = RBX_SYNC_FINISH;
+    int r = rbx_sync_sendv(c->sock, &m, fds, n_fds);
+    return r < 0 ? rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket") : 0;
 }
 
 int rbx_container_rootfd(const struct rbx_container *c)

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -51,18 +52,18 @@ struct plan {
 
 /* ---- the process ----------------------------------------------------------------------------- */
 
-static void child_stdio(const struct plan *pl)
+static void child_stdio(int sock, const int stdio[3])
 {
     int tmp[3];
     /* Move everything above 2 first so no dup2 overwrites a source still needed. */
     for (int i = 0; i < 3; i++) {
-        tmp[i] = fcntl(pl->stdio[i], F_DUPFD_CLOEXEC, 3);
+        tmp[i] = fcntl(stdio[i], F_DUPFD_CLOEXEC, 3);
         if (tmp[i] < 0)
-            rbx_child_fail(pl->sock, RBX_OP_STDIO, 0, errno, NULL);
+            rbx_child_fail(sock, RBX_OP_STDIO, 0, errno, NULL);
     }
     for (int i = 0; i < 3; i++) {
         if (dup2(tmp[i], i) < 0)
-            rbx_child_fail(pl->sock, RBX_OP_STDIO, 0, errno, NULL);
+            rbx_child_fail(sock, RBX_OP_STDIO, 0, errno, NULL);
         close(tmp[i]);
     }
 }
@@ -113,15 +114,35 @@ static _Noreturn void init_loop(pid_t child, const sigset_t *all)
     }
 }
 
-static void child_exec(const struct plan *pl)
+static void child_exec(const struct plan *pl, int sock)
 {
     child_reset_signals();
     int r = rbx_seccomp_install(&pl->bpf);
     if (r < 0)
-        rbx_child_fail(pl->sock, RBX_OP_SECCOMP, 0, -r, NULL);
+        rbx_child_fail(sock, RBX_OP_SECCOMP, 0, -r, NULL);
     execve(pl->exec_path, pl->argv, pl->envp);
-    rbx_child_fail(pl->sock, RBX_OP_EXEC, 0, errno, NULL);
+    rbx_child_fail(sock, RBX_OP_EXEC, 0, errno, NULL);
 }
+
+/* The process's stdio on 0-2, nothing else open, a session of its own. */
+static void process_enter(const struct plan *pl, int sock, const int stdio[3])
+{
+    child_stdio(sock, stdio);
+    /* Every fd but 0-2 and the sync socket (close-on-exec) is closed before anything looks at a
+     * path: nothing of reprobox (the store, the rootfs, other containers) stays reachable, the
+     * CVE-2024-21626 class. */
+    int r = rbx_close_fds_except(sock);
+    if (r < 0)
+        rbx_child_fail(sock, RBX_OP_CLOSE_FDS, 0, -r, NULL);
+    /* A session of its own: the caller's terminal is never its controlling tty (no TIOCSTI into
+     * it); with -t the pty on 0-2 becomes its controlling terminal. */
+    if (setsid() < 0)
+        rbx_child_fail(sock, RBX_OP_TTY, 0, errno, NULL);
+    if (pl->tty && ioctl(0, TIOCSCTTY, 0) < 0)
+        rbx_child_fail(sock, RBX_OP_TTY, 0, errno, NULL);
+}
+
+static _Noreturn void process_finish(const struct plan *pl, int sock);
 
 /* Runs in the process, pid 1 of its own pid namespace, in the container's mount namespace
  * (already pivoted): no allocation, only system calls on what the plan holds. */
@@ -134,19 +155,7 @@ static void process_main(void *arg)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (rbx_child_parent_gone(sock))
         _exit(125);
-    child_stdio(pl);
-    /* Every fd but 0-2 and the sync socket (close-on-exec) is closed before anything looks at a
-     * path: nothing of reprobox (the store, the rootfs, other containers) stays reachable, the
-     * CVE-2024-21626 class. */
-    r = rbx_close_fds_except(sock);
-    if (r < 0)
-        rbx_child_fail(sock, RBX_OP_CLOSE_FDS, 0, -r, NULL);
-    /* A session of its own: the caller's terminal is never its controlling tty (no TIOCSTI into
-     * it); with -t the pty on 0-2 becomes its controlling terminal. */
-    if (setsid() < 0)
-        rbx_child_fail(sock, RBX_OP_TTY, 0, errno, NULL);
-    if (pl->tty && ioctl(0, TIOCSCTTY, 0) < 0)
-        rbx_child_fail(sock, RBX_OP_TTY, 0, errno, NULL);
+    process_enter(pl, sock, pl->stdio);
 
     r = rbx_mount_ns_enter_joined(pl->host_mntns, pl->joined_mntns);
     if (r < 0)
@@ -163,7 +172,24 @@ static void process_main(void *arg)
     if (r < 0)
         rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_proc_paths[index].path);
     close(devnull);
+    process_finish(pl, sock);
+}
 
+/* rbx_sandbox_run's process is the container's holder, pid 1 of the container's pid namespace,
+ * past pivot_root and the masks of /sys and /proc (container.c): what is left of process_main. */
+static void sole_main(void *arg, int sock, const int *fds, size_t n_fds)
+{
+    const struct plan *pl = arg;
+    if (n_fds != 3)
+        rbx_child_fail(sock, RBX_OP_PROTOCOL, 0, EPROTO, NULL);
+    process_enter(pl, sock, fds);
+    process_finish(pl, sock);
+}
+
+/* The working directory, limits, identity and privileges, then the command. */
+static _Noreturn void process_finish(const struct plan *pl, int sock)
+{
+    int r;
     if (chdir(pl->cwd) < 0)
         rbx_child_fail(sock, RBX_OP_CHDIR, 0, errno, NULL);
     for (size_t i = 0; i < pl->n_rlimits; i++) {
@@ -186,12 +212,16 @@ static void process_main(void *arg)
     r = rbx_caps_apply(pl->caps, pl->uid == 0);
     if (r < 0)
         rbx_child_fail(sock, RBX_OP_CAPS, 1, -r, NULL);
+    /* A change of uid cleared the death signal: set it again, and mind a death in between. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (rbx_child_parent_gone(sock))
+        _exit(125);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         rbx_child_fail(sock, RBX_OP_NO_NEW_PRIVS, 0, errno, NULL);
     umask(022);
 
     if (!pl->init)
-        child_exec(pl);
+        child_exec(pl, sock);
 
     /* Under init: this process stays pid 1 (not dumpable, so the command cannot read it), the
      * command is its child. Signals wait blocked for the loop. */
@@ -221,7 +251,8 @@ static void process_main(void *arg)
 /* ---- the parent -------------------------------------------------------------------------- */
 
 struct spawn {
-    struct plan pl;
+    struct plan *pl; /* own, or shared with the holder (rbx_spawn_sole) */
+    struct plan own;
     char **envp;
     int sock, child_sock;
     int out[2], err[2];   /* pipes */
@@ -241,7 +272,18 @@ static void spawn_clear(struct spawn *sp)
     }
     free(sp->envp);
     sp->envp = NULL;
-    rbx_bpf_clear(&sp->pl.bpf);
+    rbx_bpf_clear(&sp->pl->bpf);
+    if (sp->pl != &sp->own)
+        munmap(sp->pl, sizeof(*sp->pl));
+    sp->pl = &sp->own;
+}
+
+static void spawn_init(struct spawn *sp)
+{
+    memset(sp, 0, sizeof(*sp));
+    sp->pl = &sp->own;
+    sp->sock = sp->child_sock = sp->out[0] = sp->out[1] = sp->err[0] = sp->err[1] = -1;
+    sp->pty_master = sp->pty_slave = sp->stdin_fd = -1;
 }
 
 /* With the rootfs in view: who runs, where, and what. */
@@ -357,7 +399,7 @@ static int open_stdio(struct rbx_container *c, const struct rbx_spec *spec, stru
         int r = open_pty(c, sp, err);
         if (r < 0)
             return r;
-        sp->pl.stdio[0] = sp->pl.stdio[1] = sp->pl.stdio[2] = sp->pty_slave;
+        sp->pl->stdio[0] = sp->pl->stdio[1] = sp->pl->stdio[2] = sp->pty_slave;
         if (fcntl(sp->pty_master, F_SETFL, O_NONBLOCK) < 0)
             return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "fcntl");
         return 0;
@@ -381,9 +423,9 @@ static int open_stdio(struct rbx_container *c, const struct rbx_spec *spec, stru
                        : rbx_fd_above_stdio(open("/dev/null", O_RDONLY | O_CLOEXEC));
     if (sp->stdin_fd < 0)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "stdin");
-    sp->pl.stdio[0] = sp->stdin_fd;
-    sp->pl.stdio[1] = sp->out[1];
-    sp->pl.stdio[2] = sp->err[1];
+    sp->pl->stdio[0] = sp->stdin_fd;
+    sp->pl->stdio[1] = sp->out[1];
+    sp->pl->stdio[2] = sp->err[1];
     (void)p;
     return 0;
 }
@@ -419,11 +461,11 @@ static size_t tail_bytes(size_t lines)
     return b < 16384 ? 16384 : b > (1u << 20) ? (1u << 20) : b;
 }
 
-static int prepare(struct rbx_container *c, const struct rbx_spec *spec, struct spawn *sp,
-                   struct rbx_process *p, struct rbx_result *res, struct rbx_error **err)
+/* What needs no rootfs: the command, its environment, capabilities and seccomp program. */
+static int prepare_static(const struct rbx_spec *spec, struct spawn *sp, struct rbx_process *p,
+                          struct rbx_error **err)
 {
-    struct plan *pl = &sp->pl;
-    int r;
+    struct plan *pl = sp->pl;
     if (!spec->argv || !spec->argv[0])
         return rbx_error_set(err, RBX_ERR_USAGE, EINVAL, "no command to run");
     if (spec->cwd && *spec->cwd && spec->cwd[0] != '/')
@@ -432,12 +474,35 @@ static int prepare(struct rbx_container *c, const struct rbx_spec *spec, struct 
     if (spec->cwd && strlen(spec->cwd) > RBX_PATH_MAX)
         return rbx_error_set(err, RBX_ERR_LIMIT, ENAMETOOLONG, "working directory too long");
 
-    r = rbx_caps_resolve(spec->cap_add, spec->cap_drop, &pl->caps, err);
+    int r = rbx_caps_resolve(spec->cap_add, spec->cap_drop, &pl->caps, err);
     if (r < 0)
         return r;
     pl->cap_last = rbx_cap_last();
     p->caps = pl->caps;
-    r = rbx_rlimits_plan(spec->rlimits, spec->n_rlimits, pl->rlimits, &pl->n_rlimits, err);
+    r = rbx_seccomp_prepare(spec->seccomp_mode, spec->seccomp, pl->caps, spec->seccomp_cache_dir,
+                            &pl->bpf, p->seccomp, sizeof(p->seccomp), err);
+    if (r < 0)
+        return r;
+    /* HOME, when the image sets none, is the user's: its text comes with the user. */
+    size_t n_env = rbx_strv_len(spec->env);
+    sp->envp = rbx_xcalloc(n_env + 2, sizeof(char *));
+    for (size_t i = 0; i < n_env; i++)
+        sp->envp[i] = spec->env[i];
+    if (!rbx_env_get(spec->env, "HOME"))
+        sp->envp[n_env] = pl->home_env;
+    pl->envp = sp->envp;
+    pl->argv = spec->argv;
+    pl->init = spec->init;
+    pl->tty = spec->tty;
+    return 0;
+}
+
+/* With the container's rootfs in view: limits, identity, working directory, stdio, logs. */
+static int prepare_rootfs(struct rbx_container *c, const struct rbx_spec *spec, struct spawn *sp,
+                          struct rbx_process *p, struct rbx_result *res, struct rbx_error **err)
+{
+    struct plan *pl = sp->pl;
+    int r = rbx_rlimits_plan(spec->rlimits, spec->n_rlimits, pl->rlimits, &pl->n_rlimits, err);
     if (r < 0)
         return r;
     if (c->cg.nproc_fallback && pl->n_rlimits < RBX_MAX_RLIMITS) {
@@ -452,26 +517,16 @@ static int prepare(struct rbx_container *c, const struct rbx_spec *spec, struct 
     r = plan_identity(c, spec, pl, res, p, err);
     if (r < 0)
         return r;
-    r = rbx_seccomp_prepare(spec->seccomp_mode, spec->seccomp, pl->caps, spec->seccomp_cache_dir,
-                            &pl->bpf, p->seccomp, sizeof(p->seccomp), err);
-    if (r < 0)
-        return r;
-
-    size_t n_env = rbx_strv_len(spec->env);
-    sp->envp = rbx_xcalloc(n_env + 2, sizeof(char *));
-    for (size_t i = 0; i < n_env; i++)
-        sp->envp[i] = spec->env[i];
-    if (pl->home_env[0])
-        sp->envp[n_env] = pl->home_env;
-    pl->envp = sp->envp;
-    pl->argv = spec->argv;
-
     r = open_stdio(c, spec, sp, p, err);
     if (r < 0)
         return r;
-    r = open_logs(spec, p, err);
-    if (r < 0)
-        return r;
+    return open_logs(spec, p, err);
+}
+
+/* A process launched into the container (launch.c): its own sync socket. */
+static int prepare_launch(struct rbx_container *c, struct spawn *sp, struct rbx_error **err)
+{
+    struct plan *pl = sp->pl;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "socketpair");
@@ -482,18 +537,16 @@ static int prepare(struct rbx_container *c, const struct rbx_spec *spec, struct 
     pl->sock = sp->child_sock;
     pl->host_mntns = c->host_mntns;
     pl->joined_mntns = c->mntns_ino;
-    pl->init = spec->init;
-    pl->tty = spec->tty;
     return 0;
 }
 
 /* After the launch: EOF on the socket is the news that execve worked. */
-static int wait_exec(struct rbx_container *c, struct spawn *sp, struct rbx_process *p, int sigfd,
+static int wait_exec(struct rbx_container *c, int sock, struct rbx_process *p, int sigfd,
                      const struct rbx_spec *spec, struct rbx_error **err)
 {
     struct rbx_sync_msg m;
     int fd = -1, signo = 0;
-    int r = rbx_parent_recv(sp->sock, sigfd, &m, &fd, &signo);
+    int r = rbx_parent_recv(sock, sigfd, &m, &fd, &signo);
     if (fd >= 0)
         close(fd);
     if (r == 0)
@@ -510,10 +563,38 @@ static int wait_exec(struct rbx_container *c, struct spawn *sp, struct rbx_proce
     return rbx_error_set(err, RBX_ERR_SANDBOX, EPROTO, "sandbox: unexpected message %u", m.type);
 }
 
+/* The process is started: only it keeps its ends; EOF says execve worked. */
+static int started(struct rbx_container *c, struct spawn *sp, int sock, struct rbx_process *p,
+                   int sigfd, const struct rbx_spec *spec, struct rbx_error **err)
+{
+    p->pidfd = rbx_fd_above_stdio((int)syscall(SYS_pidfd_open, p->pid, 0));
+    int *child_ends[] = {&sp->child_sock, &sp->out[1], &sp->err[1], &sp->pty_slave, &sp->stdin_fd};
+    for (size_t i = 0; i < RBX_ARRAY_SIZE(child_ends); i++) {
+        if (*child_ends[i] >= 0)
+            close(*child_ends[i]);
+        *child_ends[i] = -1;
+    }
+    int r = wait_exec(c, sock, p, sigfd, spec, err);
+    if (r < 0)
+        return r;
+    p->t_exec = p->t_last_output = rbx_now_ns();
+    if (spec->tty) {
+        p->tty = true;
+        p->src[0] = TAKE_FD(sp->pty_master);
+        p->tty_in = spec->stdin_fd;
+    } else {
+        p->src[0] = TAKE_FD(sp->out[0]);
+        p->src[1] = TAKE_FD(sp->err[0]);
+    }
+    rbx_supervise_add(p);
+    return 0;
+}
+
 static struct rbx_process *process_new(struct rbx_container *c, const struct rbx_spec *spec)
 {
     struct rbx_process *p = rbx_xcalloc(1, sizeof(*p));
     p->c = c;
+    p->t_start = rbx_now_ns();
     p->pid = -1;
     p->pidfd = -1;
     p->src[0] = p->src[1] = -1;
@@ -538,15 +619,16 @@ int rbx_spawn_internal(struct rbx_container *c, const struct rbx_spec *spec, int
     if (!res)
         res = &scratch;
     struct spawn sp;
-    memset(&sp, 0, sizeof(sp));
-    sp.sock = sp.child_sock = sp.out[0] = sp.out[1] = sp.err[0] = sp.err[1] = -1;
-    sp.pty_master = sp.pty_slave = sp.stdin_fd = -1;
+    spawn_init(&sp);
     _cleanup_(rbx_process_freep) struct rbx_process *p = process_new(c, spec);
-    p->t_start = rbx_now_ns();
     /* On the container's list at once, so a failed spawn is freed with it like any other. */
     p->next_in_container = c->procs;
     c->procs = p;
-    int r = prepare(c, spec, &sp, p, res, err);
+    int r = prepare_static(spec, &sp, p, err);
+    if (r == 0)
+        r = prepare_rootfs(c, spec, &sp, p, res, err);
+    if (r == 0)
+        r = prepare_launch(c, &sp, err);
     if (r < 0)
         goto out;
 
@@ -558,43 +640,73 @@ int rbx_spawn_internal(struct rbx_container *c, const struct rbx_spec *spec, int
         .ns_cgroup = c->cgroupns,
         .ns_mnt = c->mntns,
         .ns_user = c->pod->userns,
-        .unshare_flags = CLONE_NEWPID | (c->sole_process ? 0 : CLONE_NEWNS),
+        .unshare_flags = CLONE_NEWPID | CLONE_NEWNS,
         .devnull = -1,
         .sock = sp.child_sock,
     };
     for (size_t i = 0; i < c->cg.n_dirs; i++)
         l.cgroup_procs[i] = c->cg.procs[i];
     p->oom_base = rbx_cgroup_oom_kills(&c->cg);
-    r = rbx_launch(&l, sp.sock, sigfd, process_main, &sp.pl, &p->pid, err);
+    r = rbx_launch(&l, sp.sock, sigfd, process_main, sp.pl, &p->pid, err);
     if (r < 0)
         goto out;
-    p->pidfd = rbx_fd_above_stdio((int)syscall(SYS_pidfd_open, p->pid, 0));
-    /* Only the process keeps its ends now. */
-    int *child_ends[] = {&sp.child_sock, &sp.out[1], &sp.err[1], &sp.pty_slave, &sp.stdin_fd};
-    for (size_t i = 0; i < RBX_ARRAY_SIZE(child_ends); i++) {
-        if (*child_ends[i] >= 0)
-            close(*child_ends[i]);
-        *child_ends[i] = -1;
-    }
-    r = wait_exec(c, &sp, p, sigfd, spec, err);
+    r = started(c, &sp, sp.sock, p, sigfd, spec, err);
     if (r < 0)
         goto out;
-    p->t_exec = p->t_last_output = rbx_now_ns();
-    if (spec->tty) {
-        p->tty = true;
-        p->src[0] = TAKE_FD(sp.pty_master);
-        p->tty_in = spec->stdin_fd;
-    } else {
-        p->src[0] = TAKE_FD(sp.out[0]);
-        p->src[1] = TAKE_FD(sp.err[0]);
-    }
-    rbx_supervise_add(p);
     *out = TAKE_PTR(p);
 out:
     spawn_clear(&sp);
     if (res == &scratch)
         rbx_result_clear(&scratch);
     return r;
+}
+
+int rbx_spawn_sole(const struct rbx_spec *spec, int sigfd, struct rbx_container **cout,
+                   struct rbx_process **pout, struct rbx_result *res, struct rbx_error **err)
+{
+    /* The holder reads the plan after its fork: in memory it shares with us. */
+    void *shared = mmap(NULL, sizeof(struct plan), PROT_READ | PROT_WRITE,
+                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shared == MAP_FAILED)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: mmap");
+    struct spawn sp;
+    spawn_init(&sp);
+    sp.pl = shared;
+    struct rbx_process *p = process_new(NULL, spec);
+    struct rbx_container *c = NULL;
+    int r = prepare_static(spec, &sp, p, err);
+    if (r < 0)
+        goto out;
+    struct rbx_holder_then then = {sole_main, sp.pl};
+    r = rbx_container_create_internal(spec, NULL, sigfd, &then, &c, err);
+    if (r < 0)
+        goto out;
+    p->c = c;
+    p->next_in_container = c->procs;
+    c->procs = p;
+    r = prepare_rootfs(c, spec, &sp, p, res, err);
+    if (r < 0)
+        goto out;
+    p->oom_base = rbx_cgroup_oom_kills(&c->cg);
+    r = rbx_container_finish_then(c, sp.pl->stdio, 3, err);
+    if (r < 0)
+        goto out;
+    /* The holder is the process now: waited for, and killed if need be, as the process. */
+    p->pid = c->holder;
+    c->holder = -1;
+    r = started(c, &sp, c->sock, p, sigfd, spec, err);
+out:
+    spawn_clear(&sp);
+    if (r < 0) {
+        /* Once on the container's list, the process goes with it. */
+        if (!p->c)
+            rbx_process_free(p);
+        rbx_container_free(c);
+        return r;
+    }
+    *pout = p;
+    *cout = c;
+    return 0;
 }
 
 int rbx_container_spawn(struct rbx_container *c, const struct rbx_spec *proc,
@@ -650,10 +762,10 @@ struct rbx_process *rbx_process_free(struct rbx_process *p)
             ;
     }
     rbx_supervise_remove(p);
-    struct rbx_process **pp = &p->c->procs;
-    while (*pp && *pp != p)
+    struct rbx_process **pp = p->c ? &p->c->procs : NULL;
+    while (pp && *pp && *pp != p)
         pp = &(*pp)->next_in_container;
-    if (*pp)
+    if (pp && *pp)
         *pp = p->next_in_container;
     int *fds[] = {&p->pidfd, &p->src[0], &p->src[1], &p->log[0], &p->log[1]};
     for (size_t i = 0; i < RBX_ARRAY_SIZE(fds); i++)

@@ -171,7 +171,8 @@ enum rbx_sync_type {
     RBX_SYNC_ROOTFS,     /* holder -> parent: the rootfs is mounted, its O_PATH fd attached */
     RBX_SYNC_MOUNT,      /* parent -> holder: a batch of ops, one attached fd each */
     RBX_SYNC_DONE,       /* child -> parent: the request is done */
-    RBX_SYNC_FINISH,     /* parent -> holder: no more rows: pivot and park */
+    RBX_SYNC_FINISH,     /* parent -> holder: no more rows: pivot, then park (or become the
+                          * sole process, its stdin/stdout/stderr attached) */
     RBX_SYNC_ERROR,      /* child -> parent: step `op` failed with errnum; the child exits */
 };
 
@@ -225,7 +226,6 @@ struct rbx_sync_msg {
     int32_t errnum;
     char detail[256]; /* the kernel's own words, when it gave any */
     uint32_t n_ops;   /* RBX_SYNC_MOUNT */
-    uint32_t finish;  /* RBX_SYNC_MOUNT: the last batch, pivot and park after it */
     struct rbx_sync_op ops[RBX_SYNC_MAX_FDS];
 };
 
@@ -419,13 +419,26 @@ struct rbx_container {
     char *rootfs_dir;
     struct rbx_cgroup cg;
     struct rbx_process *procs;
-    /* rbx_sandbox_run's: its one process uses the holder's mount namespace itself rather than
-     * a copy (one namespace less to make and to tear down). */
-    bool sole_process;
 };
 
+/* What the holder becomes instead of parking: rbx_sandbox_run's one process is the holder itself
+ * (one process, one pid namespace and one /proc less to make). `fn` runs in the holder after
+ * pivot_root and the masks of /sys and /proc, with the fds the FINISH message brought, and must
+ * not return. */
+struct rbx_holder_then {
+    void (*fn)(void *arg, int sock, const int *fds, size_t n_fds);
+    void *arg;
+};
+
+/* With `then`, the container is left mounted and not finished: rbx_container_finish_then sends
+ * FINISH when the caller is ready. */
 int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *pod, int sigfd,
-                                  struct rbx_container **out, struct rbx_error **err);
+                                  const struct rbx_holder_then *then, struct rbx_container **out,
+                                  struct rbx_error **err);
+/* Send FINISH with `fds` to a holder made with `then`: it pivots and runs then->fn. Its news
+ * (an error, or EOF at execve) come on c->sock. */
+int rbx_container_finish_then(struct rbx_container *c, const int *fds, size_t n_fds,
+                              struct rbx_error **err);
 
 struct rbx_process {
     struct rbx_container *c;
@@ -460,6 +473,10 @@ struct rbx_process {
 /* Start a process; `res` (optional) gets what set-up found out even when it fails. */
 int rbx_spawn_internal(struct rbx_container *c, const struct rbx_spec *proc, int sigfd,
                        struct rbx_process **out, struct rbx_result *res, struct rbx_error **err);
+/* rbx_sandbox_run's container and its one process, which is the container's holder itself: made
+ * together, freed as usual (the process, then the container). */
+int rbx_spawn_sole(const struct rbx_spec *spec, int sigfd, struct rbx_container **c,
+                   struct rbx_process **p, struct rbx_result *res, struct rbx_error **err);
 /* Supervise every live process until `target` is done (or once, without blocking, when
  * `once`); signals read from sigfd are passed to `target`. */
 int rbx_supervise(struct rbx_process *target, bool once, int sigfd, struct rbx_error **err);

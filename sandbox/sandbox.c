@@ -333,11 +333,7 @@ int rbx_sandbox_run(const struct rbx_spec *spec, struct rbx_result *res, struct 
     struct rbx_container *c = NULL;
     struct rbx_process *p = NULL;
     uint64_t t0 = rbx_now_ns();
-    int r = rbx_container_create_internal(spec, NULL, sigfd, &c, err);
-    if (r == 0) {
-        c->sole_process = true;
-        r = rbx_spawn_internal(c, spec, sigfd, &p, res, err);
-    }
+    int r = rbx_spawn_sole(spec, sigfd, &c, &p, res, err);
     if (r == 0) {
         res->setup_ns = p->t_exec - t0;
         r = rbx_supervise(p, false, sigfd, err);
