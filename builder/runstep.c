@@ -691,7 +691,13 @@ int rbx_step_run(struct rbx_build_state *b, struct rbx_bstage *st, const struct 
     stubs_collect(lower, m.targets, &stubs, &n_stubs);
     spec.upper_dir = rbx_xstrdup(rbx_run_dir_upper(rd));
     spec.work_dir = rbx_xstrdup(rbx_run_dir_work(rd));
-    spec.rootfs_dir = rbx_xstrdup(rbx_run_dir_merged(rd));
+    /* The step's files (script, hosts, empty layer) are bind sources in the run dir: the overlay
+     * goes on a dir of its own there rather than on the run dir itself, which it would hide. */
+    spec.rootfs_dir = rbx_xasprintf("%s/merged", rundir);
+    if (mkdir(spec.rootfs_dir, 0755) < 0) {
+        r = rbx_error_set_errno(err, RBX_ERR_IO, errno, "%s", spec.rootfs_dir);
+        goto out;
+    }
     spec.argv = rbx_strv_copy(c.argv);
     spec.env = rbx_run_env(b, st);
     for (size_t i = 0; m.env && m.env[i]; i++)

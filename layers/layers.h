@@ -289,7 +289,8 @@ int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct
 const char *rbx_run_dir_path(const struct rbx_run_dir *rd);
 const char *rbx_run_dir_upper(const struct rbx_run_dir *rd);
 const char *rbx_run_dir_work(const struct rbx_run_dir *rd);
-/* An empty dir to mount the overlay on, when the caller wants one inside the store. */
+/* Where to mount the overlay: the run dir itself (upper/ and work/ under it are hidden only in
+ * the sandbox's mount namespace, where the overlay is). */
 const char *rbx_run_dir_merged(const struct rbx_run_dir *rd);
 /* Where overlayfs can not be mounted: a flat copy of the image in <run dir>/rootfs, made from
  * the blobs as rbx_image_flatten does. The run then uses that directory as its rootfs as it

@@ -1,6 +1,8 @@
-/* rundir.c — a run's scratch space, <store>/runs/<id>/{upper,work,merged}, owned through an
- * flock on runs/<id>.lock for as long as it is open; runs whose owner died are swept at the next
- * store open, runs kept for inspection are marked runs/<id>.kept and left alone. */
+/* rundir.c — a run's scratch space, <store>/runs/<id>/{upper,work}, owned through an flock on
+ * runs/<id>.lock for as long as it is open; runs whose owner died are swept at the next store
+ * open, runs kept for inspection are marked runs/<id>.kept and left alone. The overlay is
+ * mounted on runs/<id> itself, in the sandbox's mount namespace only: no dir of its own to make
+ * and remove at every run. */
 #include "layers/layers-internal.h"
 
 #include <fcntl.h>
@@ -16,7 +18,8 @@ struct rbx_run_dir {
     int runs_fd;
     int lock_fd;
     char id[RUN_ID_LEN + 1];
-    char *path, *upper, *work, *merged, *rootfs;
+    char *path, *upper, *work, *rootfs;
+    char *layers; /* the layers the run stacks, written only if the run is kept */
 };
 
 const char *rbx_run_dir_path(const struct rbx_run_dir *rd)
@@ -33,7 +36,7 @@ const char *rbx_run_dir_work(const struct rbx_run_dir *rd)
 }
 const char *rbx_run_dir_merged(const struct rbx_run_dir *rd)
 {
-    return rd->merged;
+    return rd->path;
 }
 const char *rbx_run_dir_rootfs(const struct rbx_run_dir *rd)
 {
@@ -52,8 +55,8 @@ static void run_dir_release(struct rbx_run_dir *rd)
     free(rd->path);
     free(rd->upper);
     free(rd->work);
-    free(rd->merged);
     free(rd->rootfs);
+    free(rd->layers);
     if (rd->lock_fd >= 0)
         close(rd->lock_fd);
     if (rd->runs_fd >= 0)
@@ -92,14 +95,13 @@ int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct
         rd->path = rbx_xasprintf("%s/runs/%s", store->dir, id);
         rd->upper = rbx_xasprintf("%s/upper", rd->path);
         rd->work = rbx_xasprintf("%s/work", rd->path);
-        rd->merged = rbx_xasprintf("%s/merged", rd->path);
         _cleanup_close_ int dfd =
             openat(store->runs_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         /* upper/ is the container's "/" once merged: its mode is what the command sees. */
         static const struct {
             const char *name;
             mode_t mode;
-        } subdirs[] = {{"upper", 0755}, {"work", 0700}, {"merged", 0755}};
+        } subdirs[] = {{"upper", 0755}, {"work", 0700}};
         for (size_t i = 0; i < RBX_ARRAY_SIZE(subdirs); i++) {
             if (rd->runs_fd < 0 || dfd < 0 || mkdirat(dfd, subdirs[i].name, 0700) < 0 ||
                 fchmodat(dfd, subdirs[i].name, subdirs[i].mode, 0) < 0) {
@@ -109,19 +111,15 @@ int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct
             }
         }
         /* The layers this store handle holds are the ones the run stacks: a kept run keeps
-         * them from a prune. */
+         * them from a prune (a live one holds them locked). */
         pthread_mutex_lock(&store->held_mu);
-        _cleanup_free_ char *text = rbx_xstrdup("");
+        rd->layers = rbx_xstrdup("");
         for (size_t i = 0; i < store->n_held; i++) {
-            char *t = rbx_xasprintf("%s%s\n", text, store->held_keys[i]);
-            free(text);
-            text = t;
+            char *t = rbx_xasprintf("%s%s\n", rd->layers, store->held_keys[i]);
+            free(rd->layers);
+            rd->layers = t;
         }
         pthread_mutex_unlock(&store->held_mu);
-        if (rbx_write_file_replace_at(dfd, "layers", text, strlen(text), 0600, err) < 0) {
-            rbx_run_dir_close(rd, false);
-            return rbx_error_wrap(err, "runs/%s", id);
-        }
         *out = rd;
         return 0;
     }
@@ -180,6 +178,11 @@ struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep)
         return NULL;
     char name[RUN_ID_LEN + 8];
     if (keep) {
+        _cleanup_close_ int dfd =
+            openat(rd->runs_fd, rd->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        _cleanup_error_ struct rbx_error *e = NULL;
+        if (dfd >= 0)
+            (void)rbx_write_file_replace_at(dfd, "layers", rd->layers, strlen(rd->layers), 0600, &e);
         snprintf(name, sizeof(name), "%s.kept", rd->id);
         int fd = openat(rd->runs_fd, name, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd >= 0)

@@ -107,7 +107,9 @@ START_TEST(test_run_dir_create_close_and_keep)
     _cleanup_free_ char *path = rbx_xstrdup(rbx_run_dir_path(rd));
     ck_assert(exists_in(path, "upper"));
     ck_assert(exists_in(path, "work"));
-    ck_assert(exists_in(path, "merged"));
+    /* The overlay goes on the run dir itself: no merged/ to make and remove. */
+    ck_assert(!exists_in(path, "merged"));
+    ck_assert_str_eq(rbx_run_dir_merged(rd), path);
     ck_assert_ptr_nonnull(strstr(rbx_run_dir_upper(rd), "/runs/"));
     ck_assert_str_eq(rbx_run_dir_work(rd) + strlen(path), "/work");
     rd = rbx_run_dir_close(rd, false);
@@ -120,6 +122,8 @@ START_TEST(test_run_dir_create_close_and_keep)
     struct rbx_store *s2 = open_store();
     rbx_store_free(s2);
     ck_assert(exists_in(kept, "upper"));
+    /* What it stacks, so that a prune leaves those layers alone. */
+    ck_assert(exists_in(kept, "layers"));
 }
 END_TEST
 
