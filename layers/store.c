@@ -515,15 +515,20 @@ int rbx_image_unpack(struct rbx_store *store, const struct rbx_image *img,
     pthread_mutex_init(&j.mu, NULL);
     j.ev.phase = "unpack";
     j.ev.items_total = (unsigned)img->n_layers;
+    size_t missing = 0;
     for (size_t i = 0; i < img->n_layers; i++)
         if (!img->layers[i].diff_id || !rbx_digest_valid(img->layers[i].diff_id) ||
-            !rbx_store_published(store, rbx_digest_hex(img->layers[i].diff_id)))
+            !rbx_store_published(store, rbx_digest_hex(img->layers[i].diff_id))) {
             j.ev.bytes_total += img->layers[i].size > 0 ? (uint64_t)img->layers[i].size : 0;
+            missing++;
+        }
 
+    /* Threads for the layers to extract; a warm cache only takes its holds, which a thread
+     * would cost more than. */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     size_t jobs = opts && opts->jobs ? opts->jobs : (ncpu > 0 ? (size_t)ncpu : 1);
-    if (jobs > img->n_layers)
-        jobs = img->n_layers;
+    if (jobs > missing)
+        jobs = missing;
     if (jobs <= 1) {
         unpack_worker(&j);
     } else {
