@@ -5,6 +5,7 @@
 #include "sandbox/sandbox-internal.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -59,11 +60,9 @@ static void holder_main(void *arg)
         for (int i = 0; i < 3; i++)
             if (dup2(h->devnull, i) < 0)
                 rbx_child_fail(sock, RBX_OP_STDIO, 0, errno, NULL);
-        /* Mapped and put in the container's cgroup by the parent; EOF: it gave up. */
+        /* Mapped by the parent (and being put in the container's cgroup); EOF: it gave up. */
         if (rbx_sync_recv(sock, &m, &fd) != 1 || m.type != RBX_SYNC_MAPPED)
             _exit(125);
-        if (unshare(CLONE_NEWCGROUP) < 0)
-            rbx_child_fail(sock, RBX_OP_UNSHARE, 0, errno, NULL);
         if (sethostname(h->hostname, strlen(h->hostname)) < 0)
             rbx_child_fail(sock, RBX_OP_HOSTNAME, 0, errno, NULL);
         if (h->own_net && (r = rbx_net_loopback_up()) < 0)
@@ -115,6 +114,10 @@ static void holder_main(void *arg)
     }
     if (!h->then && n_fds > 0)
         rbx_child_fail(sock, RBX_OP_PROTOCOL, 0, EPROTO, NULL);
+    /* In the container's cgroup by now (FINISH waits for it): that cgroup is the root of its
+     * cgroup namespace. */
+    if (h->own_pod && unshare(CLONE_NEWCGROUP) < 0)
+        rbx_child_fail(sock, RBX_OP_UNSHARE, 0, errno, NULL);
 
     if (h->spec->readonly_rootfs && (r = rbx_rootfs_make_readonly(rootfd)) < 0)
         rbx_child_fail(sock, RBX_OP_ROOT_READONLY, 0, -r, NULL);
@@ -152,6 +155,60 @@ static void holder_main(void *arg)
 }
 
 /* ---- the parent ---------------------------------------------------------------------------- */
+
+struct rbx_cgroup_join {
+    pthread_t thread;
+    const struct rbx_cgroup *cg;
+    pid_t pid;
+    int errnum;
+    size_t failed; /* the dir that refused it */
+};
+
+static void *join_main(void *arg)
+{
+    struct rbx_cgroup_join *j = arg;
+    char pidtext[16];
+    int n = snprintf(pidtext, sizeof(pidtext), "%d", (int)j->pid);
+    for (size_t i = 0; i < j->cg->n_dirs; i++)
+        if (write(j->cg->procs[i], pidtext, (size_t)n) != n) {
+            j->errnum = errno ? errno : EIO;
+            j->failed = i;
+            break;
+        }
+    return NULL;
+}
+
+/* Put pid in every cgroup of the container from a thread (its own pid namespace's pid 1 forks
+ * nothing before FINISH, which waits for it). */
+static void join_start(struct rbx_container *c, pid_t pid)
+{
+    if (c->cg.n_dirs == 0)
+        return;
+    struct rbx_cgroup_join *j = rbx_xcalloc(1, sizeof(*j));
+    j->cg = &c->cg;
+    j->pid = pid;
+    if (pthread_create(&j->thread, NULL, join_main, j) != 0) {
+        join_main(j); /* no thread: the same writes, waited for here */
+        j->thread = 0;
+    }
+    c->join = j;
+}
+
+/* Wait for the join; 0 or the error of the cgroup that refused the holder. */
+static int join_wait(struct rbx_container *c, struct rbx_error **err)
+{
+    struct rbx_cgroup_join *j = TAKE_PTR(c->join);
+    if (!j)
+        return 0;
+    if (j->thread)
+        pthread_join(j->thread, NULL);
+    int r = 0;
+    if (j->errnum)
+        r = rbx_error_set_errno(err, RBX_ERR_SANDBOX, j->errnum, "sandbox: cgroup %s",
+                                c->cg.dirs[j->failed]);
+    free(j);
+    return r;
+}
 
 struct create {
     const struct rbx_spec *spec;
@@ -258,7 +315,10 @@ static int finish(struct create *cr, struct rbx_error **err)
     struct rbx_sync_msg m;
     memset(&m, 0, sizeof(m));
     m.type = RBX_SYNC_FINISH;
-    int r = rbx_sync_send(cr->sock, &m, -1);
+    int r = join_wait(cr->c, err);
+    if (r < 0)
+        return r;
+    r = rbx_sync_send(cr->sock, &m, -1);
     if (r < 0)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket");
     int got = -1;
@@ -291,8 +351,7 @@ static int drive(struct create *cr, struct rbx_error **err)
     r = apply_rows(cr, err);
     if (r < 0)
         return r;
-    if ((c->mntns = open_holder_ns(c, "mnt", err)) < 0 ||
-        (c->cgroupns = open_holder_ns(c, "cgroup", err)) < 0)
+    if ((c->mntns = open_holder_ns(c, "mnt", err)) < 0)
         return -EIO;
     struct stat st;
     if (fstat(c->mntns, &st) < 0 || st.st_ino == c->host_mntns)
@@ -404,14 +463,7 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
         r = rbx_pod_write_maps(pod, pid, err);
         if (r < 0)
             goto out;
-        char pidtext[16];
-        int n = snprintf(pidtext, sizeof(pidtext), "%d", (int)pid);
-        for (size_t i = 0; i < c->cg.n_dirs; i++)
-            if (write(c->cg.procs[i], pidtext, (size_t)n) != n) {
-                r = rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: cgroup %s",
-                                        c->cg.dirs[i]);
-                goto out;
-            }
+        join_start(c, pid);
         struct rbx_sync_msg m;
         memset(&m, 0, sizeof(m));
         m.type = RBX_SYNC_MAPPED;
@@ -441,8 +493,10 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
         close(TAKE_FD(child_sock));
     }
     r = drive(&cr, err);
-    if (r == 0 && !then)
-        r = finish(&cr, err);
+    /* The cgroup namespace is the holder's own once FINISH is through. */
+    if (r == 0 && !then && (r = finish(&cr, err)) == 0 &&
+        (c->cgroupns = open_holder_ns(c, "cgroup", err)) < 0)
+        r = -EIO;
     if (r < 0)
         goto out;
     *out = TAKE_PTR(c);
@@ -464,7 +518,10 @@ int rbx_container_finish_then(struct rbx_container *c, const int *fds, size_t n_
     struct rbx_sync_msg m;
     memset(&m, 0, sizeof(m));
     m.type = RBX_SYNC_FINISH;
-    int r = rbx_sync_sendv(c->sock, &m, fds, n_fds);
+    int r = join_wait(c, err);
+    if (r < 0)
+        return r;
+    r = rbx_sync_sendv(c->sock, &m, fds, n_fds);
     return r < 0 ? rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket") : 0;
 }
 
@@ -477,6 +534,8 @@ struct rbx_container *rbx_container_free(struct rbx_container *c)
 {
     if (!c)
         return NULL;
+    _cleanup_error_ struct rbx_error *ignored = NULL;
+    join_wait(c, &ignored);
     while (c->procs)
         rbx_process_free(c->procs);
     /* The holder goes when its socket closes; SIGKILL makes it immediate. */

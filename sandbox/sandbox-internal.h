@@ -418,6 +418,9 @@ struct rbx_container {
     ino_t host_mntns, mntns_ino;
     char *rootfs_dir;
     struct rbx_cgroup cg;
+    /* A holder of its own pod joins the cgroup from a thread of ours while it mounts: on cgroup
+     * v1 the first migration in a while waits for an RCU grace period (milliseconds). */
+    struct rbx_cgroup_join *join;
     struct rbx_process *procs;
 };
 
