@@ -292,6 +292,10 @@ const char *rbx_run_dir_work(const struct rbx_run_dir *rd);
 /* Where to mount the overlay: the run dir itself (upper/ and work/ under it are hidden only in
  * the sandbox's mount namespace, where the overlay is). */
 const char *rbx_run_dir_merged(const struct rbx_run_dir *rd);
+/* The layer a run stacks on top of the image's, as docker's init layer: the mount points /proc,
+ * /dev and /sys, so that an image without them (a static binary's) has them made neither in
+ * each run's upper dir nor removed from it after. Made once in the store, atomically. */
+int rbx_store_init_layer(struct rbx_store *s, char **dir, struct rbx_error **err);
 /* Where overlayfs can not be mounted: a flat copy of the image in <run dir>/rootfs, made from
  * the blobs as rbx_image_flatten does. The run then uses that directory as its rootfs as it
  * is (no lower/upper dirs). */

@@ -149,6 +149,48 @@ int rbx_run_dir_flatten(struct rbx_run_dir *rd, const struct rbx_image *img,
     return 0;
 }
 
+#define INIT_LAYER "init-v1"
+
+/* Make <store>/init-v1/rootfs/{proc,dev,sys} in tmp/ and rename it into place (a concurrent
+ * maker's wins: ours is removed). */
+static int init_layer_make(struct rbx_store *s, struct rbx_error **err)
+{
+    char name[32];
+    memcpy(name, "init-", 5);
+    rbx_random_hex(name + 5, 12);
+    if (mkdirat(s->tmp_fd, name, 0700) < 0)
+        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "tmp/%s", name);
+    static const char *const dirs[] = {"rootfs", "rootfs/proc", "rootfs/dev", "rootfs/sys"};
+    _cleanup_close_ int dfd = openat(s->tmp_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int r = dfd < 0 ? -errno : 0;
+    for (size_t i = 0; r == 0 && i < RBX_ARRAY_SIZE(dirs); i++)
+        if (mkdirat(dfd, dirs[i], 0700) < 0 || fchmodat(dfd, dirs[i], 0755, 0) < 0)
+            r = -errno;
+    /* The epoch, as every layer's files: the same on every machine. */
+    static const struct timespec epoch[2] = {{0, 0}, {0, 0}};
+    for (size_t i = RBX_ARRAY_SIZE(dirs); r == 0 && i-- > 0;)
+        if (utimensat(dfd, dirs[i], epoch, AT_SYMLINK_NOFOLLOW) < 0)
+            r = -errno;
+    if (r == 0 && renameat(s->tmp_fd, name, s->dirfd, INIT_LAYER) < 0 && errno != EEXIST &&
+        errno != ENOTEMPTY)
+        r = -errno;
+    (void)rbx_rm_rf_at(s->tmp_fd, name, NULL); /* gone already when renamed */
+    return r < 0 ? rbx_error_set_errno(err, RBX_ERR_IO, -r, INIT_LAYER) : 0;
+}
+
+int rbx_store_init_layer(struct rbx_store *s, char **dir, struct rbx_error **err)
+{
+    struct stat st;
+    if (fstatat(s->dirfd, INIT_LAYER "/rootfs/sys", &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISDIR(st.st_mode)) {
+        int r = init_layer_make(s, err);
+        if (r < 0)
+            return r;
+    }
+    *dir = rbx_xasprintf("%s/" INIT_LAYER "/rootfs", s->dir);
+    return 0;
+}
+
 #define OVERLAY_MARKER "overlay-unusable"
 
 bool rbx_store_overlay_recorded(struct rbx_store *s)

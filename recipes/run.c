@@ -107,6 +107,11 @@ int rbx_run_rootfs(struct rbx_store *store, const struct rbx_image *img, struct 
     int r = rbx_image_layer_dirs(store, img, &spec->lower_dirs, err);
     if (r < 0)
         return r;
+    char *init = NULL;
+    r = rbx_store_init_layer(store, &init, err);
+    if (r < 0)
+        return r;
+    rbx_strv_push_take(&spec->lower_dirs, init);
     spec->upper_dir = rbx_xstrdup(rbx_run_dir_upper(rd));
     spec->work_dir = rbx_xstrdup(rbx_run_dir_work(rd));
     spec->rootfs_dir = rbx_xstrdup(rbx_run_dir_merged(rd));

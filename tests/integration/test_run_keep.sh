@@ -10,6 +10,10 @@ dir=${dir%%$'\n'*}
 check "the kept dir exists" test -d "$dir"
 assert_eq "the new file is there" "$(cat "$dir/etc/kept-file" 2>/dev/null)" "kept"
 check "the deletion is a whiteout" test -c "$dir/etc/fixture-release"
+# The fixture has no /proc, /dev or /sys: their mount points come from the store's init layer,
+# not from the run's own changes.
+assert_eq "only what the command changed" "$(cd "$dir" && find . -mindepth 1 | sort | tr '\n' ' ')" "./etc ./etc/fixture-release ./etc/kept-file "
+check "the run stacks the layers it kept" test -s "$dir/../layers"
 expect_status "another run" 0 rbx run "$BB" true
 check "a later run's sweep leaves the kept dir" test -f "$dir/etc/kept-file"
 expect_status "without --keep nothing stays" 0 rbx run "$BB" sh -c 'echo x > /etc/y'

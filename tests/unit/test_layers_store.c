@@ -3,6 +3,7 @@
 #include "layers_testlib.h"
 #include "rbx_check.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
@@ -124,6 +125,37 @@ START_TEST(test_run_dir_create_close_and_keep)
     ck_assert(exists_in(kept, "upper"));
     /* What it stacks, so that a prune leaves those layers alone. */
     ck_assert(exists_in(kept, "layers"));
+}
+END_TEST
+
+START_TEST(test_init_layer_made_once_with_the_mount_points)
+{
+    _cleanup_(rbx_store_freep) struct rbx_store *s = open_store();
+    struct rbx_error *err = NULL;
+    _cleanup_free_ char *dir = NULL, *again = NULL;
+    ck_assert_int_eq(rbx_store_init_layer(s, &dir, &err), 0);
+    static const char *const names[] = {"proc", "dev", "sys"};
+    for (size_t i = 0; i < 3; i++) {
+        _cleanup_free_ char *p = rbx_xasprintf("%s/%s", dir, names[i]);
+        struct stat st;
+        ck_assert_int_eq(lstat(p, &st), 0);
+        ck_assert(S_ISDIR(st.st_mode));
+        ck_assert_int_eq(st.st_mode & 07777, 0755);
+        ck_assert_int_eq(st.st_mtime, 0); /* the same on every machine */
+    }
+    /* Made once: the second call finds it, nothing is left in tmp/. */
+    struct stat a, b;
+    ck_assert_int_eq(stat(dir, &a), 0);
+    ck_assert_int_eq(rbx_store_init_layer(s, &again, &err), 0);
+    ck_assert_str_eq(dir, again);
+    ck_assert_int_eq(stat(again, &b), 0);
+    ck_assert_int_eq(a.st_ino, b.st_ino);
+    _cleanup_free_ char *tmp = rbx_xasprintf("%s/tmp", rbx_store_dir(s));
+    _cleanup_closedir_ DIR *d = opendir(tmp);
+    ck_assert_ptr_nonnull(d);
+    struct dirent *de;
+    while ((de = readdir(d)))
+        ck_assert_msg(de->d_name[0] == '.', "left in tmp/: %s", de->d_name);
 }
 END_TEST
 
@@ -301,6 +333,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_store_sweeps_stale_tmp_but_not_locked);
     tcase_add_test(tc, test_run_dir_create_close_and_keep);
     tcase_add_test(tc, test_run_dir_sweep_removes_dead_runs_only);
+    tcase_add_test(tc, test_init_layer_made_once_with_the_mount_points);
     tcase_add_test(tc, test_unpack_parallel_jobs_and_progress);
     tcase_add_test(tc, test_unpack_concurrent_same_image_extracts_each_layer_once);
     tcase_add_test(tc, test_unpack_concurrent_processes_extract_each_layer_once);
