@@ -31,6 +31,8 @@ struct holder {
     const char *hostname;
     int parent_sock, devnull;
     const struct rbx_holder_then *then; /* NULL: park */
+    const int *cgroup_tasks; /* v1: the holder joins the container's cgroups itself */
+    size_t n_cgroup_tasks;
 };
 
 /* ---- the holder ---------------------------------------------------------------------------- */
@@ -60,9 +62,14 @@ static void holder_main(void *arg)
         for (int i = 0; i < 3; i++)
             if (dup2(h->devnull, i) < 0)
                 rbx_child_fail(sock, RBX_OP_STDIO, 0, errno, NULL);
-        /* Mapped by the parent (and being put in the container's cgroup); EOF: it gave up. */
+        /* Mapped by the parent; EOF: it gave up. */
         if (rbx_sync_recv(sock, &m, &fd) != 1 || m.type != RBX_SYNC_MAPPED)
             _exit(125);
+        /* cgroup v1: "0" in `tasks` moves this (only) thread at once; on v2 the parent puts
+         * us in from a thread while we mount. */
+        for (size_t i = 0; i < h->n_cgroup_tasks; i++)
+            if (write(h->cgroup_tasks[i], "0", 1) != 1)
+                rbx_child_fail(sock, RBX_OP_CGROUP, (uint32_t)i, errno, NULL);
         if (sethostname(h->hostname, strlen(h->hostname)) < 0)
             rbx_child_fail(sock, RBX_OP_HOSTNAME, 0, errno, NULL);
         if (h->own_net && (r = rbx_net_loopback_up()) < 0)
@@ -114,8 +121,8 @@ static void holder_main(void *arg)
     }
     if (!h->then && n_fds > 0)
         rbx_child_fail(sock, RBX_OP_PROTOCOL, 0, EPROTO, NULL);
-    /* In the container's cgroup by now (FINISH waits for it): that cgroup is the root of its
-     * cgroup namespace. */
+    /* In the container's cgroup by now (on v2, FINISH waits for it): that cgroup is the root of
+     * its cgroup namespace. */
     if (h->own_pod && unshare(CLONE_NEWCGROUP) < 0)
         rbx_child_fail(sock, RBX_OP_UNSHARE, 0, errno, NULL);
 
@@ -436,6 +443,10 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
                        .parent_sock = c->sock,
                        .devnull = devnull,
                        .then = then};
+    if (c->own_pod && c->cg.kind == RBX_CGROUP_V1) {
+        h.cgroup_tasks = c->cg.procs;
+        h.n_cgroup_tasks = c->cg.n_dirs;
+    }
     if (c->own_pod) {
         /* A pod of its own: the holder is cloned into every namespace at once (fewer
          * processes than a pod and a launcher), the pod keeps fds of them. */
@@ -463,7 +474,8 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
         r = rbx_pod_write_maps(pod, pid, err);
         if (r < 0)
             goto out;
-        join_start(c, pid);
+        if (c->cg.kind != RBX_CGROUP_V1)
+            join_start(c, pid);
         struct rbx_sync_msg m;
         memset(&m, 0, sizeof(m));
         m.type = RBX_SYNC_MAPPED;

@@ -290,7 +290,7 @@ struct rbx_cgroup {
     char *dirs[RBX_MAX_CGROUP_FDS]; /* v1: one per controller hierarchy; v2: one */
     size_t n_dirs;
     char *memory_dir, *pids_dir; /* among dirs, for counters; NULL when absent */
-    int procs[RBX_MAX_CGROUP_FDS];
+    int procs[RBX_MAX_CGROUP_FDS]; /* to join: v1 `tasks`, v2 cgroup.procs; write "0" */
     struct rbx_limits applied;
     bool nproc_fallback; /* pids limited by RLIMIT_NPROC instead */
     char *note;
@@ -418,8 +418,9 @@ struct rbx_container {
     ino_t host_mntns, mntns_ino;
     char *rootfs_dir;
     struct rbx_cgroup cg;
-    /* A holder of its own pod joins the cgroup from a thread of ours while it mounts: on cgroup
-     * v1 the first migration in a while waits for an RCU grace period (milliseconds). */
+    /* cgroup v2: a holder of its own pod is put in the cgroup from a thread of ours while it
+     * mounts (moving another process takes the global threadgroup lock, whose first taker in a
+     * while waits for an RCU grace period). On v1 the holder moves itself through `tasks`. */
     struct rbx_cgroup_join *join;
     struct rbx_process *procs;
 };
