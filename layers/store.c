@@ -72,9 +72,12 @@ static int mkdir_parents(const char *dir, struct rbx_error **err)
 
 static int open_subdir(int dirfd, const char *name, struct rbx_error **err)
 {
+    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 || errno != ENOENT)
+        return fd >= 0 ? fd : rbx_error_set_errno(err, RBX_ERR_IO, errno, "open %s", name);
     if (mkdirat(dirfd, name, 0700) < 0 && errno != EEXIST)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "mkdir %s", name);
-    int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return rbx_error_set_errno(err, RBX_ERR_IO, errno, "open %s", name);
     return fd;

@@ -224,6 +224,7 @@ struct create {
     struct rbx_mount_row *rows;
     size_t n_rows;
     int sock, sigfd;
+    const struct rbx_holder_then *then;
 };
 
 static int expect(struct create *cr, enum rbx_sync_type want, struct rbx_sync_msg *m, int *fd,
@@ -358,10 +359,14 @@ static int drive(struct create *cr, struct rbx_error **err)
     r = apply_rows(cr, err);
     if (r < 0)
         return r;
-    if ((c->mntns = open_holder_ns(c, "mnt", err)) < 0)
-        return -EIO;
+    /* An fd of it for the processes spawned into it later; the sole process needs none. */
     struct stat st;
-    if (fstat(c->mntns, &st) < 0 || st.st_ino == c->host_mntns)
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)c->holder);
+    if (!cr->then && (c->mntns = open_holder_ns(c, "mnt", err)) < 0)
+        return -EIO;
+    if ((c->mntns >= 0 ? fstat(c->mntns, &st) : stat(path, &st)) < 0 ||
+        st.st_ino == c->host_mntns)
         return rbx_error_set(err, RBX_ERR_SANDBOX, EPERM,
                              "sandbox: the container has no mount namespace of its own");
     c->mntns_ino = st.st_ino;
@@ -385,7 +390,7 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
     c->sock = c->rootfd = c->mntns = c->cgroupns = -1;
     for (size_t i = 0; i < RBX_MAX_CGROUP_FDS; i++)
         c->cg.procs[i] = -1;
-    struct create cr = {.spec = spec, .c = c, .sock = -1, .sigfd = sigfd};
+    struct create cr = {.spec = spec, .c = c, .sock = -1, .sigfd = sigfd, .then = then};
     _cleanup_close_ int child_sock = -1, devnull = -1;
     int r;
 
@@ -463,11 +468,13 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
         }
         c->holder = pid;
         close(TAKE_FD(child_sock));
-        if ((pod->userns = rbx_pod_open_ns(pid, "user", err)) < 0 ||
+        /* Fds of the namespaces, for processes spawned into them later: the sole process
+         * (`then`) has no company. */
+        if (!then && ((pod->userns = rbx_pod_open_ns(pid, "user", err)) < 0 ||
             (pod->utsns = rbx_pod_open_ns(pid, "uts", err)) < 0 ||
             (pod->ipcns = rbx_pod_open_ns(pid, "ipc", err)) < 0 ||
             (pod->netns = own_net ? rbx_pod_open_ns(pid, "net", err)
-                                  : rbx_pod_open_ns(getpid(), "net", err)) < 0) {
+                                  : rbx_pod_open_ns(getpid(), "net", err)) < 0)) {
             r = -EIO;
             goto out;
         }
