@@ -421,6 +421,7 @@ static int set_rootfs(struct run_state *s, struct rbx_error **err)
     if (r < 0)
         return r;
     s->flat = r == 1;
+    s->spec.upper_volatile = !s->flags.keep;
     return 0;
 }
 

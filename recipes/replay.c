@@ -99,6 +99,7 @@ static int box_open(struct replay *R, struct box *b, const char *ref, struct rbx
     if (r == 0)
         r = rbx_run_rootfs(store, b->img, b->rd, &uo, &spec, err);
     if (r >= 0) {
+        spec.upper_volatile = !R->opts->keep;
         spec.network = R->rc->network;
         r = rbx_container_create(&spec, R->pod, &b->ctr, err);
     }

@@ -114,6 +114,7 @@ int rbx_run_rootfs(struct rbx_store *store, const struct rbx_image *img, struct 
     rbx_strv_push_take(&spec->lower_dirs, init);
     spec->upper_dir = rbx_xstrdup(rbx_run_dir_upper(rd));
     spec->work_dir = rbx_xstrdup(rbx_run_dir_work(rd));
+    spec->upper_volatile = true; /* a caller keeping the run says otherwise */
     spec->rootfs_dir = rbx_xstrdup(rbx_run_dir_merged(rd));
     return 0;
 }

@@ -67,6 +67,9 @@ struct rbx_spec {
      * plain directory used as it is */
     char **lower_dirs;
     char *upper_dir, *work_dir;
+    /* The upper dir is thrown away after the run: overlayfs need not sync it to disk when it
+     * is unmounted ("volatile", Linux 5.10; left out where the kernel has no such option). */
+    bool upper_volatile;
     char *rootfs_dir;
     bool readonly_rootfs;
 

@@ -19,4 +19,9 @@ check "a later run's sweep leaves the kept dir" test -f "$dir/etc/kept-file"
 expect_status "without --keep nothing stays" 0 rbx run "$BB" sh -c 'echo x > /etc/y'
 assert_not_contains "no message without --keep" "$ERR" "kept"
 check "only the kept run remains" test "$(find "$RBX_ROOT/runs" -mindepth 1 -maxdepth 1 -type d | wc -l)" == 1
+# A run thrown away after is mounted volatile (its unmount syncs nothing); a kept one is not.
+expect_status "a throwaway overlay" 0 rbx run "$BB" sh -c 'grep " / overlay " /proc/mounts'
+assert_contains "is volatile" "$OUT" "fsync=volatile"
+expect_status "a kept overlay" 0 rbx run --keep "$BB" sh -c 'grep " / overlay " /proc/mounts'
+assert_not_contains "is not volatile" "$OUT" "volatile"
 finish
