@@ -327,11 +327,13 @@ struct run_state {
     struct rbx_result res;
     struct rbx_run_timings t;
     bool flat; /* the rootfs is a flat copy in the run dir, not an overlay */
+    struct rbx_prestart *prestart; /* the sandbox's holder, started before the image is open */
 };
 
 static void run_state_clear(struct run_state *s)
 {
     bool keep = s->flags.keep;
+    s->prestart = rbx_prestart_free(s->prestart);
     cli_run_opts_clear(&s->flags);
     rbx_result_clear(&s->res);
     rbx_compose_info_clear(&s->info);
@@ -428,6 +430,14 @@ static int set_rootfs(struct run_state *s, struct rbx_error **err)
 /* Open, unpack and compose: everything before the sandbox starts. */
 static int prepare(struct run_state *s, int argc, char **argv, int image_index, struct rbx_error **err)
 {
+    /* Meanwhile the sandbox's holder makes its namespaces (docs/sandbox.md); should that fail,
+     * the run makes them itself, and says why if it fails too. */
+    enum rbx_network_mode net = s->flags.network && strcmp(s->flags.network, "host") == 0
+                                    ? RBX_NETWORK_HOST
+                                    : RBX_NETWORK_NONE;
+    _cleanup_error_ struct rbx_error *ignored = NULL;
+    if (rbx_prestart_new(net, s->flags.req.hostname, &s->prestart, &ignored) < 0)
+        s->prestart = NULL;
     int r = cli_run_compose_image(&s->flags, argc, argv, image_index, &s->store, &s->img, &s->spec, &s->info,
                                   &s->t, err);
     if (r < 0)
@@ -507,7 +517,9 @@ int cmd_run(int argc, char **argv)
         s.spec.stdout_fd = STDOUT_FILENO;
         s.spec.stderr_fd = STDERR_FILENO;
         s.spec.tail_lines = 64;
+        s.spec.prestart = s.prestart;
         r = rbx_sandbox_run(&s.spec, &s.res, &err);
+        s.spec.prestart = NULL; /* once: a flat retry makes its own */
         if (r < 0 && err->kind == RBX_ERR_OVERLAY && !s.flags.bundle && !s.flat) {
             _cleanup_error_ struct rbx_error *why = err;
             err = NULL;

@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -33,6 +34,10 @@ struct holder {
     const struct rbx_holder_then *then; /* NULL: park */
     const int *cgroup_tasks; /* v1: the holder joins the container's cgroups itself */
     size_t n_cgroup_tasks;
+    /* Cloned before the spec existed (rbx_prestart_new), into new user and pid namespaces
+     * only: it makes the others itself, then waits for PLAN. Everything above but sock,
+     * host_mntns, own_net, hostname, parent_sock and devnull is filled in the arena later. */
+    bool early;
 };
 
 /* ---- the holder ---------------------------------------------------------------------------- */
@@ -65,6 +70,10 @@ static void holder_main(void *arg)
         /* Mapped by the parent; EOF: it gave up. */
         if (rbx_sync_recv(sock, &m, &fd) != 1 || m.type != RBX_SYNC_MAPPED)
             _exit(125);
+        /* Owned by our user namespace, made while reprobox goes on with the image. */
+        if (h->early && unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
+                                (h->own_net ? CLONE_NEWNET : 0)) < 0)
+            rbx_child_fail(sock, RBX_OP_UNSHARE, 0, errno, NULL);
         /* cgroup v1: "0" in `tasks` moves this (only) thread at once; on v2 the parent puts
          * us in from a thread while we mount. */
         for (size_t i = 0; i < h->n_cgroup_tasks; i++)
@@ -82,6 +91,19 @@ static void holder_main(void *arg)
     r = rbx_mount_ns_make_private(h->host_mntns);
     if (r < 0)
         rbx_child_fail(sock, RBX_OP_PRIVATE, 0, -r, NULL);
+    if (h->early) {
+        /* The spec is in the arena once PLAN comes; with it the cgroups to join (v1). */
+        int cg[RBX_MAX_CGROUP_FDS];
+        size_t n_cg = 0;
+        if (rbx_sync_recvv(sock, &m, cg, RBX_MAX_CGROUP_FDS, &n_cg) != 1 ||
+            m.type != RBX_SYNC_PLAN)
+            _exit(125);
+        for (size_t i = 0; i < n_cg; i++) {
+            if (write(cg[i], "0", 1) != 1)
+                rbx_child_fail(sock, RBX_OP_CGROUP, (uint32_t)i, errno, NULL);
+            close(cg[i]);
+        }
+    }
 
     char detail[256] = "";
     int rootfd = rbx_rootfs_mount(h->spec, h->rootfs, detail, sizeof(detail));
@@ -159,6 +181,198 @@ static void holder_main(void *arg)
         if (fd >= 0)
             close(fd);
     _exit(0);
+}
+
+/* ---- a holder started early ------------------------------------------------------------- */
+
+/* Address space only: a page costs when it is first written. Holds the plan of the process,
+ * its argv and environment, the seccomp program, the rootfs plan and the mount rows. */
+#define ARENA_SIZE (16u << 20)
+
+struct rbx_prestart {
+    char *arena;
+    size_t used;
+    struct holder *h; /* in the arena */
+    struct rbx_pod *pod;
+    pid_t pid;
+    int sock;
+    ino_t host_mntns;
+};
+
+void *rbx_prestart_alloc(struct rbx_prestart *ps, size_t n)
+{
+    size_t at = (ps->used + 15) & ~(size_t)15;
+    if (!ps->arena || n > ARENA_SIZE || at > ARENA_SIZE - n)
+        return NULL;
+    ps->used = at + n;
+    return ps->arena + at;
+}
+
+bool rbx_prestart_ready(const struct rbx_prestart *ps)
+{
+    return ps && ps->arena && ps->pid > 0 && ps->sock >= 0 && ps->pod;
+}
+
+char *rbx_prestart_strdup(struct rbx_prestart *ps, const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    char *d = rbx_prestart_alloc(ps, n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+/* NULL for a NULL v, and when full (then *full is set). */
+static char **strv_copy(struct rbx_prestart *ps, char *const *v, bool *full)
+{
+    if (!v)
+        return NULL;
+    size_t n = rbx_strv_len((char **)v);
+    char **d = rbx_prestart_alloc(ps, (n + 1) * sizeof(char *));
+    for (size_t i = 0; d && i < n; i++)
+        if (!(d[i] = rbx_prestart_strdup(ps, v[i])))
+            d = NULL;
+    if (!d)
+        *full = true;
+    return d;
+}
+
+char **rbx_prestart_strv(struct rbx_prestart *ps, char *const *v)
+{
+    bool full = false;
+    return strv_copy(ps, v, &full);
+}
+
+int rbx_prestart_new(enum rbx_network_mode network, const char *hostname,
+                     struct rbx_prestart **out, struct rbx_error **err)
+{
+    _cleanup_(rbx_prestart_freep) struct rbx_prestart *ps = rbx_xcalloc(1, sizeof(*ps));
+    ps->pid = -1;
+    ps->sock = -1;
+    void *a = mmap(NULL, ARENA_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (a == MAP_FAILED)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: mmap");
+    ps->arena = a;
+    int r = rbx_pod_alloc(network, hostname, &ps->pod, err);
+    if (r < 0)
+        return r;
+    ps->host_mntns = rbx_mount_ns_current();
+    if (ps->host_mntns == 0)
+        return rbx_error_set(err, RBX_ERR_SANDBOX, ENOENT,
+                             "sandbox: cannot read /proc/self/ns/mnt (is /proc mounted?)");
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "socketpair");
+    ps->sock = rbx_fd_above_stdio(sv[0]);
+    _cleanup_close_ int child_sock = rbx_fd_above_stdio(sv[1]);
+    _cleanup_close_ int devnull = rbx_fd_above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
+    struct holder *h = rbx_prestart_alloc(ps, sizeof(*h));
+    const char *name = rbx_prestart_strdup(ps, ps->pod->hostname);
+    if (ps->sock < 0 || child_sock < 0 || devnull < 0 || !h || !name)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno ? errno : ENOMEM,
+                                   "sandbox: socketpair");
+    *h = (struct holder){.sock = child_sock,
+                         .host_mntns = ps->host_mntns,
+                         .own_pod = true,
+                         .own_net = network == RBX_NETWORK_NONE,
+                         .hostname = name,
+                         .parent_sock = ps->sock,
+                         .devnull = devnull,
+                         .early = true};
+    ps->h = h;
+    pid_t pid = rbx_clone(CLONE_NEWUSER | CLONE_NEWPID);
+    if (pid == 0)
+        holder_main(h);
+    if (pid < 0)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno,
+                                   "sandbox: cannot create namespaces (are user namespaces "
+                                   "enabled?)");
+    ps->pid = pid;
+    r = rbx_pod_write_maps(ps->pod, pid, err);
+    if (r < 0)
+        return r;
+    struct rbx_sync_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = RBX_SYNC_MAPPED;
+    r = rbx_sync_send(ps->sock, &m, -1);
+    if (r < 0)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket");
+    *out = TAKE_PTR(ps);
+    return 0;
+}
+
+struct rbx_prestart *rbx_prestart_free(struct rbx_prestart *ps)
+{
+    if (!ps)
+        return NULL;
+    rbx_kill_and_reap(&ps->pid);
+    if (ps->sock >= 0)
+        close(ps->sock);
+    rbx_pod_free(ps->pod);
+    if (ps->arena)
+        munmap(ps->arena, ARENA_SIZE);
+    free(ps);
+    return NULL;
+}
+
+/* The holder's view of the spec, the rootfs plan and the rows, copied into its arena. */
+static int prestart_fill(struct rbx_prestart *ps, const struct rbx_spec *spec,
+                         const struct rbx_rootfs_plan *rootfs, const struct rbx_mount_row *rows,
+                         size_t n_rows, const struct rbx_holder_then *then,
+                         struct rbx_error **err)
+{
+    bool full = false;
+    struct holder *h = ps->h;
+    struct rbx_spec *s = rbx_prestart_alloc(ps, sizeof(*s));
+    struct rbx_rootfs_plan *p = rbx_prestart_alloc(ps, sizeof(*p));
+    struct rbx_mount_row *r = rbx_prestart_alloc(ps, (n_rows + 1) * sizeof(*r));
+    struct rbx_holder_then *t = rbx_prestart_alloc(ps, sizeof(*t));
+    if (!s || !p || !r || !t)
+        full = true;
+    else {
+        s->lower_dirs = strv_copy(ps, spec->lower_dirs, &full);
+        s->upper_dir = rbx_prestart_strdup(ps, spec->upper_dir);
+        s->work_dir = rbx_prestart_strdup(ps, spec->work_dir);
+        s->rootfs_dir = rbx_prestart_strdup(ps, spec->rootfs_dir);
+        s->upper_volatile = spec->upper_volatile;
+        s->readonly_rootfs = spec->readonly_rootfs;
+        *p = (struct rbx_rootfs_plan){.overlay = rootfs->overlay, .n_lowers = rootfs->n_lowers};
+        p->data = rbx_prestart_strdup(ps, rootfs->data);
+        p->data_dir = rbx_prestart_strdup(ps, rootfs->data_dir);
+        if (rootfs->n_lowers) {
+            p->lowers = rbx_prestart_alloc(ps, rootfs->n_lowers * sizeof(char *));
+            for (size_t i = 0; p->lowers && i < rootfs->n_lowers; i++)
+                if (!(p->lowers[i] = rbx_prestart_strdup(ps, rootfs->lowers[i])))
+                    full = true;
+            full |= !p->lowers;
+        }
+        for (size_t i = 0; i < n_rows; i++) {
+            r[i] = rows[i];
+            r[i].source = rbx_prestart_strdup(ps, rows[i].source);
+            r[i].target = rbx_prestart_strdup(ps, rows[i].target);
+            r[i].type = rbx_prestart_strdup(ps, rows[i].type);
+            r[i].data = rbx_prestart_strdup(ps, rows[i].data);
+            full |= (rows[i].source && !r[i].source) || !r[i].target ||
+                    (rows[i].type && !r[i].type) || (rows[i].data && !r[i].data);
+        }
+        *t = (struct rbx_holder_then){.fn = then->fn, .arg = then->arg};
+        full |= (spec->upper_dir && !s->upper_dir) || (spec->work_dir && !s->work_dir) ||
+                !s->rootfs_dir || (rootfs->data && !p->data) ||
+                (rootfs->data_dir && !p->data_dir);
+    }
+    if (full)
+        return rbx_error_set(err, RBX_ERR_LIMIT, E2BIG,
+                             "sandbox: the run's spec is larger than the holder's %u MiB",
+                             ARENA_SIZE >> 20);
+    h->spec = s;
+    h->rootfs = p;
+    h->rows = r;
+    h->n_rows = n_rows;
+    h->then = t;
+    return 0;
 }
 
 /* ---- the parent ---------------------------------------------------------------------------- */
@@ -373,6 +587,30 @@ static int drive(struct create *cr, struct rbx_error **err)
     return 0;
 }
 
+/* The container's holder is the prestarted one: its spec into the arena, PLAN (with the v1
+ * cgroups to join), and on as for a holder cloned now. */
+static int take_prestart(struct create *cr, struct rbx_prestart *ps,
+                         const struct rbx_holder_then *then, struct rbx_error **err)
+{
+    struct rbx_container *c = cr->c;
+    int r = prestart_fill(ps, cr->spec, &cr->rootfs, cr->rows, cr->n_rows, then, err);
+    if (r < 0)
+        return r;
+    c->holder = ps->pid;
+    ps->pid = -1;
+    c->sock = cr->sock = TAKE_FD(ps->sock);
+    c->arena = TAKE_PTR(ps->arena);
+    c->host_mntns = ps->host_mntns;
+    if (c->cg.kind != RBX_CGROUP_V1)
+        join_start(c, c->holder);
+    struct rbx_sync_msg m;
+    memset(&m, 0, sizeof(m));
+    m.type = RBX_SYNC_PLAN;
+    /* A holder that failed already has said why: drive() reads it instead of ROOTFS. */
+    (void)rbx_sync_sendv(c->sock, &m, c->cg.procs, c->cg.kind == RBX_CGROUP_V1 ? c->cg.n_dirs : 0);
+    return 0;
+}
+
 static void link_into_pod(struct rbx_container *c)
 {
     struct rbx_container **pp = &c->pod->containers;
@@ -381,65 +619,33 @@ static void link_into_pod(struct rbx_container *c)
     *pp = c;
 }
 
-int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *pod, int sigfd,
-                                  const struct rbx_holder_then *then, struct rbx_container **out,
-                                  struct rbx_error **err)
+/* A holder cloned now: straight into new namespaces for a pod of its own, else through a
+ * launcher into the pod's. */
+static int start_holder(struct create *cr, struct rbx_pod *pod, const struct rbx_holder_then *then,
+                        int sigfd, struct rbx_error **err)
 {
-    _cleanup_(rbx_container_freep) struct rbx_container *c = rbx_xcalloc(1, sizeof(*c));
-    c->holder = -1;
-    c->sock = c->rootfd = c->mntns = c->cgroupns = -1;
-    for (size_t i = 0; i < RBX_MAX_CGROUP_FDS; i++)
-        c->cg.procs[i] = -1;
-    struct create cr = {.spec = spec, .c = c, .sock = -1, .sigfd = sigfd, .then = then};
+    struct rbx_container *c = cr->c;
+    const struct rbx_spec *spec = cr->spec;
     _cleanup_close_ int child_sock = -1, devnull = -1;
     int r;
-
-    long page = sysconf(_SC_PAGESIZE);
-    r = rbx_rootfs_plan_build(spec, page > 0 ? (size_t)page : 4096, &cr.rootfs, err);
-    if (r < 0)
-        goto out;
-    r = rbx_mount_rows_build(spec, &cr.rows, &cr.n_rows, err);
-    if (r < 0)
-        goto out;
-    c->rootfs_dir = rbx_xstrdup(spec->rootfs_dir);
-    c->host_mntns = rbx_mount_ns_current();
-    if (c->host_mntns == 0) {
-        r = rbx_error_set(err, RBX_ERR_SANDBOX, ENOENT,
-                          "sandbox: cannot read /proc/self/ns/mnt (is /proc mounted?)");
-        goto out;
-    }
-
-    if (!pod) {
-        r = rbx_pod_alloc(spec->network, spec->hostname, &pod, err);
-        if (r < 0)
-            goto out;
-        c->own_pod = true;
-    }
-    c->pod = pod;
-    link_into_pod(c);
-
-    r = rbx_cgroup_create(&spec->limits, &c->cg, err);
-    if (r < 0)
-        goto out;
-
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         r = rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "socketpair");
-        goto out;
+        return r;
     }
-    c->sock = cr.sock = rbx_fd_above_stdio(sv[0]);
+    c->sock = cr->sock = rbx_fd_above_stdio(sv[0]);
     child_sock = rbx_fd_above_stdio(sv[1]);
     devnull = rbx_fd_above_stdio(open("/dev/null", O_RDWR | O_CLOEXEC));
     if (c->sock < 0 || child_sock < 0 || devnull < 0) {
         r = rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: socketpair");
-        goto out;
+        return r;
     }
 
     bool own_net = pod->network == RBX_NETWORK_NONE;
     struct holder h = {.spec = spec,
-                       .rootfs = &cr.rootfs,
-                       .rows = cr.rows,
-                       .n_rows = cr.n_rows,
+                       .rootfs = &cr->rootfs,
+                       .rows = cr->rows,
+                       .n_rows = cr->n_rows,
                        .sock = child_sock,
                        .host_mntns = c->host_mntns,
                        .own_pod = c->own_pod,
@@ -464,7 +670,7 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
             r = rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno,
                                     "sandbox: cannot create namespaces (are user namespaces "
                                     "enabled?)");
-            goto out;
+            return r;
         }
         c->holder = pid;
         close(TAKE_FD(child_sock));
@@ -476,11 +682,11 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
             (pod->netns = own_net ? rbx_pod_open_ns(pid, "net", err)
                                   : rbx_pod_open_ns(getpid(), "net", err)) < 0)) {
             r = -EIO;
-            goto out;
+            return r;
         }
         r = rbx_pod_write_maps(pod, pid, err);
         if (r < 0)
-            goto out;
+            return r;
         if (c->cg.kind != RBX_CGROUP_V1)
             join_start(c, pid);
         struct rbx_sync_msg m;
@@ -489,7 +695,7 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
         r = rbx_sync_send(c->sock, &m, -1);
         if (r < 0) {
             r = rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket");
-            goto out;
+            return r;
         }
     } else {
         struct rbx_launch l = {
@@ -508,9 +714,64 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
             l.cgroup_procs[i] = c->cg.procs[i];
         r = rbx_launch(&l, c->sock, sigfd, holder_main, &h, &c->holder, err);
         if (r < 0)
-            goto out;
+            return r;
         close(TAKE_FD(child_sock));
     }
+    return 0;
+}
+
+int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *pod, int sigfd,
+                                  const struct rbx_holder_then *then, struct rbx_container **out,
+                                  struct rbx_error **err)
+{
+    _cleanup_(rbx_container_freep) struct rbx_container *c = rbx_xcalloc(1, sizeof(*c));
+    c->holder = -1;
+    c->sock = c->rootfd = c->mntns = c->cgroupns = -1;
+    for (size_t i = 0; i < RBX_MAX_CGROUP_FDS; i++)
+        c->cg.procs[i] = -1;
+    struct create cr = {.spec = spec, .c = c, .sock = -1, .sigfd = sigfd, .then = then};
+    int r;
+
+    long page = sysconf(_SC_PAGESIZE);
+    r = rbx_rootfs_plan_build(spec, page > 0 ? (size_t)page : 4096, &cr.rootfs, err);
+    if (r < 0)
+        goto out;
+    r = rbx_mount_rows_build(spec, &cr.rows, &cr.n_rows, err);
+    if (r < 0)
+        goto out;
+    c->rootfs_dir = rbx_xstrdup(spec->rootfs_dir);
+    c->host_mntns = rbx_mount_ns_current();
+    if (c->host_mntns == 0) {
+        r = rbx_error_set(err, RBX_ERR_SANDBOX, ENOENT,
+                          "sandbox: cannot read /proc/self/ns/mnt (is /proc mounted?)");
+        goto out;
+    }
+
+    /* A holder started early for this run, when its namespaces are the ones the spec wants. */
+    struct rbx_prestart *ps = then ? then->prestart : NULL;
+    if (ps && (pod || !rbx_prestart_ready(ps) || ps->pod->network != spec->network ||
+               strcmp(ps->pod->hostname, spec->hostname && *spec->hostname ? spec->hostname
+                                                                           : "reprobox") != 0))
+        ps = NULL;
+    if (ps) {
+        pod = TAKE_PTR(ps->pod);
+        c->own_pod = true;
+    } else if (!pod) {
+        r = rbx_pod_alloc(spec->network, spec->hostname, &pod, err);
+        if (r < 0)
+            goto out;
+        c->own_pod = true;
+    }
+    c->pod = pod;
+    link_into_pod(c);
+
+    r = rbx_cgroup_create(&spec->limits, &c->cg, err);
+    if (r < 0)
+        goto out;
+
+    r = ps ? take_prestart(&cr, ps, then, err) : start_holder(&cr, pod, then, sigfd, err);
+    if (r < 0)
+        goto out;
     r = drive(&cr, err);
     /* The cgroup namespace is the holder's own once FINISH is through. */
     if (r == 0 && !then && (r = finish(&cr, err)) == 0 &&
@@ -573,6 +834,8 @@ struct rbx_container *rbx_container_free(struct rbx_container *c)
         if (c->own_pod)
             rbx_pod_free(c->pod);
     }
+    if (c->arena)
+        munmap(c->arena, ARENA_SIZE);
     free(c->rootfs_dir);
     free(c);
     return NULL;

@@ -253,6 +253,8 @@ static _Noreturn void process_finish(const struct plan *pl, int sock)
 struct spawn {
     struct plan *pl; /* own, or shared with the holder (rbx_spawn_sole) */
     struct plan own;
+    bool pl_mapped;  /* pl is a mapping of our own (not a prestarted holder's arena) */
+    struct rbx_bpf bpf; /* the program; pl->bpf is a copy of it, or of its copy in the arena */
     char **envp;
     int sock, child_sock;
     int out[2], err[2];   /* pipes */
@@ -272,8 +274,8 @@ static void spawn_clear(struct spawn *sp)
     }
     free(sp->envp);
     sp->envp = NULL;
-    rbx_bpf_clear(&sp->pl->bpf);
-    if (sp->pl != &sp->own)
+    rbx_bpf_clear(&sp->bpf);
+    if (sp->pl_mapped)
         munmap(sp->pl, sizeof(*sp->pl));
     sp->pl = &sp->own;
 }
@@ -480,7 +482,7 @@ static int prepare_static(const struct rbx_spec *spec, struct spawn *sp, struct 
     pl->cap_last = rbx_cap_last();
     p->caps = pl->caps;
     r = rbx_seccomp_prepare(spec->seccomp_mode, spec->seccomp, pl->caps, spec->seccomp_cache_dir,
-                            &pl->bpf, p->seccomp, sizeof(p->seccomp), err);
+                            &sp->bpf, p->seccomp, sizeof(p->seccomp), err);
     if (r < 0)
         return r;
     /* HOME, when the image sets none, is the user's: its text comes with the user. */
@@ -492,8 +494,34 @@ static int prepare_static(const struct rbx_spec *spec, struct spawn *sp, struct 
         sp->envp[n_env] = pl->home_env;
     pl->envp = sp->envp;
     pl->argv = spec->argv;
+    pl->bpf = sp->bpf;
     pl->init = spec->init;
     pl->tty = spec->tty;
+    return 0;
+}
+
+/* A prestarted holder was forked before the spec, the environment and the program existed:
+ * the plan's pointers go to copies in its arena (the plan itself is there already). */
+static int plan_into_arena(struct rbx_prestart *ps, struct spawn *sp, struct rbx_error **err)
+{
+    struct plan *pl = sp->pl;
+    size_t n_env = rbx_strv_len(sp->envp);
+    char **envp = rbx_prestart_alloc(ps, (n_env + 2) * sizeof(char *));
+    char **argv = rbx_prestart_strv(ps, pl->argv);
+    void *insns = pl->bpf.len ? rbx_prestart_alloc(ps, pl->bpf.len * 8) : NULL;
+    bool full = !envp || !argv || (pl->bpf.len && !insns);
+    for (size_t i = 0; !full && i < n_env; i++)
+        full = !(envp[i] = sp->envp[i] == pl->home_env ? pl->home_env
+                                                       : rbx_prestart_strdup(ps, sp->envp[i]));
+    if (full)
+        return rbx_error_set(err, RBX_ERR_LIMIT, E2BIG,
+                             "sandbox: the command and its environment do not fit the holder's "
+                             "arena");
+    if (insns)
+        memcpy(insns, pl->bpf.insns, pl->bpf.len * 8);
+    pl->bpf.insns = insns;
+    pl->envp = envp;
+    pl->argv = argv;
     return 0;
 }
 
@@ -664,20 +692,27 @@ out:
 int rbx_spawn_sole(const struct rbx_spec *spec, int sigfd, struct rbx_container **cout,
                    struct rbx_process **pout, struct rbx_result *res, struct rbx_error **err)
 {
-    /* The holder reads the plan after its fork: in memory it shares with us. */
-    void *shared = mmap(NULL, sizeof(struct plan), PROT_READ | PROT_WRITE,
-                        MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (shared == MAP_FAILED)
-        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: mmap");
+    /* The holder reads the plan after its fork: in memory it shares with us (a prestarted
+     * holder's arena). */
+    struct rbx_prestart *ps = rbx_prestart_ready(spec->prestart) ? spec->prestart : NULL;
+    void *shared = ps ? rbx_prestart_alloc(ps, sizeof(struct plan))
+                      : mmap(NULL, sizeof(struct plan), PROT_READ | PROT_WRITE,
+                             MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (!shared || shared == MAP_FAILED)
+        return rbx_error_set_errno(err, RBX_ERR_SANDBOX, shared ? errno : ENOMEM,
+                                   "sandbox: mmap");
     struct spawn sp;
     spawn_init(&sp);
     sp.pl = shared;
+    sp.pl_mapped = !ps;
     struct rbx_process *p = process_new(NULL, spec);
     struct rbx_container *c = NULL;
     int r = prepare_static(spec, &sp, p, err);
+    if (r == 0 && ps)
+        r = plan_into_arena(ps, &sp, err);
     if (r < 0)
         goto out;
-    struct rbx_holder_then then = {sole_main, sp.pl};
+    struct rbx_holder_then then = {sole_main, sp.pl, ps};
     r = rbx_container_create_internal(spec, NULL, sigfd, &then, &c, err);
     if (r < 0)
         goto out;

@@ -174,6 +174,8 @@ enum rbx_sync_type {
     RBX_SYNC_FINISH,     /* parent -> holder: no more rows: pivot, then park (or become the
                           * sole process, its stdin/stdout/stderr attached) */
     RBX_SYNC_ERROR,      /* child -> parent: step `op` failed with errnum; the child exits */
+    RBX_SYNC_PLAN,       /* parent -> prestarted holder: its spec is in the arena; the
+                          * cgroups' `tasks` fds attached (v1) */
 };
 
 /* Steps of the children, named in the parent's error messages. */
@@ -422,6 +424,7 @@ struct rbx_container {
      * mounts (moving another process takes the global threadgroup lock, whose first taker in a
      * while waits for an RCU grace period). On v1 the holder moves itself through `tasks`. */
     struct rbx_cgroup_join *join;
+    void *arena; /* a prestarted holder's (ARENA_SIZE), unmapped with the container */
     struct rbx_process *procs;
 };
 
@@ -432,7 +435,18 @@ struct rbx_container {
 struct rbx_holder_then {
     void (*fn)(void *arg, int sock, const int *fds, size_t n_fds);
     void *arg;
+    /* A holder cloned early (rbx_prestart_new): `arg`, and whatever it points to, must lie in
+     * its arena (rbx_prestart_alloc). */
+    struct rbx_prestart *prestart;
 };
+
+/* Memory shared with a prestarted holder, which was forked before the run's spec existed: what
+ * it will read is copied there. NULL when the arena is full. */
+void *rbx_prestart_alloc(struct rbx_prestart *ps, size_t n);
+/* Its holder is there, not taken by a container yet. */
+bool rbx_prestart_ready(const struct rbx_prestart *ps);
+char *rbx_prestart_strdup(struct rbx_prestart *ps, const char *s);
+char **rbx_prestart_strv(struct rbx_prestart *ps, char *const *v);
 
 /* With `then`, the container is left mounted and not finished: rbx_container_finish_then sends
  * FINISH when the caller is ready. */

@@ -61,6 +61,7 @@ enum rbx_seccomp_mode {
     RBX_SECCOMP_PROFILE,     /* spec.seccomp: a Docker JSON profile or a bundle's linux.seccomp */
 };
 struct rbx_seccomp; /* a parsed profile (seccomp.c) */
+struct rbx_prestart; /* a container's holder started before its spec is known */
 
 struct rbx_spec {
     /* rootfs: an overlay of read-only layer dirs (lowest first) with a writable upper dir, or a
@@ -72,6 +73,9 @@ struct rbx_spec {
     bool upper_volatile;
     char *rootfs_dir;
     bool readonly_rootfs;
+    /* rbx_sandbox_run only: a holder started early for this run (rbx_prestart_new), used when
+     * its network and hostname are the spec's. Not owned by the spec. */
+    struct rbx_prestart *prestart;
 
     char **argv;    /* argv[0] without '/' is looked up in the PATH of env, inside the rootfs */
     char **env;     /* "K=V", the complete environment of the command */
@@ -150,6 +154,15 @@ struct rbx_result {
  * 125). */
 int rbx_sandbox_run(const struct rbx_spec *spec, struct rbx_result *res, struct rbx_error **err);
 void rbx_result_clear(struct rbx_result *res);
+
+/* Start the container of an rbx_sandbox_run early, before its spec is known: its holder makes
+ * the namespaces (a network namespace alone costs most of a millisecond), names the host and
+ * brings up lo while the caller opens the image and composes the spec. Hand it to the run in
+ * spec.prestart, free it after the run (a holder not taken by then is killed). */
+int rbx_prestart_new(enum rbx_network_mode network, const char *hostname,
+                     struct rbx_prestart **out, struct rbx_error **err);
+struct rbx_prestart *rbx_prestart_free(struct rbx_prestart *ps);
+RBX_DEFINE_CLEANUP(struct rbx_prestart, rbx_prestart_free)
 void rbx_spec_clear(struct rbx_spec *spec);
 /* A spec with its fds at -1 and everything else empty. */
 void rbx_spec_init(struct rbx_spec *spec);
