@@ -62,6 +62,8 @@ struct rbx_stream {
     bool z_init, z_member_done;
 #ifdef RBX_HAVE_ISAL
     struct inflate_state *isal; /* gzip through ISA-L: about twice zlib's speed */
+#else
+    void *isal; /* always NULL */
 #endif
     ZSTD_DCtx *zd;
     size_t zret; /* last ZSTD_decompressStream result: 0 at a frame end */
@@ -237,14 +239,17 @@ struct rbx_stream *rbx_stream_new(int fd, enum rbx_compression c, const char *di
     if (c == RBX_COMPRESSION_GZIP) {
         s->out = rbx_xmalloc(OUT_CHUNK);
 #ifdef RBX_HAVE_ISAL
-        s->isal = rbx_xmalloc(sizeof(*s->isal));
-        isal_inflate_init(s->isal);
-        s->isal->crc_flag = ISAL_GZIP;
-#else
-        if (inflateInit2(&s->z, 16 + MAX_WBITS) != Z_OK)
-            abort();
-        s->z_init = true;
+        if (rbx_isal_available()) {
+            s->isal = rbx_xmalloc(sizeof(*s->isal));
+            isal_inflate_init(s->isal);
+            s->isal->crc_flag = ISAL_GZIP;
+        }
 #endif
+        if (!s->isal) {
+            if (inflateInit2(&s->z, 16 + MAX_WBITS) != Z_OK)
+                abort();
+            s->z_init = true;
+        }
     } else if (c == RBX_COMPRESSION_ZSTD) {
         s->out = rbx_xmalloc(OUT_CHUNK);
         s->zd = ZSTD_createDCtx();
@@ -376,7 +381,6 @@ static ssize_t next_plain(struct rbx_stream *s, const void **buf, struct rbx_err
     return (ssize_t)n;
 }
 
-#ifndef RBX_HAVE_ISAL
 static ssize_t next_gzip(struct rbx_stream *s, const void **buf, struct rbx_error **err)
 {
     for (;;) {
@@ -415,8 +419,6 @@ static ssize_t next_gzip(struct rbx_stream *s, const void **buf, struct rbx_erro
         }
     }
 }
-
-#endif
 
 #ifdef RBX_HAVE_ISAL
 static ssize_t next_gzip_isal(struct rbx_stream *s, const void **buf, struct rbx_error **err)
@@ -503,7 +505,9 @@ static ssize_t stream_next_direct(struct rbx_stream *s, const void **buf, struct
     ssize_t n;
     switch (s->compression) {
 #ifdef RBX_HAVE_ISAL
-    case RBX_COMPRESSION_GZIP: n = next_gzip_isal(s, buf, err); break;
+    case RBX_COMPRESSION_GZIP:
+        n = s->isal ? next_gzip_isal(s, buf, err) : next_gzip(s, buf, err);
+        break;
 #else
     case RBX_COMPRESSION_GZIP: n = next_gzip(s, buf, err); break;
 #endif

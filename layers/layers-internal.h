@@ -335,3 +335,8 @@ int rbx_docker_open(struct rbx_store *store, struct rbx_image *img, const struct
 /* Read and verify the config blob, parse it, and attach diff_ids to the layers already set. */
 int rbx_image_load_config(struct rbx_image *img, const char *config_digest, int64_t size,
                           struct rbx_error **err);
+
+/* ISA-L's inflate can be used (isal_lazy.c: libisal.so.2 is loaded on the first call). */
+bool rbx_isal_available(void);
+/* Test hook: zlib inflates even where ISA-L could. */
+void rbx_isal_force_off(bool off);
