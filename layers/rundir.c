@@ -214,6 +214,23 @@ int rbx_store_set_overlay_unusable(struct rbx_store *s, const char *why, struct 
     return rbx_write_file_replace_at(s->dirfd, OVERLAY_MARKER, text, strlen(text), 0600, err);
 }
 
+/* What an overlay run leaves when its command wrote nothing: these dirs, empty, which rmdir
+ * alone removes. Anything else (a change, a flat rootfs) falls to the full walk. */
+static void run_dir_remove(struct rbx_run_dir *rd)
+{
+    int dfd = openat(rd->runs_fd, rd->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd >= 0) {
+        static const char *const empty[] = {"upper", "work/work", "work/incompat/volatile",
+                                            "work/incompat", "work"};
+        for (size_t i = 0; i < RBX_ARRAY_SIZE(empty); i++)
+            (void)unlinkat(dfd, empty[i], AT_REMOVEDIR);
+        close(dfd);
+        if (unlinkat(rd->runs_fd, rd->id, AT_REMOVEDIR) == 0)
+            return;
+    }
+    (void)rbx_rm_rf_at(rd->runs_fd, rd->id, NULL);
+}
+
 struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep)
 {
     if (!rd)
@@ -230,7 +247,7 @@ struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep)
         if (fd >= 0)
             close(fd);
     } else {
-        (void)rbx_rm_rf_at(rd->runs_fd, rd->id, NULL);
+        run_dir_remove(rd);
     }
     /* Unlinked while still held, so nobody can lock the old file and take it for free. */
     snprintf(name, sizeof(name), "%s.lock", rd->id);

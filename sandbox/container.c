@@ -67,13 +67,14 @@ static void holder_main(void *arg)
         for (int i = 0; i < 3; i++)
             if (dup2(h->devnull, i) < 0)
                 rbx_child_fail(sock, RBX_OP_STDIO, 0, errno, NULL);
-        /* Mapped by the parent; EOF: it gave up. */
-        if (rbx_sync_recv(sock, &m, &fd) != 1 || m.type != RBX_SYNC_MAPPED)
-            _exit(125);
-        /* Owned by our user namespace, made while reprobox goes on with the image. */
+        /* Owned by our user namespace, made while reprobox writes our id maps and goes on
+         * with the image: our capabilities there need no map. */
         if (h->early && unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
                                 (h->own_net ? CLONE_NEWNET : 0)) < 0)
             rbx_child_fail(sock, RBX_OP_UNSHARE, 0, errno, NULL);
+        /* Mapped by the parent; EOF: it gave up. */
+        if (rbx_sync_recv(sock, &m, &fd) != 1 || m.type != RBX_SYNC_MAPPED)
+            _exit(125);
         /* cgroup v1: "0" in `tasks` moves this (only) thread at once; on v2 the parent puts
          * us in from a thread while we mount. */
         for (size_t i = 0; i < h->n_cgroup_tasks; i++)

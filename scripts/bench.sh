@@ -406,7 +406,7 @@ cmd_start() {
     need hyperfine crun runc bwrap unshare jq
     [ -x "$REPROBOX" ] || die "no reprobox binary at $REPROBOX (set REPROBOX)"
     [ "$(id -u)" == 0 ] || die "start: run as root (crun and runc run the bundle as root)"
-    local runs=${RBX_BENCH_RUNS:-50}
+    local runs=${RBX_BENCH_RUNS:-100}
     local s=$BENCH/start
     rm -rf "$s"
     mkdir -p "$s"
@@ -418,6 +418,10 @@ cmd_start() {
     local rootfs=$s/bundle/rootfs
     without_unified crun --root "$s/crun" run -b "$s/bundle" rbx-bench-crun || die "crun cannot run the bundle"
     runc --root "$s/runc" run -b "$s/bundle" rbx-bench-runc || die "runc cannot run the bundle"
+    # The set-up runs above leave work behind them (network namespaces freed by a kernel worker,
+    # dirty pages): let it finish before anything is timed.
+    sync
+    sleep 3
     note "timing $runs runs each (machine load: $(cut -d' ' -f1-3 /proc/loadavg))"
     without_unified hyperfine -N --style basic --runs "$runs" --warmup 5 --export-json "$s/start.json" \
         -n "reprobox run" "$REPROBOX --root $s/store --quiet run $img true" \
