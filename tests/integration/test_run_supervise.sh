@@ -48,7 +48,7 @@ outer_reprobox() { # BINARY STORE
 kill9_at() { # LABEL DELAY STORE BINARY [su wrapper...]
     local label=$1 delay=$2 store=$3 bin=$4
     shift 4
-    "$@" "$bin" --root "$store" run "$BB" sh -c 'sleep 4242 & sleep 4242 & exec sleep 4242' >/dev/null 2>&1 &
+    "$@" "$bin" --root "$store" run "${KILL9_RUN_OPTS[@]}" "$BB" sh -c 'sleep 4242 & sleep 4242 & exec sleep 4242' >/dev/null 2>&1 &
     local job=$!
     sleep "$delay"
     local pid=""
@@ -71,6 +71,7 @@ kill9_at() { # LABEL DELAY STORE BINARY [su wrapper...]
     KILLED=$pid
 }
 
+KILL9_RUN_OPTS=()
 pids=()
 for d in 0.01 0.05 0.1 0.3 1; do
     kill9_at root "$d" "$RBX_ROOT" "$REPROBOX"
@@ -83,6 +84,13 @@ for p in "${pids[@]}"; do
     assert_eq "root: no cgroup of killed reprobox $p left" "$(leftover_cgroups "$p")" ""
 done
 assert_store_clean "after kill -9"
+# A command that is not root in the sandbox: changing uid cleared its death signal, which the
+# sandbox arms again, so it still dies with reprobox.
+KILL9_RUN_OPTS=(-u 1000:1000)
+for d in 0.3 1; do
+    kill9_at "uid 1000" "$d" "$RBX_ROOT" "$REPROBOX"
+done
+KILL9_RUN_OPTS=()
 
 rootless_setup
 RL_BB="oci:$(rootless_fixture busybox)"
