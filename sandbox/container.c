@@ -380,6 +380,7 @@ static int prestart_fill(struct rbx_prestart *ps, const struct rbx_spec *spec,
 
 struct rbx_cgroup_join {
     pthread_t thread;
+    bool threaded;
     const struct rbx_cgroup *cg;
     pid_t pid;
     int errnum;
@@ -409,10 +410,9 @@ static void join_start(struct rbx_container *c, pid_t pid)
     struct rbx_cgroup_join *j = rbx_xcalloc(1, sizeof(*j));
     j->cg = &c->cg;
     j->pid = pid;
-    if (pthread_create(&j->thread, NULL, join_main, j) != 0) {
+    j->threaded = pthread_create(&j->thread, NULL, join_main, j) == 0;
+    if (!j->threaded)
         join_main(j); /* no thread: the same writes, waited for here */
-        j->thread = 0;
-    }
     c->join = j;
 }
 
@@ -422,7 +422,7 @@ static int join_wait(struct rbx_container *c, struct rbx_error **err)
     struct rbx_cgroup_join *j = TAKE_PTR(c->join);
     if (!j)
         return 0;
-    if (j->thread)
+    if (j->threaded)
         pthread_join(j->thread, NULL);
     int r = 0;
     if (j->errnum)
