@@ -220,6 +220,13 @@ int cli_run_parse(int argc, char **argv, const char *cmd, struct cli_run_opts *f
     return 0;
 }
 
+/* --network, checked by cli_run_parse: host, else none (the default). */
+static enum rbx_network_mode run_network(const struct cli_run_opts *f)
+{
+    return f->network && strcmp(f->network, "host") == 0 ? RBX_NETWORK_HOST : RBX_NETWORK_NONE;
+}
+
+
 /* Everything but the image: confinement, limits, supervision, I/O. */
 int cli_run_apply(const struct cli_run_opts *f, struct rbx_spec *spec, struct rbx_error **err)
 {
@@ -233,7 +240,7 @@ int cli_run_apply(const struct cli_run_opts *f, struct rbx_spec *spec, struct rb
             return r;
     }
     if (f->network)
-        spec->network = strcmp(f->network, "host") == 0 ? RBX_NETWORK_HOST : RBX_NETWORK_NONE;
+        spec->network = run_network(f);
     if (f->read_only)
         spec->readonly_rootfs = true;
     if (f->init)
@@ -432,11 +439,8 @@ static int prepare(struct run_state *s, int argc, char **argv, int image_index, 
 {
     /* Meanwhile the sandbox's holder makes its namespaces (docs/sandbox.md); should that fail,
      * the run makes them itself, and says why if it fails too. */
-    enum rbx_network_mode net = s->flags.network && strcmp(s->flags.network, "host") == 0
-                                    ? RBX_NETWORK_HOST
-                                    : RBX_NETWORK_NONE;
     _cleanup_error_ struct rbx_error *ignored = NULL;
-    if (rbx_prestart_new(net, s->flags.req.hostname, &s->prestart, &ignored) < 0)
+    if (rbx_prestart_new(run_network(&s->flags), s->flags.req.hostname, &s->prestart, &ignored) < 0)
         s->prestart = NULL;
     int r = cli_run_compose_image(&s->flags, argc, argv, image_index, &s->store, &s->img, &s->spec, &s->info,
                                   &s->t, err);

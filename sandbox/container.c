@@ -752,7 +752,7 @@ int rbx_container_create_internal(const struct rbx_spec *spec, struct rbx_pod *p
     struct rbx_prestart *ps = then ? then->prestart : NULL;
     if (ps && (pod || !rbx_prestart_ready(ps) || ps->pod->network != spec->network ||
                strcmp(ps->pod->hostname, spec->hostname && *spec->hostname ? spec->hostname
-                                                                           : "reprobox") != 0))
+                                                                           : RBX_DEFAULT_HOSTNAME) != 0))
         ps = NULL;
     if (ps) {
         pod = TAKE_PTR(ps->pod);

@@ -208,7 +208,7 @@ int rbx_spec_to_oci_config(const struct rbx_spec *spec, int rootfd, const char *
     json_object_set_new(c, "root", root);
     json_object_set_new(c, "hostname",
                         json_string(spec->hostname && *spec->hostname ? spec->hostname
-                                                                      : "reprobox"));
+                                                                      : RBX_DEFAULT_HOSTNAME));
     json_object_set_new(c, "mounts", mounts_json(spec));
 
     json_t *l = json_object();

@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 
-#define RBX_DEFAULT_HOSTNAME "reprobox"
 
 struct pod_child {
     int sock, parent_sock;

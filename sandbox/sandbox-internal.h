@@ -49,6 +49,9 @@ bool rbx_subid_find(const char *text, const char *user, uint32_t id, uint32_t *s
  * terminal's signals (SI_KERNEL) already reached the whole foreground process group. */
 bool rbx_signal_should_forward(const struct signalfd_siginfo *si);
 
+/* The hostname of a sandbox whose spec names none. */
+#define RBX_DEFAULT_HOSTNAME "reprobox"
+
 /* ---- the mount guard (mounts.c) --------------------------------------------------------- */
 
 /* The inode of this process's mount namespace, 0 when unknown. */
