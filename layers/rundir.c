@@ -214,18 +214,41 @@ int rbx_store_set_overlay_unusable(struct rbx_store *s, const char *why, struct 
     return rbx_write_file_replace_at(s->dirfd, OVERLAY_MARKER, text, strlen(text), 0600, err);
 }
 
-/* What an overlay run leaves when its command wrote nothing: these dirs, empty, which rmdir
- * alone removes. Anything else (a change, a flat rootfs) falls to the full walk. */
+/* What an overlay run leaves when its command wrote nothing: these entries, which unlink and
+ * rmdir alone remove (overlayfs makes work/work mode 0, and a volatile mount leaves
+ * work/work/incompat/volatile/dirty behind on purpose). Anything else (a change, a flat rootfs)
+ * falls to the full walk. */
+static bool run_dir_remove_empty(int dfd)
+{
+    static const struct {
+        const char *path;
+        int flags;
+    } empty[] = {
+        {"upper", AT_REMOVEDIR},
+        {"work/work/incompat/volatile/dirty", 0},
+        {"work/work/incompat/volatile", AT_REMOVEDIR},
+        {"work/work/incompat", AT_REMOVEDIR},
+        {"work/work", AT_REMOVEDIR},
+        {"work", AT_REMOVEDIR},
+    };
+    for (size_t i = 0; i < RBX_ARRAY_SIZE(empty); i++) {
+        if (unlinkat(dfd, empty[i].path, empty[i].flags) == 0 || errno == ENOENT)
+            continue;
+        /* Without CAP_DAC_OVERRIDE (rootless), work/work's mode 0 bars the way in. */
+        if (errno != EACCES || fchmodat(dfd, "work/work", 0700, 0) < 0 ||
+            (unlinkat(dfd, empty[i].path, empty[i].flags) < 0 && errno != ENOENT))
+            return false;
+    }
+    return true;
+}
+
 static void run_dir_remove(struct rbx_run_dir *rd)
 {
     int dfd = openat(rd->runs_fd, rd->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd >= 0) {
-        static const char *const empty[] = {"upper", "work/work", "work/incompat/volatile",
-                                            "work/incompat", "work"};
-        for (size_t i = 0; i < RBX_ARRAY_SIZE(empty); i++)
-            (void)unlinkat(dfd, empty[i], AT_REMOVEDIR);
+        bool emptied = run_dir_remove_empty(dfd);
         close(dfd);
-        if (unlinkat(rd->runs_fd, rd->id, AT_REMOVEDIR) == 0)
+        if (emptied && unlinkat(rd->runs_fd, rd->id, AT_REMOVEDIR) == 0)
             return;
     }
     (void)rbx_rm_rf_at(rd->runs_fd, rd->id, NULL);
