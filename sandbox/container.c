@@ -450,8 +450,9 @@ static int expect(struct create *cr, enum rbx_sync_type want, struct rbx_sync_ms
 }
 
 static int send_batch(struct create *cr, struct rbx_sync_msg *m, int *fds,
-                      struct rbx_error **err)
+                      struct rbx_target_dir *dir, struct rbx_error **err)
 {
+    rbx_target_dir_reset(dir);
     m->type = RBX_SYNC_MOUNT;
     int r = rbx_sync_sendv(cr->sock, m, fds, m->n_ops);
     for (size_t i = 0; i < m->n_ops; i++)
@@ -481,6 +482,7 @@ static int apply_rows(struct create *cr, struct rbx_error **err)
     struct rbx_sync_msg m;
     int fds[RBX_SYNC_MAX_FDS];
     size_t batch_start = 0;
+    _cleanup_(rbx_target_dir_reset) struct rbx_target_dir dir = RBX_TARGET_DIR_INIT;
     memset(&m, 0, sizeof(m));
     for (size_t i = 0; i < cr->n_rows; i++) {
         const struct rbx_mount_row *row = &cr->rows[i];
@@ -488,7 +490,7 @@ static int apply_rows(struct create *cr, struct rbx_error **err)
         for (size_t k = batch_start; k < i && !conflict; k++)
             conflict = below(row->target, cr->rows[k].target);
         if ((conflict || m.n_ops + 1 >= RBX_SYNC_MAX_FDS) && m.n_ops) {
-            int r = send_batch(cr, &m, fds, err);
+            int r = send_batch(cr, &m, fds, &dir, err);
             if (r < 0)
                 return r;
             /* The read-only steps of what was just mounted open this batch. */
@@ -504,7 +506,7 @@ static int apply_rows(struct create *cr, struct rbx_error **err)
             batch_start = i;
         }
         int fd = -1;
-        int r = rbx_mount_target_prepare(rootfd, row, &fd, err);
+        int r = rbx_mount_target_prepare(rootfd, row, &dir, &fd, err);
         if (r < 0) {
             for (size_t k = 0; k < m.n_ops; k++)
                 close(fds[k]);
@@ -516,7 +518,7 @@ static int apply_rows(struct create *cr, struct rbx_error **err)
         m.ops[m.n_ops++] = (struct rbx_sync_op){RBX_OP_MOUNT, (uint32_t)i};
     }
     if (m.n_ops) {
-        int r = send_batch(cr, &m, fds, err);
+        int r = send_batch(cr, &m, fds, &dir, err);
         if (r < 0)
             return r;
     }
@@ -529,7 +531,7 @@ static int apply_rows(struct create *cr, struct rbx_error **err)
         fds[m.n_ops] = fd;
         m.ops[m.n_ops++] = (struct rbx_sync_op){RBX_OP_READONLY, (uint32_t)k};
     }
-    return m.n_ops ? send_batch(cr, &m, fds, err) : 0;
+    return m.n_ops ? send_batch(cr, &m, fds, &dir, err) : 0;
 }
 
 /* FINISH: the holder pivots and parks; its answer says it did. */

@@ -243,6 +243,58 @@ bool rbx_mount_row_needs_readonly(const struct rbx_mount_row *row)
 
 /* ---- parent: targets inside the root ------------------------------------------------------ */
 
+void rbx_target_dir_reset(struct rbx_target_dir *d)
+{
+    if (d->fd >= 0)
+        close(d->fd);
+    d->fd = -1;
+    d->path[0] = '\0';
+}
+
+/* The directory of a system row's target, reached without a symlink, from the cache when the
+ * previous row had the same one; its last component goes to `name`. Borrowed: the cache owns
+ * it. Negative when there is none of that kind (the caller takes the long way). */
+static int target_dir(int rootfd, const char *target, struct rbx_target_dir *d, char *name)
+{
+    _cleanup_free_ char *clean = NULL;
+    if (rbx_path_clean(target, &clean, NULL) < 0)
+        return -EINVAL;
+    char *slash = strrchr(clean, '/');
+    if (!slash)
+        return -ENOENT; /* right below the root: rare, the long way */
+    *slash = '\0';
+    strcpy(name, slash + 1); /* rbx_path_clean bounded it to RBX_NAME_MAX */
+    if (d->fd >= 0 && strcmp(d->path, clean) == 0)
+        return d->fd;
+    int fd = rbx_open_in_root(rootfd, clean, O_PATH | O_DIRECTORY, 0, RBX_RESOLVE_NO_SYMLINKS, NULL);
+    if (fd < 0)
+        return fd;
+    rbx_target_dir_reset(d);
+    snprintf(d->path, sizeof(d->path), "%s", clean);
+    d->fd = fd;
+    return fd;
+}
+
+/* A system row's target made in its directory: a fresh /dev holds none of them yet. */
+static int open_in_target_dir(int dirfd, const char *name, bool dir)
+{
+    int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 || errno != ENOENT)
+        return fd < 0 ? -errno : fd;
+    if (dir) {
+        if ((mkdirat(dirfd, name, 0755) < 0 && errno != EEXIST) || fchmodat(dirfd, name, 0755, 0) < 0)
+            return -errno;
+    } else {
+        int f = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (f < 0 && errno != EEXIST)
+            return -errno;
+        if (f >= 0)
+            close(f);
+    }
+    fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
 static int prepare_file(int rootfd, const char *target, struct rbx_error **err)
 {
     int fd = rbx_open_in_root(rootfd, target, O_PATH, 0, 0, err);
@@ -271,10 +323,14 @@ static int prepare_file(int rootfd, const char *target, struct rbx_error **err)
     return fd;
 }
 
-static int prepare_symlink(int rootfd, const struct rbx_mount_row *row, struct rbx_error **err)
+static int prepare_symlink(int rootfd, const struct rbx_mount_row *row, struct rbx_target_dir *cache,
+                           struct rbx_error **err)
 {
     char name[RBX_NAME_MAX + 1];
-    _cleanup_close_ int dir = rbx_open_parent_in_root(rootfd, row->target, true, name, err);
+    _cleanup_close_ int own = -1;
+    int dir = cache ? target_dir(rootfd, row->target, cache, name) : -ENOENT;
+    if (dir < 0)
+        dir = own = rbx_open_parent_in_root(rootfd, row->target, true, name, err);
     if (dir < 0)
         return dir;
     if (symlinkat(row->data, dir, name) == 0)
@@ -291,15 +347,19 @@ static int prepare_symlink(int rootfd, const struct rbx_mount_row *row, struct r
 
 /* /proc, /dev, /sys and what is below them: made when missing, but never reached through a
  * symlink the image put there (a link at /proc would send the mount elsewhere). */
-static int prepare_system(int rootfd, const struct rbx_mount_row *row, struct rbx_error **err)
+static int prepare_system(int rootfd, const struct rbx_mount_row *row, struct rbx_target_dir *cache,
+                          struct rbx_error **err)
 {
     bool dir = !(row->options & RBX_MNT_FILE);
     /* No O_DIRECTORY: a link must be seen as a link (ELOOP), not as "not a directory". */
     int flags = O_PATH;
     _cleanup_error_ struct rbx_error *e = NULL;
-    int fd = rbx_open_in_root(rootfd, row->target, flags, 0,
-                              RBX_RESOLVE_NO_SYMLINKS | RBX_RESOLVE_NOFOLLOW, &e);
-    if (fd == -ENOENT) {
+    char name[RBX_NAME_MAX + 1];
+    int dirfd = cache ? target_dir(rootfd, row->target, cache, name) : -ENOENT;
+    int fd = dirfd >= 0 ? open_in_target_dir(dirfd, name, dir)
+                        : rbx_open_in_root(rootfd, row->target, flags, 0,
+                                           RBX_RESOLVE_NO_SYMLINKS | RBX_RESOLVE_NOFOLLOW, &e);
+    if (fd == -ENOENT && dirfd < 0) {
         int made = dir ? rbx_mkdir_p_in_root(rootfd, row->target, 0755, NULL, err)
                        : prepare_file(rootfd, row->target, err);
         if (made < 0)
@@ -336,14 +396,14 @@ static int prepare_system(int rootfd, const struct rbx_mount_row *row, struct rb
     return fd;
 }
 
-int rbx_mount_target_prepare(int rootfd, const struct rbx_mount_row *row, int *fd,
-                             struct rbx_error **err)
+int rbx_mount_target_prepare(int rootfd, const struct rbx_mount_row *row, struct rbx_target_dir *dir,
+                             int *fd, struct rbx_error **err)
 {
     *fd = -1;
     if (row->options & RBX_MNT_SYMLINK)
-        return prepare_symlink(rootfd, row, err);
+        return prepare_symlink(rootfd, row, dir, err);
     if (row->options & RBX_MNT_SYSTEM) {
-        int r = prepare_system(rootfd, row, err);
+        int r = prepare_system(rootfd, row, dir, err);
         if (r < 0)
             return rbx_error_wrap(err, "mount target");
         *fd = r;

@@ -105,10 +105,20 @@ extern const size_t rbx_dev_rows_count;
 int rbx_mount_rows_build(const struct rbx_spec *spec, struct rbx_mount_row **rows, size_t *n,
                          struct rbx_error **err);
 bool rbx_mount_row_needs_readonly(const struct rbx_mount_row *row);
+/* The directory the last system row was made in (/dev for most), kept for the next rows of the
+ * same batch: one lookup from the root instead of one per row. Emptied each time a batch is
+ * mounted, since what a path names changes then. */
+struct rbx_target_dir {
+    char path[RBX_PATH_MAX + 1];
+    int fd;
+};
+#define RBX_TARGET_DIR_INIT {.fd = -1}
+void rbx_target_dir_reset(struct rbx_target_dir *d);
 /* Parent: make the target of `row` inside the root and return an O_PATH fd on it, or -1 (and 0
- * as return value) for rows that need no mount (symlinks). */
-int rbx_mount_target_prepare(int rootfd, const struct rbx_mount_row *row, int *fd,
-                             struct rbx_error **err);
+ * as return value) for rows that need no mount (symlinks). `dir` (or NULL) is the batch's cache
+ * of the directory of system rows. */
+int rbx_mount_target_prepare(int rootfd, const struct rbx_mount_row *row, struct rbx_target_dir *dir,
+                             int *fd, struct rbx_error **err);
 /* Parent: the fd of the mount now at the row's target, for the read-only step. */
 int rbx_mount_target_reopen(int rootfd, const struct rbx_mount_row *row, struct rbx_error **err);
 /* Child, before pivot_root: mount the row on the target fd. Returns 0 or -errno. */

@@ -115,7 +115,7 @@ END_TEST
 static void prepare(const struct rbx_mount_row *row, int *fd)
 {
     _cleanup_error_ struct rbx_error *err = NULL;
-    int r = rbx_mount_target_prepare(root.fd, row, fd, &err);
+    int r = rbx_mount_target_prepare(root.fd, row, NULL, fd, &err);
     ck_assert_msg(r == 0, "%s: %s", row->target, err ? err->message : "");
 }
 
@@ -165,20 +165,75 @@ START_TEST(test_mount_target_kinds)
     prepare(&link, &fd); /* the same link again is fine */
     struct rbx_mount_row other = {NULL, "/dev/fd", NULL, 0, "/elsewhere", RBX_MNT_SYMLINK};
     _cleanup_error_ struct rbx_error *err = NULL;
-    ck_assert_int_lt(rbx_mount_target_prepare(root.fd, &other, &fd, &err), 0);
+    ck_assert_int_lt(rbx_mount_target_prepare(root.fd, &other, NULL, &fd, &err), 0);
     ck_assert_error(err, RBX_ERR_SANDBOX, "symlink /dev/fd -> /elsewhere");
 
     test_mkdir(&root, "adir");
     struct rbx_mount_row file = {"/x", "/adir", NULL, MS_BIND, NULL, RBX_MNT_FILE};
     rbx_error_free(TAKE_PTR(err));
-    ck_assert_int_lt(rbx_mount_target_prepare(root.fd, &file, &fd, &err), 0);
+    ck_assert_int_lt(rbx_mount_target_prepare(root.fd, &file, NULL, &fd, &err), 0);
     ck_assert_error(err, RBX_ERR_SANDBOX, "a directory where a file is mounted");
 
     test_write_str(&root, "afile", "", 0644);
     struct rbx_mount_row dir = {"/x", "/afile", NULL, MS_BIND, NULL, RBX_MNT_DIR};
     rbx_error_free(TAKE_PTR(err));
-    ck_assert_int_lt(rbx_mount_target_prepare(root.fd, &dir, &fd, &err), 0);
+    ck_assert_int_lt(rbx_mount_target_prepare(root.fd, &dir, NULL, &fd, &err), 0);
     ck_assert_error(err, RBX_ERR_IO, "Not a directory");
+}
+END_TEST
+
+/* The rows below /dev share one lookup of /dev: what they make and refuse is what each row's own
+ * lookup from the root would. */
+START_TEST(test_mount_target_system_rows_share_their_dir)
+{
+    test_mkdir(&root, "dev");
+    struct rbx_mount_row null = {"/dev/null", "/dev/null", NULL, MS_BIND, NULL,
+                                 RBX_MNT_FILE | RBX_MNT_SYSTEM};
+    struct rbx_mount_row pts = {"devpts", "/dev/pts", "devpts", 0, NULL, RBX_MNT_DIR | RBX_MNT_SYSTEM};
+    struct rbx_mount_row ptmx = {NULL, "/dev/ptmx", NULL, 0, "pts/ptmx", RBX_MNT_SYMLINK};
+    _cleanup_(rbx_target_dir_reset) struct rbx_target_dir dir = RBX_TARGET_DIR_INIT;
+    _cleanup_error_ struct rbx_error *err = NULL;
+    int fd;
+    ck_assert_int_eq(rbx_mount_target_prepare(root.fd, &null, &dir, &fd, &err), 0);
+    int cached = dir.fd;
+    ck_assert_int_ge(cached, 0);
+    ck_assert_str_eq(dir.path, "dev");
+    struct stat st;
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    ck_assert(S_ISREG(st.st_mode));
+    close(fd);
+    ck_assert_int_eq(rbx_mount_target_prepare(root.fd, &pts, &dir, &fd, &err), 0);
+    ck_assert_int_eq(dir.fd, cached);
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    ck_assert(S_ISDIR(st.st_mode));
+    close(fd);
+    ck_assert_int_eq(rbx_mount_target_prepare(root.fd, &ptmx, &dir, &fd, &err), 0);
+    ck_assert_int_eq(fd, -1);
+    ck_assert_int_eq(dir.fd, cached);
+    char link[16] = "";
+    ck_assert_int_eq(readlinkat(root.fd, "dev/ptmx", link, sizeof(link) - 1), 8);
+    ck_assert_str_eq(link, "pts/ptmx");
+    /* Made already (a second run of the rows): found, not made again. */
+    ck_assert_int_eq(rbx_mount_target_prepare(root.fd, &null, &dir, &fd, &err), 0);
+    close(fd);
+
+    /* A link the image put at a system target is refused, cached directory or not. */
+    test_symlink(&root, "/etc/passwd", "dev/zero");
+    struct rbx_mount_row zero = {"/dev/zero", "/dev/zero", NULL, MS_BIND, NULL,
+                                 RBX_MNT_FILE | RBX_MNT_SYSTEM};
+    ck_assert_int_lt(rbx_mount_target_prepare(root.fd, &zero, &dir, &fd, &err), 0);
+    ck_assert_error(err, RBX_ERR_ESCAPE, "the image has a symbolic link there");
+    rbx_error_free(TAKE_PTR(err));
+
+    /* So is a directory reached through a link: no cache is taken, the long way refuses. */
+    rbx_target_dir_reset(&dir);
+    test_mkdir(&root, "real");
+    test_symlink(&root, "real", "lnk");
+    struct rbx_mount_row below = {"/dev/null", "/lnk/null", NULL, MS_BIND, NULL,
+                                  RBX_MNT_FILE | RBX_MNT_SYSTEM};
+    ck_assert_int_lt(rbx_mount_target_prepare(root.fd, &below, &dir, &fd, &err), 0);
+    ck_assert_int_eq(dir.fd, -1);
+    ck_assert(!test_exists(&root, "real/null"));
 }
 END_TEST
 
@@ -245,6 +300,7 @@ static Suite *mounts_suite(void)
     tcase_add_test(tc, test_mount_target_symlink_escape_stays_in_root);
     tcase_add_test(tc, test_mount_target_symlink_escape_stays_in_root_walker);
     tcase_add_test(tc, test_mount_target_kinds);
+    tcase_add_test(tc, test_mount_target_system_rows_share_their_dir);
     tcase_add_test(tc, test_fd_path);
     tcase_add_test(tc, test_mount_refused_outside_a_private_namespace);
     suite_add_tcase(s, tc);
