@@ -68,22 +68,11 @@ static void holder_main(void *arg)
             if (dup2(h->devnull, i) < 0)
                 rbx_child_fail(sock, RBX_OP_STDIO, 0, errno, NULL);
         /* Owned by our user namespace, made while reprobox writes our id maps and goes on
-         * with the image: our capabilities there need no map. */
+         * with the image: our capabilities there need no map, nor does anything up to the
+         * cgroup join, which all goes on meanwhile. */
         if (h->early && unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
                                 (h->own_net ? CLONE_NEWNET : 0)) < 0)
             rbx_child_fail(sock, RBX_OP_UNSHARE, 0, errno, NULL);
-        /* Mapped by the parent; EOF: it gave up. */
-        if (rbx_sync_recv(sock, &m, &fd) != 1 || m.type != RBX_SYNC_MAPPED)
-            _exit(125);
-        /* cgroup v1: "0" in `tasks` moves this (only) thread at once; on v2 the parent puts
-         * us in from a thread while we mount. */
-        for (size_t i = 0; i < h->n_cgroup_tasks; i++)
-            if (write(h->cgroup_tasks[i], "0", 1) != 1)
-                rbx_child_fail(sock, RBX_OP_CGROUP, (uint32_t)i, errno, NULL);
-        if (sethostname(h->hostname, strlen(h->hostname)) < 0)
-            rbx_child_fail(sock, RBX_OP_HOSTNAME, 0, errno, NULL);
-        if (h->own_net && (r = rbx_net_loopback_up()) < 0)
-            rbx_child_fail(sock, RBX_OP_LOOPBACK, 0, -r, NULL);
     } else {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (rbx_child_parent_gone(sock))
@@ -92,6 +81,20 @@ static void holder_main(void *arg)
     r = rbx_mount_ns_make_private(h->host_mntns);
     if (r < 0)
         rbx_child_fail(sock, RBX_OP_PRIVATE, 0, -r, NULL);
+    if (h->own_pod) {
+        if (sethostname(h->hostname, strlen(h->hostname)) < 0)
+            rbx_child_fail(sock, RBX_OP_HOSTNAME, 0, errno, NULL);
+        if (h->own_net && (r = rbx_net_loopback_up()) < 0)
+            rbx_child_fail(sock, RBX_OP_LOOPBACK, 0, -r, NULL);
+        /* Mapped by the parent; EOF: it gave up. */
+        if (rbx_sync_recv(sock, &m, &fd) != 1 || m.type != RBX_SYNC_MAPPED)
+            _exit(125);
+        /* cgroup v1: "0" in `tasks` moves this (only) thread at once (the kernel checks our
+         * mapped ids); on v2 the parent puts us in from a thread while we mount. */
+        for (size_t i = 0; i < h->n_cgroup_tasks; i++)
+            if (write(h->cgroup_tasks[i], "0", 1) != 1)
+                rbx_child_fail(sock, RBX_OP_CGROUP, (uint32_t)i, errno, NULL);
+    }
     if (h->early) {
         /* The spec is in the arena once PLAN comes; with it the cgroups to join (v1). */
         int cg[RBX_MAX_CGROUP_FDS];
