@@ -349,7 +349,7 @@ static void run_state_clear(struct run_state *s)
         if (keep)
             fprintf(stderr, "reprobox: kept the run's %s in %s\n", s->flat ? "rootfs" : "changes",
                     s->flat ? rbx_run_dir_rootfs(s->rd) : rbx_run_dir_upper(s->rd));
-        s->rd = rbx_run_dir_close(s->rd, keep);
+        s->rd = keep ? rbx_run_dir_close(s->rd, true) : rbx_run_dir_leave(s->rd);
     }
     s->img = rbx_image_free(s->img);
     s->store = rbx_store_free(s->store);

@@ -2,6 +2,7 @@
 #include "common/common.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -117,6 +118,18 @@ const char *rbx_env_get(char *const *env, const char *key)
         if (strncmp(env[i], key, k) == 0 && env[i][k] == '=')
             return env[i] + k + 1;
     return NULL;
+}
+
+/* Signals meant for the sandboxed processes (a Ctrl-C forwarded by the supervisor) must not be
+ * taken by a helper thread: helpers start with them blocked. */
+int rbx_thread_create_quiet(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int r = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return r;
 }
 
 uint64_t rbx_now_ns(void)

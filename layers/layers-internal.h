@@ -226,7 +226,13 @@ struct rbx_store {
     int *held_fds;
     char **held_keys;
     size_t n_held;
+    /* The sweep of runs/ started by rbx_store_open, while the caller goes on. */
+    pthread_t sweeper;
+    bool sweeping;
 };
+
+/* Wait for the sweep of runs/ the store's open started (before anything lists runs/). */
+void rbx_store_sweep_wait(struct rbx_store *s);
 
 /* Take an flock (LOCK_EX or LOCK_SH) on locks/<key> (created when missing). `wait`: block, else
  * -EAGAIN without setting err when held elsewhere. Returns the locked fd. */

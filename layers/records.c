@@ -309,6 +309,7 @@ int rbx_store_du(struct rbx_store *s, struct rbx_cache_usage *u, struct rbx_erro
         u->layers.count++;
         u->layers.bytes += dir_bytes(s->layers_fd, layers[i]);
     }
+    rbx_store_sweep_wait(s);
     _cleanup_strv_ char **runs = list_dir(s->runs_fd);
     for (size_t i = 0; runs[i]; i++) {
         if (strchr(runs[i], '.'))
@@ -556,6 +557,7 @@ static void prune_archive(void *ud, const char *name, json_t *rec, const struct 
 /* Layers a kept run stacks (runs/<id>/layers, one name a line). */
 static void keep_kept_runs(struct prune_ctx *c)
 {
+    rbx_store_sweep_wait(c->s);
     _cleanup_strv_ char **runs = list_dir(c->s->runs_fd);
     for (size_t i = 0; runs[i]; i++) {
         size_t n = strlen(runs[i]);
@@ -573,6 +575,7 @@ static void keep_kept_runs(struct prune_ctx *c)
 /* Remove kept runs (--all), each under its own lock so a live one is left alone. */
 static int prune_kept_runs(struct prune_ctx *c, struct rbx_error **err)
 {
+    rbx_store_sweep_wait(c->s);
     _cleanup_strv_ char **runs = list_dir(c->s->runs_fd);
     for (size_t i = 0; runs[i]; i++) {
         size_t n = strlen(runs[i]);

@@ -1,6 +1,7 @@
 /* rundir.c — a run's scratch space, <store>/runs/<id>/{upper,work}, owned through an flock on
  * runs/<id>.lock for as long as it is open; runs whose owner died are swept at the next store
- * open, runs kept for inspection are marked runs/<id>.kept and left alone. The overlay is
+ * open (in a thread, as are those a finished run left there: rbx_run_dir_leave), runs kept for
+ * inspection are marked runs/<id>.kept and left alone. The overlay is
  * mounted on runs/<id> itself, in the sandbox's mount namespace only: no dir of its own to make
  * and remove at every run. */
 #include "layers/layers-internal.h"
@@ -242,16 +243,36 @@ static bool run_dir_remove_empty(int dfd)
     return true;
 }
 
-static void run_dir_remove(struct rbx_run_dir *rd)
+static int run_dir_remove(int runs_fd, const char *id, struct rbx_error **err)
 {
-    int dfd = openat(rd->runs_fd, rd->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int dfd = openat(runs_fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (dfd >= 0) {
         bool emptied = run_dir_remove_empty(dfd);
         close(dfd);
-        if (emptied && unlinkat(rd->runs_fd, rd->id, AT_REMOVEDIR) == 0)
-            return;
+        if (emptied && unlinkat(runs_fd, id, AT_REMOVEDIR) == 0)
+            return 0;
     }
-    (void)rbx_rm_rf_at(rd->runs_fd, rd->id, NULL);
+    return rbx_rm_rf_at(runs_fd, id, err);
+}
+
+/* upper/ holds nothing: the command changed nothing in the rootfs. */
+static bool upper_empty(const struct rbx_run_dir *rd)
+{
+    char rel[RUN_ID_LEN + 8];
+    snprintf(rel, sizeof(rel), "%s/upper", rd->id);
+    int fd = openat(rd->runs_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    _cleanup_closedir_ DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return false;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            return false;
+    return true;
 }
 
 struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep)
@@ -270,9 +291,20 @@ struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep)
         if (fd >= 0)
             close(fd);
     } else {
-        run_dir_remove(rd);
+        (void)run_dir_remove(rd->runs_fd, rd->id, NULL);
     }
     /* Unlinked while still held, so nobody can lock the old file and take it for free. */
+    snprintf(name, sizeof(name), "%s.lock", rd->id);
+    unlinkat(rd->runs_fd, name, 0);
+    run_dir_release(rd);
+    return NULL;
+}
+
+struct rbx_run_dir *rbx_run_dir_leave(struct rbx_run_dir *rd)
+{
+    if (!rd || rd->rootfs || !upper_empty(rd))
+        return rbx_run_dir_close(rd, false);
+    char name[RUN_ID_LEN + 8];
     snprintf(name, sizeof(name), "%s.lock", rd->id);
     unlinkat(rd->runs_fd, name, 0);
     run_dir_release(rd);
@@ -309,7 +341,7 @@ int rbx_run_dir_sweep(struct rbx_store *s, struct rbx_error **err)
             continue; /* in use */
         if (lock < 0 && errno != ENOENT)
             continue;
-        if (rbx_rm_rf_at(s->runs_fd, id, err) < 0)
+        if (run_dir_remove(s->runs_fd, id, err) < 0)
             return rbx_error_wrap(err, "sweep runs");
         if (lock >= 0)
             unlinkat(s->runs_fd, lockname, 0);

@@ -39,6 +39,7 @@ struct rbx_store *rbx_store_free(struct rbx_store *s)
 {
     if (!s)
         return NULL;
+    rbx_store_sweep_wait(s);
     int *fds[] = {&s->dirfd,    &s->blobs_fd, &s->layers_fd, &s->tmp_fd,
                   &s->locks_fd, &s->runs_fd,  &s->images_fd, &s->archives_fd};
     for (size_t i = 0; i < RBX_ARRAY_SIZE(fds); i++)
@@ -187,6 +188,19 @@ static void sweep_locks(struct rbx_store *s)
     }
 }
 
+static void *sweep_runs_main(void *arg)
+{
+    (void)rbx_run_dir_sweep(arg, NULL);
+    return NULL;
+}
+
+void rbx_store_sweep_wait(struct rbx_store *s)
+{
+    if (s->sweeping)
+        pthread_join(s->sweeper, NULL);
+    s->sweeping = false;
+}
+
 int rbx_store_open(const char *dir, struct rbx_store **out, struct rbx_error **err)
 {
     if (!dir || !*dir)
@@ -224,7 +238,11 @@ int rbx_store_open(const char *dir, struct rbx_store **out, struct rbx_error **e
     /* Best effort: what a dead reprobox left must not stop this one (a run's files may belong
      * to ids only its user namespace can remove). */
     (void)sweep_tmp(s, NULL);
-    (void)rbx_run_dir_sweep(s, NULL);
+    /* Runs in a thread: mostly what the last run left for us (rbx_run_dir_leave), removed while
+     * this one opens its image. */
+    s->sweeping = rbx_thread_create_quiet(&s->sweeper, sweep_runs_main, s) == 0;
+    if (!s->sweeping)
+        (void)rbx_run_dir_sweep(s, NULL);
     sweep_locks(s);
     *out = TAKE_PTR(s);
     return 0;

@@ -39,18 +39,6 @@ static void *netns_thread(void *p)
     return NULL;
 }
 
-/* Signals meant for the sandboxed processes (a Ctrl-C forwarded by the supervisor) must not be
- * taken by a helper thread: helpers start with them blocked. */
-int rbx_thread_create_quiet(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    int r = pthread_create(t, NULL, fn, arg);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return r;
-}
-
 static int run_in_netns(int netns_fd, void (*fn)(void *), void *arg)
 {
     struct netns_job j = {.netns_fd = netns_fd, .fn = fn, .arg = arg};

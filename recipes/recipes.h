@@ -222,10 +222,6 @@ struct rbx_probe_env {
     void *userdata;
 };
 
-/* pthread_create with every signal blocked in the new thread: helper threads (probes, log
- * relays) never take a signal meant for the sandbox's supervision. */
-int rbx_thread_create_quiet(pthread_t *t, void *(*fn)(void *), void *arg);
-
 /* Retry the probe until it succeeds, its timeout passes or the process is gone. */
 void rbx_probe_run(const struct rbx_probe *p, const struct rbx_probe_env *env,
                    struct rbx_probe_result *res);

@@ -85,11 +85,23 @@ fixture() { # NAME -> path of a fixture image layout, or skip
     echo "$p"
 }
 
-# The store must hold no half-written entry: no temp dirs, no unlocked run dirs.
+# What a throwaway run that changed nothing leaves for the next store open to sweep: runs/<id>,
+# unlocked, holding only an empty upper/ and the overlay's work/ (rbx_run_dir_leave).
+left_for_sweep() { # PATH
+    local d=$1
+    [ -d "$d" ] && [ ! -e "$d.lock" ] && [ -d "$d/upper" ] && [ -z "$(ls -A "$d/upper")" ] || return 1
+    [ -z "$(find "$d" -mindepth 1 -not -path "$d/upper" -not -path "$d/work" -not -path "$d/work/*" -print -quit)" ]
+}
+
+# The store must hold no half-written entry: no temp dirs, no unlocked run dirs but those left
+# for the sweep.
 assert_store_clean() { # NAME
-    local leftovers=""
+    local leftovers="" p
     if [ -d "$RBX_ROOT" ]; then
-        leftovers=$(find "$RBX_ROOT" -mindepth 2 -maxdepth 2 \( -path "$RBX_ROOT/tmp/*" -o -path "$RBX_ROOT/runs/*" \) 2>/dev/null)
+        while IFS= read -r p; do
+            [ -n "$p" ] || continue
+            left_for_sweep "$p" || leftovers+="$p "
+        done < <(find "$RBX_ROOT" -mindepth 2 -maxdepth 2 \( -path "$RBX_ROOT/tmp/*" -o -path "$RBX_ROOT/runs/*" \) 2>/dev/null)
     fi
     if [ -z "$leftovers" ]; then ok "$1: store clean"; else not_ok "$1: store holds $leftovers"; fi
 }

@@ -74,4 +74,15 @@ assert_eq "SIGTERM forwarded to the command" "$?" "7"
 assert_contains "trap ran" "$(cat "$RBX_TMP/term.out")" "got-term"
 
 assert_store_clean "after runs"
+
+# A run that changed nothing leaves its dir to the next reprobox, which sweeps it (a thread,
+# done before it exits); one that wrote something is removed as it ends.
+runs_left() { find "$RBX_ROOT/runs" -mindepth 1 -maxdepth 1 -type d | wc -l; }
+rbx run "$BB" true
+assert_eq "an unchanged run's dir is left for the sweep" "$(runs_left)" "1"
+rbx run "$BB" sh -c 'echo x >/new-file'
+assert_eq "the next run swept it; a changed run is removed at once" "$(runs_left)" "0"
+rbx run "$BB" true
+rbx images >/dev/null
+assert_eq "any command opening the store sweeps" "$(runs_left)" "0"
 finish

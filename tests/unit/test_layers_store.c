@@ -40,6 +40,8 @@ static struct rbx_store *open_store(void)
     struct rbx_store *s = NULL;
     struct rbx_error *err = NULL;
     ck_assert_msg(rbx_store_open(storedir, &s, &err) == 0, "%s", err ? err->message : "");
+    /* Its sweep of runs/ is a thread: done before the test puts anything there. */
+    rbx_store_sweep_wait(s);
     return s;
 }
 
@@ -87,7 +89,9 @@ START_TEST(test_store_sweeps_stale_tmp_but_not_locked)
     pid_t pid = fork();
     if (pid == 0) {
         struct rbx_store *s2 = NULL;
-        _exit(rbx_store_open(storedir, &s2, NULL) == 0 ? 0 : 1);
+        int r = rbx_store_open(storedir, &s2, NULL);
+        rbx_store_free(s2); /* waits for the sweep, a thread */
+        _exit(r == 0 ? 0 : 1);
     }
     int status;
     waitpid(pid, &status, 0);
@@ -125,6 +129,35 @@ START_TEST(test_run_dir_create_close_and_keep)
     ck_assert(exists_in(kept, "upper"));
     /* What it stacks, so that a prune leaves those layers alone. */
     ck_assert(exists_in(kept, "layers"));
+}
+END_TEST
+
+/* A throwaway run that changed nothing leaves its dirs, unlocked, to the next open's sweep; one
+ * that wrote something, or ran on a flat copy, is removed at once. */
+START_TEST(test_run_dir_leave_defers_only_an_unchanged_run)
+{
+    _cleanup_(rbx_store_freep) struct rbx_store *s = open_store();
+    struct rbx_run_dir *rd = NULL;
+    struct rbx_error *err = NULL;
+    ck_assert_int_eq(rbx_run_dir_create(s, &rd, &err), 0);
+    _cleanup_free_ char *left = rbx_xstrdup(rbx_run_dir_path(rd));
+    _cleanup_free_ char *lock = rbx_xasprintf("%s.lock", left);
+    ck_assert_ptr_null(rbx_run_dir_leave(rd));
+    ck_assert(exists_in(left, "upper"));
+    ck_assert_int_ne(access(lock, F_OK), 0);
+
+    ck_assert_int_eq(rbx_run_dir_create(s, &rd, &err), 0);
+    _cleanup_free_ char *changed = rbx_xstrdup(rbx_run_dir_path(rd));
+    tl_write(rbx_run_dir_upper(rd), "etc/new", "x", 1);
+    rbx_run_dir_leave(rd);
+    ck_assert(!exists_in(changed, ""));
+
+    /* The next open removes what was left, volatile overlay leftovers and all. */
+    _cleanup_free_ char *dirty = rbx_xasprintf("%s/work/work/incompat/volatile", left);
+    tl_write(dirty, "dirty", "", 0); /* with its parents */
+    struct rbx_store *s2 = open_store();
+    rbx_store_free(s2);
+    ck_assert(!exists_in(left, ""));
 }
 END_TEST
 
@@ -173,7 +206,9 @@ START_TEST(test_run_dir_sweep_removes_dead_runs_only)
     pid_t pid = fork();
     if (pid == 0) {
         struct rbx_store *s2 = NULL;
-        _exit(rbx_store_open(storedir, &s2, NULL) == 0 ? 0 : 1);
+        int r = rbx_store_open(storedir, &s2, NULL);
+        rbx_store_free(s2); /* waits for the sweep, a thread */
+        _exit(r == 0 ? 0 : 1);
     }
     int status;
     waitpid(pid, &status, 0);
@@ -333,6 +368,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_store_sweeps_stale_tmp_but_not_locked);
     tcase_add_test(tc, test_run_dir_create_close_and_keep);
     tcase_add_test(tc, test_run_dir_sweep_removes_dead_runs_only);
+    tcase_add_test(tc, test_run_dir_leave_defers_only_an_unchanged_run);
     tcase_add_test(tc, test_init_layer_made_once_with_the_mount_points);
     tcase_add_test(tc, test_unpack_parallel_jobs_and_progress);
     tcase_add_test(tc, test_unpack_concurrent_same_image_extracts_each_layer_once);
