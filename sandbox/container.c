@@ -6,6 +6,7 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -50,6 +51,40 @@ static void holder_answer(int sock, uint32_t index)
     m.index = index;
     if (rbx_sync_send(sock, &m, -1) < 0)
         _exit(125);
+}
+
+static bool force_pivot_failure;
+
+void rbx_holder_force_pivot_failure(bool on)
+{
+    force_pivot_failure = on;
+}
+
+/* The root made read-only if asked, pivoted into, and masked: after the last batch of mounts,
+ * while the parent resolves the user and the command (or after FINISH, when no batch said it
+ * was the last). */
+static void holder_enter_root(const struct holder *h, int sock, int rootfd)
+{
+    int r;
+    if (h->spec->readonly_rootfs && (r = rbx_rootfs_make_readonly(rootfd)) < 0)
+        rbx_child_fail(sock, RBX_OP_ROOT_READONLY, 0, -r, NULL);
+    r = force_pivot_failure ? -EIO : rbx_rootfs_pivot(rootfd);
+    if (r < 0)
+        rbx_child_fail(sock, RBX_OP_PIVOT, 0, -r, NULL);
+    close(rootfd);
+
+    /* /sys is ours now (a fresh sysfs or a bind we made): mask what Docker masks there. So is
+     * /proc when the holder itself becomes the process: its pid namespace is the process's. */
+    int devnull = rbx_devnull_open_checked();
+    if (devnull < 0)
+        rbx_child_fail(sock, RBX_OP_MASK, 0, -devnull, "/dev/null");
+    size_t index = 0;
+    r = rbx_paths_apply(rbx_sys_paths, rbx_sys_paths_count, devnull, &index);
+    if (r < 0)
+        rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_sys_paths[index].path);
+    if (h->then && (r = rbx_paths_apply(rbx_proc_paths, rbx_proc_paths_count, devnull, &index)) < 0)
+        rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_proc_paths[index].path);
+    close(devnull);
 }
 
 /* Runs in the holder, pid 1 of the container's pid namespace: only system calls. */
@@ -121,6 +156,7 @@ static void holder_main(void *arg)
 
     int fds[RBX_SYNC_MAX_FDS];
     size_t n_fds = 0;
+    bool entered = false;
     for (;;) {
         r = rbx_sync_recvv(sock, &m, fds, RBX_SYNC_MAX_FDS, &n_fds);
         if (r <= 0)
@@ -144,33 +180,19 @@ static void holder_main(void *arg)
             close(fds[i]);
         }
         holder_answer(sock, 0);
+        if (m.last && !entered) {
+            holder_enter_root(h, sock, rootfd);
+            entered = true;
+        }
     }
     if (!h->then && n_fds > 0)
         rbx_child_fail(sock, RBX_OP_PROTOCOL, 0, EPROTO, NULL);
+    if (!entered)
+        holder_enter_root(h, sock, rootfd);
     /* In the container's cgroup by now (on v2, FINISH waits for it): that cgroup is the root of
      * its cgroup namespace. */
     if (h->own_pod && unshare(CLONE_NEWCGROUP) < 0)
         rbx_child_fail(sock, RBX_OP_UNSHARE, 0, errno, NULL);
-
-    if (h->spec->readonly_rootfs && (r = rbx_rootfs_make_readonly(rootfd)) < 0)
-        rbx_child_fail(sock, RBX_OP_ROOT_READONLY, 0, -r, NULL);
-    r = rbx_rootfs_pivot(rootfd);
-    if (r < 0)
-        rbx_child_fail(sock, RBX_OP_PIVOT, 0, -r, NULL);
-    close(rootfd);
-
-    /* /sys is ours now (a fresh sysfs or a bind we made): mask what Docker masks there. So is
-     * /proc when the holder itself becomes the process: its pid namespace is the process's. */
-    int devnull = rbx_devnull_open_checked();
-    if (devnull < 0)
-        rbx_child_fail(sock, RBX_OP_MASK, 0, -devnull, "/dev/null");
-    size_t index = 0;
-    r = rbx_paths_apply(rbx_sys_paths, rbx_sys_paths_count, devnull, &index);
-    if (r < 0)
-        rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_sys_paths[index].path);
-    if (h->then && (r = rbx_paths_apply(rbx_proc_paths, rbx_proc_paths_count, devnull, &index)) < 0)
-        rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_proc_paths[index].path);
-    close(devnull);
     if (h->then)
         h->then->fn(h->then->arg, sock, fds, n_fds);
     /* Nothing inside may read this process's memory or follow its /proc links, and it parks
@@ -520,7 +542,13 @@ static int apply_rows(struct create *cr, struct rbx_error **err)
         fds[m.n_ops] = fd;
         m.ops[m.n_ops++] = (struct rbx_sync_op){RBX_OP_MOUNT, (uint32_t)i};
     }
+    /* The last batch says so: the holder pivots while we go on (read-only steps, when some
+     * follow, make one more). */
+    bool readonly_follows = false;
+    for (size_t k = batch_start; k < cr->n_rows; k++)
+        readonly_follows |= rbx_mount_row_needs_readonly(&cr->rows[k]);
     if (m.n_ops) {
+        m.last = !readonly_follows;
         int r = send_batch(cr, &m, fds, &dir, err);
         if (r < 0)
             return r;
@@ -534,6 +562,7 @@ static int apply_rows(struct create *cr, struct rbx_error **err)
         fds[m.n_ops] = fd;
         m.ops[m.n_ops++] = (struct rbx_sync_op){RBX_OP_READONLY, (uint32_t)k};
     }
+    m.last = 1;
     return m.n_ops ? send_batch(cr, &m, fds, &dir, err) : 0;
 }
 
@@ -547,7 +576,8 @@ static int finish(struct create *cr, struct rbx_error **err)
     if (r < 0)
         return r;
     r = rbx_sync_send(cr->sock, &m, -1);
-    if (r < 0)
+    /* Gone: failed on its way into the root, and said why (read next). */
+    if (r < 0 && r != -EPIPE && r != -ECONNRESET)
         return rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket");
     int got = -1;
     r = expect(cr, RBX_SYNC_DONE, &m, &got, err);
@@ -563,6 +593,27 @@ static int open_holder_ns(struct rbx_container *c, const char *name, struct rbx_
     int fd = rbx_fd_above_stdio(open(path, O_RDONLY | O_CLOEXEC));
     return fd < 0 ? rbx_error_set_errno(err, RBX_ERR_SANDBOX, errno, "sandbox: open %s", path)
                   : fd;
+}
+
+/* The holder went into the root right after its last batch; when that failed, its words wait
+ * on the socket and beat what our next step saw (its namespaces gone with it). */
+static int said_why(struct create *cr, int r, struct rbx_error **err)
+{
+    struct pollfd pfd = {.fd = cr->sock, .events = POLLIN};
+    if (poll(&pfd, 1, 0) != 1)
+        return r;
+    struct rbx_sync_msg m;
+    int fd = -1;
+    struct rbx_error *why = NULL;
+    if (expect(cr, RBX_SYNC_DONE, &m, &fd, &why) < 0 && why) {
+        rbx_error_free(*err);
+        *err = why;
+    } else {
+        rbx_error_free(why);
+    }
+    if (fd >= 0)
+        close(fd);
+    return r;
 }
 
 static int drive(struct create *cr, struct rbx_error **err)
@@ -584,11 +635,13 @@ static int drive(struct create *cr, struct rbx_error **err)
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/ns/mnt", (int)c->holder);
     if (!cr->then && (c->mntns = open_holder_ns(c, "mnt", err)) < 0)
-        return -EIO;
+        return said_why(cr, -EIO, err);
     if ((c->mntns >= 0 ? fstat(c->mntns, &st) : stat(path, &st)) < 0 ||
         st.st_ino == c->host_mntns)
-        return rbx_error_set(err, RBX_ERR_SANDBOX, EPERM,
-                             "sandbox: the container has no mount namespace of its own");
+        return said_why(cr,
+                        rbx_error_set(err, RBX_ERR_SANDBOX, EPERM,
+                                      "sandbox: the container has no mount namespace of its own"),
+                        err);
     c->mntns_ino = st.st_ino;
     return 0;
 }
@@ -808,6 +861,9 @@ int rbx_container_finish_then(struct rbx_container *c, const int *fds, size_t n_
     if (r < 0)
         return r;
     r = rbx_sync_sendv(c->sock, &m, fds, n_fds);
+    /* Gone: failed on its way into the root; the caller reads why next. */
+    if (r == -EPIPE || r == -ECONNRESET)
+        return 0;
     return r < 0 ? rbx_error_set_errno(err, RBX_ERR_SANDBOX, -r, "sandbox: sync socket") : 0;
 }
 

@@ -149,6 +149,9 @@ int rbx_rootfs_mount(const struct rbx_spec *spec, const struct rbx_rootfs_plan *
                      size_t detail_len);
 /* Test hook: mount overlays with mount(2) and its option string, as on kernels before 6.8. */
 void rbx_rootfs_force_mount2(bool on);
+/* Tests: holders cloned from now on fail their pivot_root (EIO), so that the error a holder
+ * gives on its way into the root, after its last batch, is seen to reach the caller. */
+void rbx_holder_force_pivot_failure(bool on);
 /* Child: make the rootfs mount read-only (not its submounts). */
 int rbx_rootfs_make_readonly(int rootfd);
 /* Child: make rootfd the root and drop the old one (pivot_root(".", ".") then detach). */
@@ -241,6 +244,7 @@ struct rbx_sync_msg {
     int32_t errnum;
     char detail[256]; /* the kernel's own words, when it gave any */
     uint32_t n_ops;   /* RBX_SYNC_MOUNT */
+    uint32_t last;    /* RBX_SYNC_MOUNT: no batch follows; the holder enters the root at once */
     struct rbx_sync_op ops[RBX_SYNC_MAX_FDS];
 };
 

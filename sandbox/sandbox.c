@@ -60,9 +60,15 @@ int rbx_sync_recvv(int sock, struct rbx_sync_msg *m, int *fds, size_t max, size_
         .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
     *n_out = 0;
     ssize_t n;
-    do
+    bool reset = false;
+    for (;;) {
         n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
+        if (n >= 0 || (errno != EINTR && (errno != ECONNRESET || reset)))
+            break;
+        /* ECONNRESET: the peer closed with a message of ours unread. The kernel says so once;
+         * what it sent before (its error, say) is still queued behind it. */
+        reset |= errno == ECONNRESET;
+    }
     if (n < 0)
         return -errno;
     if (n == 0)

@@ -496,6 +496,37 @@ START_TEST(test_run_readonly_rootfs)
 }
 END_TEST
 
+/* The holder enters the root right after its last batch, while we resolve the user and the
+ * command: when that fails, its own error comes out, not a broken sync socket. */
+START_TEST(test_run_holder_failing_into_the_root_says_why)
+{
+    rbx_holder_force_pivot_failure(true);
+    struct rbx_spec spec;
+    spec_init(&spec, "true");
+    struct rbx_result res;
+    _cleanup_error_ struct rbx_error *err = NULL;
+    int r = rbx_sandbox_run(&spec, &res, &err);
+    rbx_holder_force_pivot_failure(false);
+    ck_assert_int_lt(r, 0);
+    ck_assert_error(err, RBX_ERR_SANDBOX, "pivot_root");
+    ck_assert_int_eq(res.exit_code, 125);
+    rbx_result_clear(&res);
+
+    /* A container of a pod, which parks after FINISH, the same. */
+    struct rbx_pod *pod = NULL;
+    rbx_error_free(TAKE_PTR(err));
+    ck_assert_int_eq(rbx_pod_create(RBX_NETWORK_NONE, NULL, &pod, &err), 0);
+    rbx_holder_force_pivot_failure(true);
+    struct rbx_container *c = NULL;
+    r = rbx_container_create(&spec, pod, &c, &err);
+    rbx_holder_force_pivot_failure(false);
+    ck_assert_int_lt(r, 0);
+    ck_assert_error(err, RBX_ERR_SANDBOX, "pivot_root");
+    rbx_pod_free(pod);
+    rbx_spec_clear(&spec);
+}
+END_TEST
+
 START_TEST(test_run_bad_spec)
 {
     struct rbx_spec spec;
@@ -647,6 +678,7 @@ static Suite *sandbox_suite(void)
     tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_run_output_in_tails);
+    tcase_add_test(tc, test_run_holder_failing_into_the_root_says_why);
     tcase_add_test(tc, test_run_exit_codes);
     tcase_add_test(tc, test_run_pid1_ignores_its_own_kill);
     tcase_add_test(tc, test_run_is_pid_1);
