@@ -853,6 +853,29 @@ static void cache_write(const char *dir, const char *hex, const struct rbx_bpf *
                                    0600, &e);
 }
 
+/* The default profile's filter depends on nothing but this binary (its table, this compiler,
+ * a static libseccomp), libseccomp's version, the kernel (rows for newer kernels) and caps: a
+ * key of those finds it without writing out and hashing the whole profile (0.1 ms of a start).
+ * A rebuilt binary is another file, hence another key. */
+static bool default_key(uint64_t caps, char digest[RBX_DIGEST_LEN + 1])
+{
+    struct stat st;
+    struct utsname u;
+    if (stat("/proc/self/exe", &st) < 0 || uname(&u) < 0)
+        return false;
+    const struct scmp_version *v = seccomp_version();
+    char text[1024];
+    int n = snprintf(text, sizeof(text),
+                     "%s default exe=%llu:%llu:%lld:%lld.%09ld caps=%llx kernel=%s libseccomp=%u.%u.%u",
+                     PREFIX_FORMAT, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
+                     (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
+                     (unsigned long long)caps, u.release, v->major, v->minor, v->micro);
+    if (n < 0 || (size_t)n >= sizeof(text))
+        return false;
+    rbx_sha256_buf(text, (size_t)n, digest);
+    return true;
+}
+
 int rbx_seccomp_prepare(enum rbx_seccomp_mode mode, const struct rbx_seccomp *profile,
                         uint64_t caps, const char *cache_dir, struct rbx_bpf *out, char *desc,
                         size_t desc_len, struct rbx_error **err)
@@ -860,6 +883,15 @@ int rbx_seccomp_prepare(enum rbx_seccomp_mode mode, const struct rbx_seccomp *pr
     memset(out, 0, sizeof(*out));
     if (mode == RBX_SECCOMP_UNCONFINED) {
         snprintf(desc, desc_len, "unconfined");
+        return 0;
+    }
+    bool builtin = mode == RBX_SECCOMP_DEFAULT || !profile || profile->is_default;
+    char alias[RBX_DIGEST_LEN + 1];
+    bool aliased = builtin && default_key(caps, alias);
+    if (builtin)
+        snprintf(desc, desc_len, "default");
+    if (aliased && cache_read(cache_dir, rbx_digest_hex(alias), out) == 0) {
+        memcpy(out->digest, alias, sizeof(alias));
         return 0;
     }
     _cleanup_(rbx_seccomp_freep) struct rbx_seccomp *def = NULL;
@@ -870,16 +902,16 @@ int rbx_seccomp_prepare(enum rbx_seccomp_mode mode, const struct rbx_seccomp *pr
     _cleanup_free_ char *text = canonical(profile, caps);
     rbx_sha256_buf(text, strlen(text), out->digest);
     const char *hex = rbx_digest_hex(out->digest);
-    if (profile->is_default)
-        snprintf(desc, desc_len, "default");
-    else
+    if (!builtin)
         snprintf(desc, desc_len, "profile sha256:%.12s", hex);
-    if (cache_read(cache_dir, hex, out) == 0)
-        return 0;
-    int r = compile(profile, caps, out, err);
-    if (r < 0)
-        return r;
-    cache_write(cache_dir, hex, out);
+    if (cache_read(cache_dir, hex, out) < 0) {
+        int r = compile(profile, caps, out, err);
+        if (r < 0)
+            return r;
+        cache_write(cache_dir, hex, out);
+    }
+    if (aliased)
+        cache_write(cache_dir, rbx_digest_hex(alias), out);
     return 0;
 }
 

@@ -210,8 +210,13 @@ START_TEST(test_seccomp_cache_on_disk)
                      0);
     ck_assert_int_eq(a.len, b.len);
     ck_assert_int_eq(memcmp(a.insns, b.insns, a.len * 8), 0);
+    /* The second time by the binary's own key (no profile written out and hashed): a file of
+     * its own, the same program. */
+    ck_assert_str_ne(a.digest, b.digest);
+    _cleanup_free_ char *alias = rbx_xasprintf("%s/%s.bpf", cache, rbx_digest_hex(b.digest));
+    ck_assert_int_eq(stat(alias, &st), 0);
     rbx_bpf_clear(&b);
-    /* CAP_SYS_ADMIN templates the profile: another filter. */
+    /* CAP_SYS_ADMIN templates the profile: another filter, under another key. */
     ck_assert_int_eq(rbx_seccomp_prepare(RBX_SECCOMP_DEFAULT, NULL,
                                          RBX_DEFAULT_CAPS | (1ULL << 21), cache, &b, desc,
                                          sizeof(desc), &err),
