@@ -856,7 +856,8 @@ static void cache_write(const char *dir, const char *hex, const struct rbx_bpf *
 /* The default profile's filter depends on nothing but this binary (its table, this compiler,
  * a static libseccomp), libseccomp's version, the kernel (rows for newer kernels) and caps: a
  * key of those finds it without writing out and hashing the whole profile (0.1 ms of a start).
- * A rebuilt binary is another file, hence another key. */
+ * A rebuilt binary is another file, hence another key; any write to it changes its ctime,
+ * which nobody can set. */
 static bool default_key(uint64_t caps, char digest[RBX_DIGEST_LEN + 1])
 {
     struct stat st;
@@ -866,10 +867,12 @@ static bool default_key(uint64_t caps, char digest[RBX_DIGEST_LEN + 1])
     const struct scmp_version *v = seccomp_version();
     char text[1024];
     int n = snprintf(text, sizeof(text),
-                     "%s default exe=%llu:%llu:%lld:%lld.%09ld caps=%llx kernel=%s libseccomp=%u.%u.%u",
+                     "%s default exe=%llu:%llu:%lld:%lld.%09ld:%lld.%09ld caps=%llx kernel=%s "
+                     "libseccomp=%u.%u.%u",
                      PREFIX_FORMAT, (unsigned long long)st.st_dev, (unsigned long long)st.st_ino,
                      (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-                     (unsigned long long)caps, u.release, v->major, v->minor, v->micro);
+                     (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec, (unsigned long long)caps,
+                     u.release, v->major, v->minor, v->micro);
     if (n < 0 || (size_t)n >= sizeof(text))
         return false;
     rbx_sha256_buf(text, (size_t)n, digest);
