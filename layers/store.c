@@ -196,7 +196,7 @@ static void *sweep_runs_main(void *arg)
 
 void rbx_store_sweep_wait(struct rbx_store *s)
 {
-    if (s->sweeping)
+    if (s->sweeping && s->sweeper_owner == getpid())
         pthread_join(s->sweeper, NULL);
     s->sweeping = false;
 }
@@ -240,6 +240,7 @@ int rbx_store_open(const char *dir, struct rbx_store **out, struct rbx_error **e
     (void)sweep_tmp(s, NULL);
     /* Runs in a thread: mostly what the last run left for us (rbx_run_dir_leave), removed while
      * this one opens its image. */
+    s->sweeper_owner = getpid();
     s->sweeping = rbx_thread_create_quiet(&s->sweeper, sweep_runs_main, s) == 0;
     if (!s->sweeping)
         (void)rbx_run_dir_sweep(s, NULL);
