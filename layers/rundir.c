@@ -152,18 +152,29 @@ int rbx_run_dir_flatten(struct rbx_run_dir *rd, const struct rbx_image *img,
 
 #define INIT_LAYER "init-v1"
 
-/* Make <store>/init-v1/rootfs/{proc,dev,sys} in tmp/ and rename it into place (a concurrent
- * maker's wins: ours is removed). */
+static bool init_layer_made(struct rbx_store *s)
+{
+    struct stat st;
+    return fstatat(s->dirfd, INIT_LAYER "/rootfs/sys", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+           S_ISDIR(st.st_mode);
+}
+
+/* Make <store>/init-v1/rootfs/{proc,dev,sys} in tmp/init-v1.<random>, under locks/init-v1 (so
+ * that a maker killed half-way leaves what the next store open sweeps), and rename it into
+ * place. */
 static int init_layer_make(struct rbx_store *s, struct rbx_error **err)
 {
-    char name[32];
-    memcpy(name, "init-", 5);
-    rbx_random_hex(name + 5, 12);
-    if (mkdirat(s->tmp_fd, name, 0700) < 0)
-        return rbx_error_set_errno(err, RBX_ERR_IO, errno, "tmp/%s", name);
+    _cleanup_close_ int lock = rbx_store_lock(s, INIT_LAYER, true, err);
+    if (lock < 0)
+        return lock;
+    if (init_layer_made(s))
+        return 0; /* by whoever held the lock before us */
+    _cleanup_free_ char *name = NULL;
+    _cleanup_close_ int dfd = rbx_store_mktemp(s, INIT_LAYER, &name, err);
+    if (dfd < 0)
+        return dfd;
     static const char *const dirs[] = {"rootfs", "rootfs/proc", "rootfs/dev", "rootfs/sys"};
-    _cleanup_close_ int dfd = openat(s->tmp_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    int r = dfd < 0 ? -errno : 0;
+    int r = 0;
     for (size_t i = 0; r == 0 && i < RBX_ARRAY_SIZE(dirs); i++)
         if (mkdirat(dfd, dirs[i], 0700) < 0 || fchmodat(dfd, dirs[i], 0755, 0) < 0)
             r = -errno;
@@ -181,9 +192,7 @@ static int init_layer_make(struct rbx_store *s, struct rbx_error **err)
 
 int rbx_store_init_layer(struct rbx_store *s, char **dir, struct rbx_error **err)
 {
-    struct stat st;
-    if (fstatat(s->dirfd, INIT_LAYER "/rootfs/sys", &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-        !S_ISDIR(st.st_mode)) {
+    if (!init_layer_made(s)) {
         int r = init_layer_make(s, err);
         if (r < 0)
             return r;

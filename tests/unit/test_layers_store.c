@@ -192,6 +192,27 @@ START_TEST(test_init_layer_made_once_with_the_mount_points)
 }
 END_TEST
 
+/* A maker killed half-way leaves tmp/init-v1.<random> under a lock it no longer holds: the next
+ * open sweeps it, and the layer is made whole then. */
+START_TEST(test_init_layer_half_made_is_swept)
+{
+    _cleanup_free_ char *tmp = rbx_xasprintf("%s/tmp", storedir);
+    struct rbx_store *s = open_store();
+    rbx_store_free(s);
+    tl_write(tmp, "init-v1.0123456789ab/rootfs/proc/x", "", 0);
+    s = open_store();
+    ck_assert(!exists_in(tmp, "init-v1.0123456789ab"));
+    _cleanup_free_ char *dir = NULL;
+    struct rbx_error *err = NULL;
+    ck_assert_int_eq(rbx_store_init_layer(s, &dir, &err), 0);
+    ck_assert(exists_in(dir, "sys"));
+    /* Made under that lock: what a killed maker leaves has the name the sweep knows. */
+    _cleanup_free_ char *locks = rbx_xasprintf("%s/locks", storedir);
+    ck_assert(exists_in(locks, "init-v1"));
+    rbx_store_free(s);
+}
+END_TEST
+
 START_TEST(test_run_dir_sweep_removes_dead_runs_only)
 {
     _cleanup_(rbx_store_freep) struct rbx_store *s = open_store();
@@ -368,6 +389,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_store_sweeps_stale_tmp_but_not_locked);
     tcase_add_test(tc, test_run_dir_create_close_and_keep);
     tcase_add_test(tc, test_run_dir_sweep_removes_dead_runs_only);
+    tcase_add_test(tc, test_init_layer_half_made_is_swept);
     tcase_add_test(tc, test_run_dir_leave_defers_only_an_unchanged_run);
     tcase_add_test(tc, test_init_layer_made_once_with_the_mount_points);
     tcase_add_test(tc, test_unpack_parallel_jobs_and_progress);
