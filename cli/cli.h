@@ -35,6 +35,8 @@ int cli_exit_code(const struct rbx_error *err);
 void cli_warn(const char *fmt, ...) RBX_PRINTF(1, 2);
 /* Open the store named by --root or the default for this user. */
 int cli_open_store(struct rbx_store **store, struct rbx_error **err);
+/* The same for a command that makes one run dir (rbx_store_open_for_run). */
+int cli_open_store_for_run(struct rbx_store **store, struct rbx_error **err);
 /* Whether runs with this store use a flat copy of the image rather than an overlay of cached
  * layers: overlayfs was refused here before (the store remembers it), or the store itself is on
  * overlayfs (decided now, remembered, and said once). */

@@ -371,7 +371,7 @@ int cli_run_compose_image(struct cli_run_opts *f, int argc, char **argv, int ima
             return r;
         oopts.platform = &plat;
     }
-    r = cli_open_store(store, err);
+    r = cli_open_store_for_run(store, err);
     if (r < 0)
         return r;
     struct cli_pull_progress *pp = cli_progress_enabled() ? cli_pull_progress_new() : NULL;

@@ -72,11 +72,22 @@ void cli_warn(const char *fmt, ...)
 
 bool cli_progress_enabled(void) { return !rbx_globals.quiet && isatty(STDERR_FILENO); }
 
+static char *store_dir(void)
+{
+    return rbx_globals.root ? rbx_xstrdup(rbx_globals.root)
+                            : rbx_store_default_dir(rbx_globals.priv == RBX_PRIV_ROOTLESS);
+}
+
 int cli_open_store(struct rbx_store **store, struct rbx_error **err)
 {
-    _cleanup_free_ char *dir = rbx_globals.root ? rbx_xstrdup(rbx_globals.root)
-                                                : rbx_store_default_dir(rbx_globals.priv == RBX_PRIV_ROOTLESS);
+    _cleanup_free_ char *dir = store_dir();
     return rbx_store_open(dir, store, err);
+}
+
+int cli_open_store_for_run(struct rbx_store **store, struct rbx_error **err)
+{
+    _cleanup_free_ char *dir = store_dir();
+    return rbx_store_open_for_run(dir, store, err);
 }
 
 bool cli_store_goes_flat(struct rbx_store *store)

@@ -231,7 +231,17 @@ struct rbx_store {
     pthread_t sweeper;
     pid_t sweeper_owner;
     bool sweeping;
+    /* rbx_store_open_for_run: a run dir that thread makes first, for rbx_run_dir_create. */
+    pthread_mutex_t spare_mu;
+    pthread_cond_t spare_cv;
+    bool spare_wanted, spare_done;
+    struct rbx_run_dir *spare;
 };
+
+/* The run dir made ahead for this store handle (waiting until it is), once; NULL when none. */
+struct rbx_run_dir *rbx_store_take_spare(struct rbx_store *s);
+/* rbx_run_dir_create without the one made ahead. */
+int rbx_run_dir_make(struct rbx_store *store, struct rbx_run_dir **out, struct rbx_error **err);
 
 /* Wait for the sweep of runs/ the store's open started (before anything lists runs/). */
 void rbx_store_sweep_wait(struct rbx_store *s);

@@ -286,6 +286,9 @@ struct rbx_run_dir;
  * removes it only when its owner is gone. It records the layers the store handle holds (call
  * after rbx_image_unpack), so that a kept run keeps them from a prune. */
 int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct rbx_error **err);
+/* rbx_store_open for a command that makes one run dir: a thread of the store makes it while the
+ * caller opens its image, and the first rbx_run_dir_create hands it out (its layers noted then). */
+int rbx_store_open_for_run(const char *dir, struct rbx_store **out, struct rbx_error **err);
 const char *rbx_run_dir_path(const struct rbx_run_dir *rd);
 const char *rbx_run_dir_upper(const struct rbx_run_dir *rd);
 const char *rbx_run_dir_work(const struct rbx_run_dir *rd);

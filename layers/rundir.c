@@ -65,7 +65,33 @@ static void run_dir_release(struct rbx_run_dir *rd)
     free(rd);
 }
 
+/* The layers this store handle holds are the ones the run stacks: a kept run keeps them from a
+ * prune (a live one holds them locked). */
+static void note_layers(struct rbx_run_dir *rd, struct rbx_store *store)
+{
+    pthread_mutex_lock(&store->held_mu);
+    free(rd->layers);
+    rd->layers = rbx_xstrdup("");
+    for (size_t i = 0; i < store->n_held; i++) {
+        char *t = rbx_xasprintf("%s%s\n", rd->layers, store->held_keys[i]);
+        free(rd->layers);
+        rd->layers = t;
+    }
+    pthread_mutex_unlock(&store->held_mu);
+}
+
 int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct rbx_error **err)
+{
+    struct rbx_run_dir *spare = rbx_store_take_spare(store);
+    if (spare) {
+        note_layers(spare, store);
+        *out = spare;
+        return 0;
+    }
+    return rbx_run_dir_make(store, out, err);
+}
+
+int rbx_run_dir_make(struct rbx_store *store, struct rbx_run_dir **out, struct rbx_error **err)
 {
     for (int tries = 0; tries < 32; tries++) {
         char id[RUN_ID_LEN + 1], lockname[RUN_ID_LEN + 8];
@@ -111,16 +137,7 @@ int rbx_run_dir_create(struct rbx_store *store, struct rbx_run_dir **out, struct
                 return rbx_error_set_errno(err, RBX_ERR_IO, e, "runs/%s/%s", id, subdirs[i].name);
             }
         }
-        /* The layers this store handle holds are the ones the run stacks: a kept run keeps
-         * them from a prune (a live one holds them locked). */
-        pthread_mutex_lock(&store->held_mu);
-        rd->layers = rbx_xstrdup("");
-        for (size_t i = 0; i < store->n_held; i++) {
-            char *t = rbx_xasprintf("%s%s\n", rd->layers, store->held_keys[i]);
-            free(rd->layers);
-            rd->layers = t;
-        }
-        pthread_mutex_unlock(&store->held_mu);
+        note_layers(rd, store);
         *out = rd;
         return 0;
     }

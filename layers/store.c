@@ -40,6 +40,10 @@ struct rbx_store *rbx_store_free(struct rbx_store *s)
     if (!s)
         return NULL;
     rbx_store_sweep_wait(s);
+    /* Made ahead and never asked for (the run failed before): empty, left to the next sweep. */
+    rbx_run_dir_leave(s->spare);
+    pthread_mutex_destroy(&s->spare_mu);
+    pthread_cond_destroy(&s->spare_cv);
     int *fds[] = {&s->dirfd,    &s->blobs_fd, &s->layers_fd, &s->tmp_fd,
                   &s->locks_fd, &s->runs_fd,  &s->images_fd, &s->archives_fd};
     for (size_t i = 0; i < RBX_ARRAY_SIZE(fds); i++)
@@ -190,8 +194,32 @@ static void sweep_locks(struct rbx_store *s)
 
 static void *sweep_runs_main(void *arg)
 {
-    (void)rbx_run_dir_sweep(arg, NULL);
+    struct rbx_store *s = arg;
+    if (s->spare_wanted) {
+        struct rbx_run_dir *rd = NULL;
+        if (rbx_run_dir_make(s, &rd, NULL) < 0)
+            rd = NULL;
+        pthread_mutex_lock(&s->spare_mu);
+        s->spare = rd;
+        s->spare_done = true;
+        pthread_cond_broadcast(&s->spare_cv);
+        pthread_mutex_unlock(&s->spare_mu);
+    }
+    (void)rbx_run_dir_sweep(s, NULL);
     return NULL;
+}
+
+struct rbx_run_dir *rbx_store_take_spare(struct rbx_store *s)
+{
+    if (!s->spare_wanted || s->sweeper_owner != getpid())
+        return NULL;
+    pthread_mutex_lock(&s->spare_mu);
+    while (!s->spare_done)
+        pthread_cond_wait(&s->spare_cv, &s->spare_mu);
+    struct rbx_run_dir *rd = TAKE_PTR(s->spare);
+    s->spare_wanted = false;
+    pthread_mutex_unlock(&s->spare_mu);
+    return rd;
 }
 
 void rbx_store_sweep_wait(struct rbx_store *s)
@@ -201,7 +229,7 @@ void rbx_store_sweep_wait(struct rbx_store *s)
     s->sweeping = false;
 }
 
-int rbx_store_open(const char *dir, struct rbx_store **out, struct rbx_error **err)
+static int store_open(const char *dir, bool for_run, struct rbx_store **out, struct rbx_error **err)
 {
     if (!dir || !*dir)
         return rbx_error_set(err, RBX_ERR_USAGE, EINVAL, "no store directory");
@@ -210,6 +238,8 @@ int rbx_store_open(const char *dir, struct rbx_store **out, struct rbx_error **e
         return rbx_error_wrap(err, "store");
     _cleanup_(rbx_store_freep) struct rbx_store *s = rbx_xcalloc(1, sizeof(*s));
     pthread_mutex_init(&s->held_mu, NULL);
+    pthread_mutex_init(&s->spare_mu, NULL);
+    pthread_cond_init(&s->spare_cv, NULL);
     s->dirfd = s->blobs_fd = s->layers_fd = s->tmp_fd = s->locks_fd = s->runs_fd = -1;
     s->images_fd = s->archives_fd = -1;
     s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -239,14 +269,28 @@ int rbx_store_open(const char *dir, struct rbx_store **out, struct rbx_error **e
      * to ids only its user namespace can remove). */
     (void)sweep_tmp(s, NULL);
     /* Runs in a thread: mostly what the last run left for us (rbx_run_dir_leave), removed while
-     * this one opens its image. */
+     * this one opens its image; before that, for a run, its own run dir, which would otherwise
+     * wait for those removals in runs/. */
     s->sweeper_owner = getpid();
+    s->spare_wanted = for_run;
     s->sweeping = rbx_thread_create_quiet(&s->sweeper, sweep_runs_main, s) == 0;
-    if (!s->sweeping)
+    if (!s->sweeping) {
+        s->spare_wanted = false;
         (void)rbx_run_dir_sweep(s, NULL);
+    }
     sweep_locks(s);
     *out = TAKE_PTR(s);
     return 0;
+}
+
+int rbx_store_open(const char *dir, struct rbx_store **out, struct rbx_error **err)
+{
+    return store_open(dir, false, out, err);
+}
+
+int rbx_store_open_for_run(const char *dir, struct rbx_store **out, struct rbx_error **err)
+{
+    return store_open(dir, true, out, err);
 }
 
 uint64_t rbx_layer_cap(const struct rbx_unpack_opts *opts)

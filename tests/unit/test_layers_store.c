@@ -161,6 +161,43 @@ START_TEST(test_run_dir_leave_defers_only_an_unchanged_run)
 }
 END_TEST
 
+/* A store opened for a run makes its run dir in the sweeping thread; the first create hands it
+ * out, the next ones make their own; one never asked for is left, empty, to the next sweep. */
+START_TEST(test_store_open_for_run_makes_the_run_dir_ahead)
+{
+    struct rbx_store *s = NULL;
+    struct rbx_error *err = NULL;
+    ck_assert_int_eq(rbx_store_open_for_run(storedir, &s, &err), 0);
+    struct rbx_run_dir *ahead = rbx_store_take_spare(s);
+    ck_assert_ptr_nonnull(ahead);
+    ck_assert_ptr_null(rbx_store_take_spare(s)); /* once */
+    ck_assert(exists_in(rbx_run_dir_path(ahead), "upper"));
+    rbx_run_dir_close(ahead, false);
+    rbx_store_free(s);
+
+    ck_assert_int_eq(rbx_store_open_for_run(storedir, &s, &err), 0);
+    struct rbx_run_dir *a = NULL, *b = NULL;
+    ck_assert_int_eq(rbx_run_dir_create(s, &a, &err), 0);
+    ck_assert_int_eq(rbx_run_dir_create(s, &b, &err), 0);
+    ck_assert_str_ne(rbx_run_dir_path(a), rbx_run_dir_path(b));
+    ck_assert(exists_in(rbx_run_dir_path(a), "work"));
+    ck_assert(exists_in(rbx_run_dir_path(b), "work"));
+    rbx_run_dir_close(a, false);
+    rbx_run_dir_close(b, false);
+    rbx_store_free(s);
+
+    ck_assert_int_eq(rbx_store_open_for_run(storedir, &s, &err), 0);
+    rbx_store_free(s); /* its run dir never asked for */
+    s = open_store();  /* swept by the next open */
+    _cleanup_free_ char *runs = rbx_xasprintf("%s/runs", storedir);
+    _cleanup_closedir_ DIR *d = opendir(runs);
+    struct dirent *de;
+    while ((de = readdir(d)))
+        ck_assert_msg(de->d_name[0] == '.', "left in runs/: %s", de->d_name);
+    rbx_store_free(s);
+}
+END_TEST
+
 START_TEST(test_init_layer_made_once_with_the_mount_points)
 {
     _cleanup_(rbx_store_freep) struct rbx_store *s = open_store();
@@ -391,6 +428,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_run_dir_sweep_removes_dead_runs_only);
     tcase_add_test(tc, test_init_layer_half_made_is_swept);
     tcase_add_test(tc, test_run_dir_leave_defers_only_an_unchanged_run);
+    tcase_add_test(tc, test_store_open_for_run_makes_the_run_dir_ahead);
     tcase_add_test(tc, test_init_layer_made_once_with_the_mount_points);
     tcase_add_test(tc, test_unpack_parallel_jobs_and_progress);
     tcase_add_test(tc, test_unpack_concurrent_same_image_extracts_each_layer_once);
