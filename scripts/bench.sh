@@ -363,7 +363,6 @@ cmd_doctor() {
     errors=$(jq .errors "$s/report.json")
     entries=$(jq .entries_walked "$s/report.json")
     links=$(jq .links_elsewhere "$s/report.json")
-    local median
     median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
     ms() { awk -v a="$1" 'BEGIN { printf "%.0f ms", a * 1000 }'; }
     cat <<EOF
@@ -406,7 +405,8 @@ cmd_start() {
     need hyperfine crun runc bwrap unshare jq
     [ -x "$REPROBOX" ] || die "no reprobox binary at $REPROBOX (set REPROBOX)"
     [ "$(id -u)" == 0 ] || die "start: run as root (crun and runc run the bundle as root)"
-    local runs=${RBX_BENCH_RUNS:-100}
+    local runs=${RBX_BENCH_RUNS:-100} rounds=${RBX_BENCH_ROUNDS:-5}
+    local per=$(((runs + rounds - 1) / rounds))
     local s=$BENCH/start
     rm -rf "$s"
     mkdir -p "$s"
@@ -422,15 +422,27 @@ cmd_start() {
     # dirty pages): let it finish before anything is timed.
     sync
     sleep 3
-    note "timing $runs runs each (machine load: $(cut -d' ' -f1-3 /proc/loadavg))"
-    without_unified hyperfine -N --style basic --runs "$runs" --warmup 5 --export-json "$s/start.json" \
-        -n "reprobox run" "$REPROBOX --root $s/store --quiet run $img true" \
-        -n "crun run" "crun --root $s/crun run -b $s/bundle rbx-bench-crun" \
-        -n "runc run" "runc --root $s/runc run -b $s/bundle rbx-bench-runc" \
-        -n "bwrap --unshare-all" "bwrap --unshare-all --ro-bind $rootfs / --proc /proc --dev /dev /bin/true" \
-        -n "unshare (floor)" "unshare -U -r -mpfnui --mount-proc chroot $rootfs /bin/true" >&2
+    # In rounds: this shared machine's speed drifts by a third within a minute, and hyperfine
+    # runs one command's runs before the next's; a round of every command every few seconds
+    # puts that drift on all of them alike.
+    note "timing $((per * rounds)) runs each in $rounds rounds (machine load: $(cut -d' ' -f1-3 /proc/loadavg))"
+    local round
+    for ((round = 1; round <= rounds; round++)); do
+        without_unified hyperfine -N --style basic --runs "$per" --warmup 3 --export-json "$s/round.$round.json" \
+            -n "reprobox run" "$REPROBOX --root $s/store --quiet run $img true" \
+            -n "crun run" "crun --root $s/crun run -b $s/bundle rbx-bench-crun" \
+            -n "runc run" "runc --root $s/runc run -b $s/bundle rbx-bench-runc" \
+            -n "bwrap --unshare-all" "bwrap --unshare-all --ro-bind $rootfs / --proc /proc --dev /dev /bin/true" \
+            -n "unshare (floor)" "unshare -U -r -mpfnui --mount-proc chroot $rootfs /bin/true" >&2
+    done
+    # Every round's times of a command together, and their median.
+    jq -s '[.[].results[]] | group_by(.command)
+           | map({command: .[0].command, times: ([.[].times[]] | sort)})
+           | map(. + {median: (.times | if length % 2 == 1 then .[length / 2 | floor]
+                                        else (.[length / 2 - 1] + .[length / 2]) / 2 end)})' \
+        "$s"/round.*.json >"$s/start.json"
 
-    median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
+    median() { jq -r --arg n "$2" '.[] | select(.command == $n) | .median' "$1"; }
     local r_rbx r_crun r_runc r_bwrap r_floor
     r_rbx=$(median "$s/start.json" "reprobox run")
     r_crun=$(median "$s/start.json" "crun run")
@@ -451,7 +463,8 @@ and its scratch dir made and removed); crun $(crun --version | awk 'NR==1 { prin
 bubblewrap $(bwrap --version | awk '{ print $2 }') with \`--unshare-all\`; the floor is
 \`unshare -U -r -mpfnui --mount-proc chroot ROOTFS true\`.
 $(nproc) CPUs ($(awk -F: '/model name/ { sub(/^ /, "", $2); print $2; exit }' /proc/cpuinfo)), $(uname -r), load
-$(cut -d' ' -f1 /proc/loadavg) when measured. Medians of $runs runs (hyperfine -N), \`scripts/bench.sh start\`.
+$(cut -d' ' -f1 /proc/loadavg) when measured. Medians of $((per * rounds)) runs each, in $rounds rounds of $per runs of every
+command (hyperfine -N), \`scripts/bench.sh start\`.
 
 | what | median | vs crun | target |
 |---|---|---|---|
