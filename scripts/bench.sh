@@ -20,6 +20,8 @@ RUNS=${RBX_BENCH_RUNS:-5}
 die() { echo "bench: error: $*" >&2; exit 1; }
 note() { echo "bench: $*" >&2; }
 need() { for t in "$@"; do command -v "$t" >/dev/null || die "$t not found (run scripts/install-deps.sh)"; done; }
+# The median time of a command in hyperfine's JSON export: median FILE NAME.
+median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
 
 # ---- the realistic image: Debian minbase, node, an npm app, a layer of whiteouts -------------
 
@@ -197,8 +199,6 @@ cmd_unpack() {
     files=$(find "$s/dest/rootfs" | wc -l)
     rm -rf "$s/trash" "$s/dest" "$s/store"
 
-    local median
-    median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
     local r_cold r_umoci r_tar r_pigz r_warm
     r_cold=$(median "$s/cold.json" "reprobox unpack (cold)")
     r_umoci=$(median "$s/cold.json" "umoci unpack")
@@ -295,8 +295,6 @@ EOF
     kill "$pid" 2>/dev/null
     trap - EXIT
 
-    local median
-    median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
     local r_rbx r_sk r_present
     r_rbx=$(median "$s/pull.json" "reprobox pull")
     r_sk=$(median "$s/pull.json" "skopeo copy")
@@ -363,7 +361,6 @@ cmd_doctor() {
     errors=$(jq .errors "$s/report.json")
     entries=$(jq .entries_walked "$s/report.json")
     links=$(jq .links_elsewhere "$s/report.json")
-    median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
     ms() { awk -v a="$1" 'BEGIN { printf "%.0f ms", a * 1000 }'; }
     cat <<EOF
 ## doctor
@@ -436,13 +433,12 @@ cmd_start() {
             -n "unshare (floor)" "unshare -U -r -mpfnui --mount-proc chroot $rootfs /bin/true" >&2
     done
     # Every round's times of a command together, and their median.
-    jq -s '[.[].results[]] | group_by(.command)
+    jq -s '{results: ([.[].results[]] | group_by(.command)
            | map({command: .[0].command, times: ([.[].times[]] | sort)})
            | map(. + {median: (.times | if length % 2 == 1 then .[length / 2 | floor]
-                                        else (.[length / 2 - 1] + .[length / 2]) / 2 end)})' \
+                                        else (.[length / 2 - 1] + .[length / 2]) / 2 end)}))}' \
         "$s"/round.*.json >"$s/start.json"
 
-    median() { jq -r --arg n "$2" '.[] | select(.command == $n) | .median' "$1"; }
     local r_rbx r_crun r_runc r_bwrap r_floor
     r_rbx=$(median "$s/start.json" "reprobox run")
     r_crun=$(median "$s/start.json" "crun run")
@@ -507,7 +503,6 @@ cmd_build() {
     hyperfine --style basic --runs "$RUNS" --warmup 1 --export-json "$s/warm.json" \
         -n "reprobox build (warm)" "$rbx" -n "buildah bud (warm)" "$bah" >&2
 
-    median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
     ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
     ms() { awk -v a="$1" 'BEGIN { printf "%.0f ms", a * 1000 }'; }
     local rc bc rw bw
