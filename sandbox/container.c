@@ -75,16 +75,7 @@ static void holder_enter_root(const struct holder *h, int sock, int rootfd)
 
     /* /sys is ours now (a fresh sysfs or a bind we made): mask what Docker masks there. So is
      * /proc when the holder itself becomes the process: its pid namespace is the process's. */
-    int devnull = rbx_devnull_open_checked();
-    if (devnull < 0)
-        rbx_child_fail(sock, RBX_OP_MASK, 0, -devnull, "/dev/null");
-    size_t index = 0;
-    r = rbx_paths_apply(rbx_sys_paths, rbx_sys_paths_count, devnull, &index);
-    if (r < 0)
-        rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_sys_paths[index].path);
-    if (h->then && (r = rbx_paths_apply(rbx_proc_paths, rbx_proc_paths_count, devnull, &index)) < 0)
-        rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_proc_paths[index].path);
-    close(devnull);
+    rbx_masks_apply(sock, true, h->then != NULL);
 }
 
 /* Runs in the holder, pid 1 of the container's pid namespace: only system calls. */

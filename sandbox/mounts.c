@@ -513,6 +513,20 @@ int rbx_proc_replace(void)
 
 /* ---- masked and read-only paths --------------------------------------------------------- */
 
+void rbx_masks_apply(int sock, bool sys, bool proc)
+{
+    int devnull = rbx_devnull_open_checked();
+    if (devnull < 0)
+        rbx_child_fail(sock, RBX_OP_MASK, 0, -devnull, "/dev/null");
+    size_t index = 0;
+    int r;
+    if (sys && (r = rbx_paths_apply(rbx_sys_paths, rbx_sys_paths_count, devnull, &index)) < 0)
+        rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_sys_paths[index].path);
+    if (proc && (r = rbx_paths_apply(rbx_proc_paths, rbx_proc_paths_count, devnull, &index)) < 0)
+        rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_proc_paths[index].path);
+    close(devnull);
+}
+
 int rbx_devnull_open_checked(void)
 {
     /* Runs in a child after pivot_root: /dev is our tmpfs, /dev/null our bind. The container may

@@ -164,14 +164,7 @@ static void process_main(void *arg)
     r = rbx_proc_replace();
     if (r < 0)
         rbx_child_fail(sock, RBX_OP_PROC, 0, -r, NULL);
-    int devnull = rbx_devnull_open_checked();
-    if (devnull < 0)
-        rbx_child_fail(sock, RBX_OP_MASK, 0, -devnull, "/dev/null");
-    size_t index = 0;
-    r = rbx_paths_apply(rbx_proc_paths, rbx_proc_paths_count, devnull, &index);
-    if (r < 0)
-        rbx_child_fail(sock, RBX_OP_MASK, 0, -r, rbx_proc_paths[index].path);
-    close(devnull);
+    rbx_masks_apply(sock, false, true);
     process_finish(pl, sock);
 }
 

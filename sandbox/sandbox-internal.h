@@ -403,6 +403,9 @@ int rbx_paths_apply(const struct rbx_path_row *rows, size_t n, int devnull, size
 int rbx_proc_replace(void);
 /* Child, after pivot_root: /dev/null, refused (-EINVAL) unless the real char device 1:3. */
 int rbx_devnull_open_checked(void);
+/* Child, after pivot_root: the paths of /sys and/or /proc masked over a checked /dev/null;
+ * on failure, says which path on `sock` and exits. */
+void rbx_masks_apply(int sock, bool sys, bool proc);
 
 /* ---- pods, containers, processes (pod.c, container.c, process.c, supervise.c) ------------ */
 
