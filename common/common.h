@@ -224,10 +224,10 @@ int rbx_json_get_strv(const json_t *obj, const char *key, const char *what, char
 
 /* ---- small utilities ------------------------------------------------------------------------ */
 
-uint64_t rbx_now_ns(void);
+uint64_t rbx_now_ns(void); /* CLOCK_MONOTONIC */
 /* pthread_create with every signal blocked in the new thread: helper threads (probes, log
  * relays, sweeps) never take a signal meant for the sandbox's supervision. */
-int rbx_thread_create_quiet(pthread_t *t, void *(*fn)(void *), void *arg); /* CLOCK_MONOTONIC */
+int rbx_thread_create_quiet(pthread_t *t, void *(*fn)(void *), void *arg);
 /* Parse sizes like "512m", "2g", "1048576" (binary multiples). */
 int rbx_parse_size(const char *s, uint64_t *out);
 /* Human size "1.2 MiB" into buf. */
