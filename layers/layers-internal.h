@@ -226,8 +226,8 @@ struct rbx_store {
     int *held_fds;
     char **held_keys;
     size_t n_held;
-    /* The sweep of runs/ started by rbx_store_open, while the caller goes on (joined by that
-     * process only: a forked child has no such thread). */
+    /* The sweep of runs/ started by rbx_store_open_for_run, while the caller goes on (joined
+     * by that process only: a forked child has no such thread). */
     pthread_t sweeper;
     pid_t sweeper_owner;
     bool sweeping;

@@ -317,9 +317,9 @@ int rbx_store_set_overlay_unusable(struct rbx_store *s, const char *why, struct 
 /* Close: the dir is removed unless `keep` (then it stays, unlocked, for the user to inspect). */
 struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep);
 /* Close a throwaway run's dir. When its command changed nothing (upper/ empty, no flat rootfs),
- * the dir stays, unlocked, for the sweep of the next store open (a thread, while that process
- * opens its image): on ext4 without a journal mounted with discard, each rmdir waits for the
- * discard of the dir's block, and a run leaves six dirs. Anything else is removed now. */
+ * the dir stays, unlocked, for the sweep of the next store open (for a run, a thread while that
+ * process opens its image): on ext4 without a journal mounted with discard, each rmdir waits
+ * for the discard of the dir's block, and a run leaves six dirs. Anything else is removed now. */
 struct rbx_run_dir *rbx_run_dir_leave(struct rbx_run_dir *rd);
 
 /* ---- writing layers (writer.c) --------------------------------------------------------------- */

@@ -1,9 +1,9 @@
 /* rundir.c — a run's scratch space, <store>/runs/<id>/{upper,work}, owned through an flock on
  * runs/<id>.lock for as long as it is open; runs whose owner died are swept at the next store
- * open (in a thread, as are those a finished run left there: rbx_run_dir_leave), runs kept for
- * inspection are marked runs/<id>.kept and left alone. The overlay is
- * mounted on runs/<id> itself, in the sandbox's mount namespace only: no dir of its own to make
- * and remove at every run. */
+ * open (for a run, in a thread), as are those a finished run left there (rbx_run_dir_leave);
+ * runs kept for inspection are marked runs/<id>.kept and left alone. The overlay is mounted on
+ * runs/<id> itself, in the sandbox's mount namespace only: no dir of its own to make and
+ * remove at every run. */
 #include "layers/layers-internal.h"
 
 #include <fcntl.h>

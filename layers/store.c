@@ -268,12 +268,12 @@ static int store_open(const char *dir, bool for_run, struct rbx_store **out, str
     /* Best effort: what a dead reprobox left must not stop this one (a run's files may belong
      * to ids only its user namespace can remove). */
     (void)sweep_tmp(s, NULL);
-    /* Runs in a thread: mostly what the last run left for us (rbx_run_dir_leave), removed while
-     * this one opens its image; before that, for a run, its own run dir, which would otherwise
-     * wait for those removals in runs/. */
+    /* For a run, in a thread: its own run dir first (it would otherwise wait for the removals
+     * in runs/), then mostly what the last run left for us (rbx_run_dir_leave), removed while
+     * this one opens its image. Other commands have nothing to overlap it with: here. */
     s->sweeper_owner = getpid();
     s->spare_wanted = for_run;
-    s->sweeping = rbx_thread_create_quiet(&s->sweeper, sweep_runs_main, s) == 0;
+    s->sweeping = for_run && rbx_thread_create_quiet(&s->sweeper, sweep_runs_main, s) == 0;
     if (!s->sweeping) {
         s->spare_wanted = false;
         (void)rbx_run_dir_sweep(s, NULL);
