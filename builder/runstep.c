@@ -448,24 +448,6 @@ static int cmp_stub_desc(const void *a, const void *b)
     return strcmp(((const struct stub *)b)->path, ((const struct stub *)a)->path);
 }
 
-static bool dir_empty(int fd)
-{
-    int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    DIR *dir = d >= 0 ? fdopendir(d) : NULL;
-    if (!dir) {
-        if (d >= 0)
-            close(d);
-        return false;
-    }
-    struct dirent *de;
-    bool empty = true;
-    while ((de = readdir(dir)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-            empty = false;
-    closedir(dir);
-    return empty;
-}
-
 /* Remove the mount points the sandbox made (empty files and dirs where the lower layers had
  * nothing) and the directories it copied up only to make them, deepest first. */
 static void stubs_remove(int upperfd, struct stub *v, size_t n)
@@ -481,7 +463,7 @@ static void stubs_remove(int upperfd, struct stub *v, size_t n)
         if (S_ISDIR(st.st_mode)) {
             _cleanup_close_ int fd =
                 openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (fd < 0 || !dir_empty(fd))
+            if (fd < 0 || !rbx_dir_is_empty(fd))
                 continue;
             /* a copied-up parent goes only when nothing about it changed */
             if (v[i].existed &&

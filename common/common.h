@@ -166,6 +166,9 @@ int rbx_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *created
 int rbx_open_parent_in_root(int rootfd, const char *path, bool create, char *name, struct rbx_error **err);
 /* Remove the tree below dirfd/name without following symlinks. Missing is not an error. */
 int rbx_rm_rf_at(int dirfd, const char *name, struct rbx_error **err);
+/* The directory open at fd holds nothing but "." and "..". fd stays open; its read position
+ * is rewound and then moved (it is shared with the dup this reads through). */
+bool rbx_dir_is_empty(int fd);
 /* Read a whole small file (at most max bytes, else -EFBIG / RBX_ERR_LIMIT) into a NUL-terminated
  * buffer. `path` is opened plainly: use it for reprobox's own files, rbx_read_fd for an image's. */
 int rbx_read_fd(int fd, size_t max, const char *what, char **out, size_t *len, struct rbx_error **err);

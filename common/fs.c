@@ -363,6 +363,23 @@ int rbx_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, bool *created
     return mkdir_p_clean(rootfd, clean, mode, created, 0, err);
 }
 
+bool rbx_dir_is_empty(int fd)
+{
+    int d = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    _cleanup_closedir_ DIR *dir = d >= 0 ? fdopendir(d) : NULL;
+    if (!dir) {
+        if (d >= 0)
+            close(d);
+        return false;
+    }
+    rewinddir(dir); /* the dup shares the caller's read position */
+    struct dirent *de;
+    while ((de = readdir(dir)))
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            return false;
+    return true;
+}
+
 int rbx_rm_rf_at(int parentfd, const char *name, struct rbx_error **err)
 {
     if (unlinkat(parentfd, name, 0) == 0 || errno == ENOENT)

@@ -286,19 +286,8 @@ static bool upper_empty(const struct rbx_run_dir *rd)
 {
     char rel[RUN_ID_LEN + 8];
     snprintf(rel, sizeof(rel), "%s/upper", rd->id);
-    int fd = openat(rd->runs_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    _cleanup_closedir_ DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return false;
-    }
-    struct dirent *de;
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-            return false;
-    return true;
+    _cleanup_close_ int fd = openat(rd->runs_fd, rel, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    return fd >= 0 && rbx_dir_is_empty(fd);
 }
 
 struct rbx_run_dir *rbx_run_dir_close(struct rbx_run_dir *rd, bool keep)

@@ -273,6 +273,20 @@ START_TEST(test_rm_rf_unreadable_dirs)
 }
 END_TEST
 
+START_TEST(test_dir_is_empty)
+{
+    ck_assert_int_eq(mkdirat(rootfd, "e", 0755), 0);
+    int fd = openat(rootfd, "e", O_RDONLY | O_DIRECTORY);
+    ck_assert(rbx_dir_is_empty(fd));
+    ck_assert(rbx_dir_is_empty(fd)); /* asked again through the same fd: read from the start */
+    int f = openat(fd, ".hidden", O_CREAT | O_WRONLY, 0644);
+    close(f);
+    ck_assert(!rbx_dir_is_empty(fd));
+    close(fd);
+    ck_assert(!rbx_dir_is_empty(-1));
+}
+END_TEST
+
 START_TEST(test_read_fd_limit)
 {
     struct rbx_error *err = NULL;
@@ -370,6 +384,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_path_clean);
     tcase_add_test(tc, test_path_clean_bounds);
     tcase_add_test(tc, test_rm_rf_unreadable_dirs);
+    tcase_add_test(tc, test_dir_is_empty);
     tcase_add_test(tc, test_read_fd_limit);
     tcase_add_test(tc, test_write_file_atomic);
     tcase_add_test(tc, test_realpath_in_root);
